@@ -1,0 +1,49 @@
+// sluice: the command-line entry point. Subcommands live in *_commands.cc.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  using namespace sluice::cli;
+  CLI::App app{
+      "Sluice: workflow orchestration for machine-learning pipelines.\n"
+      "Pipelines are DAGs written in TOML; see docs/dag-format.md.",
+      "sluice"};
+  app.set_version_flag("--version", std::string("sluice ") + SLUICE_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.footer(
+      "Examples:\n"
+      "  sluice dag validate dags/          check every DAG file in a folder\n"
+      "  sluice dag show dags/hello.toml    print a DAG with its defaults applied\n"
+      "\n"
+      "Exit codes: 0 ok, 1 failed (invalid DAG, failed run), 2 bad usage.\n"
+      "Run `sluice COMMAND --help` for a command's options.");
+
+  GlobalOptions global;
+  app.add_option("--color", global.color, "Color output: auto, always or never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->default_str("auto");
+
+  int exit_code = kExitOk;
+  AddDagCommands(app, global, &exit_code);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sluice: internal error: %s\n", e.what());
+    return kExitFailed;
+  }
+  return exit_code;
+}

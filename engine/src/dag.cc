@@ -1,0 +1,191 @@
+#include "sluice/dag.h"
+
+#include <date/date.h>
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <cmath>
+#include <functional>
+#include <queue>
+
+namespace sluice {
+namespace {
+
+constexpr std::array<std::pair<TriggerRule, std::string_view>, 9> kTriggerRules = {{
+    {TriggerRule::kAllSuccess, "all_success"},
+    {TriggerRule::kAllFailed, "all_failed"},
+    {TriggerRule::kAllDone, "all_done"},
+    {TriggerRule::kOneSuccess, "one_success"},
+    {TriggerRule::kOneFailed, "one_failed"},
+    {TriggerRule::kNoneFailed, "none_failed"},
+    {TriggerRule::kNoneFailedMinOneSuccess, "none_failed_min_one_success"},
+    {TriggerRule::kNoneSkipped, "none_skipped"},
+    {TriggerRule::kAlways, "always"},
+}};
+
+}  // namespace
+
+std::string_view TriggerRuleName(TriggerRule rule) {
+  for (const auto& [r, name] : kTriggerRules) {
+    if (r == rule) return name;
+  }
+  return "?";
+}
+
+std::optional<TriggerRule> ParseTriggerRule(std::string_view name) {
+  for (const auto& [r, n] : kTriggerRules) {
+    if (n == name) return r;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> TriggerRuleNames() {
+  std::vector<std::string> names;
+  for (const auto& entry : kTriggerRules) names.emplace_back(entry.second);
+  return names;
+}
+
+std::string_view CatchupPolicyName(CatchupPolicy policy) {
+  switch (policy) {
+    case CatchupPolicy::kAll:
+      return "all";
+    case CatchupPolicy::kLatest:
+      return "latest";
+    case CatchupPolicy::kNone:
+      return "none";
+  }
+  return "?";
+}
+
+Duration RetryDelay(Duration retry_delay, const RetryBackoff& backoff, int failed_tries,
+                    double random01) {
+  double delay_ms = static_cast<double>(retry_delay.count());
+  if (backoff.exponential && failed_tries > 1) {
+    delay_ms *= std::pow(backoff.multiplier, failed_tries - 1);
+  }
+  if (backoff.exponential) {
+    delay_ms = std::min(delay_ms, static_cast<double>(backoff.max_delay.count()));
+  }
+  delay_ms -= delay_ms * backoff.jitter * std::clamp(random01, 0.0, 1.0);
+  return Duration(static_cast<int64_t>(std::max(0.0, delay_ms)));
+}
+
+Dag::Dag(DagSpec spec) : spec_(std::move(spec)) {
+  const size_t n = spec_.tasks.size();
+  index_.reserve(n);
+  for (size_t i = 0; i < n; ++i) index_.emplace(spec_.tasks[i].id, static_cast<uint32_t>(i));
+  upstream_.resize(n);
+  downstream_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    for (const std::string& dep : spec_.tasks[i].depends_on) {
+      auto it = index_.find(dep);
+      assert(it != index_.end() && "Dag built from an unvalidated spec");
+      if (it == index_.end()) continue;
+      upstream_[i].push_back(it->second);
+    }
+    std::sort(upstream_[i].begin(), upstream_[i].end());
+    upstream_[i].erase(std::unique(upstream_[i].begin(), upstream_[i].end()), upstream_[i].end());
+    for (uint32_t u : upstream_[i]) downstream_[u].push_back(static_cast<uint32_t>(i));
+    edge_count_ += upstream_[i].size();
+  }
+
+  // Kahn's algorithm with a min-heap on the file index: ties keep file order.
+  std::vector<uint32_t> pending(n);
+  std::vector<uint32_t> depth(n, 0);
+  std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<>> ready;
+  for (size_t i = 0; i < n; ++i) {
+    pending[i] = static_cast<uint32_t>(upstream_[i].size());
+    if (pending[i] == 0) ready.push(static_cast<uint32_t>(i));
+  }
+  order_.reserve(n);
+  while (!ready.empty()) {
+    uint32_t t = ready.top();
+    ready.pop();
+    order_.push_back(t);
+    if (layers_.size() <= depth[t]) layers_.resize(depth[t] + 1);
+    layers_[depth[t]].push_back(t);
+    for (uint32_t d : downstream_[t]) {
+      depth[d] = std::max(depth[d], depth[t] + 1);
+      if (--pending[d] == 0) ready.push(d);
+    }
+  }
+  assert(order_.size() == n && "Dag built from a spec with a cycle");
+  for (auto& layer : layers_) std::sort(layer.begin(), layer.end());
+}
+
+int64_t Dag::IndexOf(std::string_view task_id) const {
+  auto it = index_.find(task_id);
+  return it == index_.end() ? -1 : static_cast<int64_t>(it->second);
+}
+
+std::string FormatTimeUtc(TimePoint t) { return date::format("%Y-%m-%dT%H:%M:%SZ", t); }
+
+}  // namespace sluice
+
+namespace sluice {
+
+nlohmann::json DagToJson(const Dag& dag) {
+  using nlohmann::json;
+  const DagSpec& spec = dag.spec();
+  json out;
+  out["id"] = spec.id;
+  out["description"] = spec.description;
+  out["owner"] = spec.owner;
+  out["tags"] = spec.tags;
+  out["schedule"] = spec.schedule ? json(*spec.schedule) : json();
+  out["timezone"] = spec.timezone;
+  out["start_date"] = spec.start_date ? json(FormatTimeUtc(*spec.start_date)) : json();
+  out["end_date"] = spec.end_date ? json(FormatTimeUtc(*spec.end_date)) : json();
+  out["catchup"] = CatchupPolicyName(spec.catchup);
+  out["max_active_runs"] = spec.max_active_runs;
+  out["dagrun_timeout"] = spec.dagrun_timeout ? json(FormatDuration(*spec.dagrun_timeout)) : json();
+  out["params"] = spec.params;
+  out["source_path"] = spec.source_path;
+  json tasks = json::array();
+  for (size_t i = 0; i < dag.size(); ++i) {
+    const TaskSpec& t = dag.tasks()[i];
+    json task;
+    task["id"] = t.id;
+    task["plugin"] = t.plugin;
+    task["description"] = t.description;
+    json deps = json::array();
+    for (uint32_t u : dag.upstream(i)) deps.push_back(dag.tasks()[u].id);
+    task["depends_on"] = deps;
+    task["params"] = t.params;
+    json inputs = json::object();
+    for (const TaskSpec::Input& in : t.inputs) inputs[in.name] = in.task + "." + in.output;
+    task["inputs"] = inputs;
+    task["retries"] = t.retries;
+    task["retry_delay"] = FormatDuration(t.retry_delay);
+    if (t.retry_backoff.exponential) {
+      task["retry_backoff"] = {{"multiplier", t.retry_backoff.multiplier},
+                               {"max_delay", FormatDuration(t.retry_backoff.max_delay)},
+                               {"jitter", t.retry_backoff.jitter}};
+    } else {
+      task["retry_backoff"] = false;
+    }
+    task["timeout"] = t.timeout ? json(FormatDuration(*t.timeout)) : json();
+    task["trigger_rule"] = TriggerRuleName(t.trigger_rule);
+    task["pool"] = t.pool;
+    task["priority"] = t.priority;
+    task["cache"] = t.cache;
+    task["when"] = t.when ? json(t.when->text()) : json();
+    task["line"] = t.pos.line;
+    tasks.push_back(std::move(task));
+  }
+  out["tasks"] = std::move(tasks);
+  json order = json::array();
+  for (uint32_t i : dag.topological_order()) order.push_back(dag.tasks()[i].id);
+  out["topological_order"] = std::move(order);
+  json layers = json::array();
+  for (const auto& layer : dag.layers()) {
+    json names = json::array();
+    for (uint32_t i : layer) names.push_back(dag.tasks()[i].id);
+    layers.push_back(std::move(names));
+  }
+  out["layers"] = std::move(layers);
+  return out;
+}
+
+}  // namespace sluice
