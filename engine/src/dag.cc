@@ -42,6 +42,7 @@ std::optional<TriggerRule> ParseTriggerRule(std::string_view name) {
 
 std::vector<std::string> TriggerRuleNames() {
   std::vector<std::string> names;
+  names.reserve(kTriggerRules.size());
   for (const auto& entry : kTriggerRules) names.emplace_back(entry.second);
   return names;
 }

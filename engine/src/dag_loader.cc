@@ -354,7 +354,8 @@ std::optional<Duration> Loader::GetDuration(const toml::table& t, std::string_vi
   std::string text = *node->value<std::string>();
   StatusOr<Duration> d = ParseDuration(text);
   if (!d.ok()) {
-    Error(PosOf(*node), std::string(where) + ": " + Quote(key) + ": " + d.status().message());
+    Error(PosOf(*node), std::string(where) + ": " + Quote(key) + ": " + d.status().message(),
+          std::string(kDurationHint));
     return std::nullopt;
   }
   if (!allow_zero && d->count() == 0) {
@@ -831,7 +832,7 @@ bool Loader::CheckCycles(const std::vector<TaskSpec>& tasks) {
   // remaining tasks until a task repeats; that loop is a cycle. Report it, take its tasks
   // out, and look again, so that separate cycles are each reported once.
   std::vector<char> remaining(n, 0);
-  for (size_t i = 0; i < n; ++i) remaining[i] = pending[i] > 0;
+  for (size_t i = 0; i < n; ++i) remaining[i] = pending[i] > 0 ? 1 : 0;
   for (size_t start = 0; start < n; ++start) {
     if (!remaining[start]) continue;
     std::vector<size_t> path;
@@ -1036,9 +1037,11 @@ DagLoadResult LoadDagText(std::string_view text, const std::string& path) {
   } catch (const toml::parse_error& e) {
     std::string message = "TOML syntax error: " + std::string(e.description());
     std::string hint;
-    if (message.find("already defined") != std::string::npos ||
-        message.find("redefinition") != std::string::npos) {
+    if (message.find("redefine") != std::string::npos) {
       hint = "each key may appear once per table; tasks are [[task]] sections (double brackets)";
+    } else if (message.find("control characters") != std::string::npos ||
+               message.find("encountered end-of-file") != std::string::npos) {
+      hint = "a string is probably not closed: add its closing quote on the same line";
     }
     result.diagnostics.Error(path, PosOf(e.source()), message, hint);
     return result;

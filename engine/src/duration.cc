@@ -22,9 +22,7 @@ constexpr std::array<Unit, 5> kUnits = {{
 
 Status Bad(std::string_view text, std::string_view why) {
   return Status::InvalidArgument("invalid duration \"" + std::string(text) +
-                                 "\": " + std::string(why) +
-                                 " (write a number and a unit, largest first, e.g. \"30s\", "
-                                 "\"5m\", \"1h30m\"; units: d h m s ms)");
+                                 "\": " + std::string(why));
 }
 
 }  // namespace
@@ -43,6 +41,9 @@ StatusOr<Duration> ParseDuration(std::string_view text) {
       if (number > (std::numeric_limits<int64_t>::max() - 9) / 10) return Bad(text, "too large");
       number = number * 10 + (text[i] - '0');
       ++i;
+    }
+    if (i < text.size() && (text[i] == '.' || text[i] == ',')) {
+      return Bad(text, "fractions are not supported (write \"1h30m\" rather than \"1.5h\")");
     }
     size_t unit_start = i;
     while (i < text.size() &&

@@ -38,7 +38,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 std::optional<std::string> ClosestMatch(std::string_view name,
                                         const std::vector<std::string>& candidates) {
   const std::string lower = Lower(name);
-  const size_t limit = std::max<size_t>(1, name.size() / 3);
+  // Very short names are one edit away from too much; suggest only a case difference there.
+  const size_t limit = name.size() < 3 ? 0 : std::max<size_t>(1, name.size() / 3);
   std::optional<std::string> best;
   size_t best_distance = limit + 1;
   for (const std::string& candidate : candidates) {

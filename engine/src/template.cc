@@ -183,10 +183,9 @@ std::optional<TemplateError> CheckTemplateVariable(const Template::Placeholder& 
     const json* node = &params[param];
     for (size_t i = 2; i < placeholder.path.size(); ++i) {
       if (!node->is_object() || !node->contains(placeholder.path[i])) {
-        return TemplateError{placeholder.offset,
-                             "unknown template variable \"" + name + "\": parameter \"" + param +
-                                 "\" has no field \"" + placeholder.path[i] + "\"",
-                             ""};
+        std::string message = "unknown template variable \"" + name + "\": parameter \"";
+        message += param + "\" has no field \"" + placeholder.path[i] + "\"";
+        return TemplateError{placeholder.offset, std::move(message), ""};
       }
       node = &(*node)[placeholder.path[i]];
     }

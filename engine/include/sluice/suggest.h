@@ -14,7 +14,8 @@ namespace sluice {
 size_t EditDistance(std::string_view a, std::string_view b);
 
 // The candidate nearest to `name`, if it is near enough to be a plausible typo: distance at
-// most max(1, len/3), or the same ignoring case. Ties go to the earlier candidate.
+// most max(1, len/3) (0 below 3 characters), or the same ignoring case. Ties go to the earlier
+// candidate.
 std::optional<std::string> ClosestMatch(std::string_view name,
                                         const std::vector<std::string>& candidates);
 

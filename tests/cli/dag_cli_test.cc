@@ -1,0 +1,124 @@
+// Drives the real `sluice` binary: exit codes, output formats, help.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace sluice {
+namespace {
+
+using testing::RunSluice;
+
+TEST_CASE("Cli.DagValidate.ValidFolderExitsZero" * doctest::timeout(60)) {
+  auto r = RunSluice({"dag", "validate", testing::SourcePath("dags")});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("hello.toml: ok (DAG \"hello\"") != std::string::npos);
+  CHECK(r.out.find("0 invalid") != std::string::npos);
+}
+
+TEST_CASE("Cli.DagValidate.InvalidFilePrintsPositionQuoteAndHint" * doctest::timeout(60)) {
+  const std::string file = testing::DataPath("dags/invalid/unknown_dependency_typo.toml");
+  auto r = RunSluice({"dag", "validate", file});
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find(file + ":11:15: error: task \"train\" depends on unknown task \"prepar\"") !=
+        std::string::npos);
+  CHECK(r.out.find("  11 | depends_on = [\"prepar\"]\n") != std::string::npos);
+  CHECK(r.out.find("     |               ^\n") != std::string::npos);
+  CHECK(r.out.find("hint: did you mean \"prepare\"?") != std::string::npos);
+  CHECK(r.out.find("1 file checked: 0 valid, 1 invalid; 1 error") != std::string::npos);
+  CHECK(r.out.find("\033[") == std::string::npos);  // NO_COLOR is set by RunSluice
+}
+
+TEST_CASE("Cli.DagValidate.MixedArgumentsReportEveryFile" * doctest::timeout(60)) {
+  auto r = RunSluice({"dag", "validate", "--format", "json", testing::SourcePath("dags/hello.toml"),
+                      testing::DataPath("dags/invalid/many_errors_at_once.toml")});
+  CHECK(r.exit_code == 1);
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  CHECK(j["valid"] == false);
+  REQUIRE(j["files"].size() == 2);
+  CHECK(j["files"][0]["valid"] == true);
+  CHECK(j["files"][0]["dag_id"] == "hello");
+  CHECK(j["files"][1]["valid"] == false);
+  CHECK(j["files"][1]["diagnostics"].size() == 5);
+  CHECK(j["files"][1]["diagnostics"][0]["line"] == 3);
+  CHECK(j["files"][1]["diagnostics"][0]["column"] == 9);
+  CHECK(j["errors"] == 5);
+}
+
+TEST_CASE("Cli.DagValidate.DuplicateIdsAcrossArguments" * doctest::timeout(60)) {
+  testing::TempDir dir;
+  const std::string body = "[dag]\nid = \"dup\"\n[[task]]\nid = \"a\"\nplugin = \"core.noop\"\n";
+  testing::WriteFile(dir.file("one.toml"), body);
+  testing::WriteFile(dir.file("two.toml"), body);
+  auto r = RunSluice({"dag", "validate", dir.file("one.toml"), dir.file("two.toml")});
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find(dir.file("two.toml") + ":2:6: error: DAG id \"dup\" is already used by " +
+                   dir.file("one.toml")) != std::string::npos);
+}
+
+TEST_CASE("Cli.DagValidate.BadUsageExitsTwo" * doctest::timeout(60)) {
+  auto missing = RunSluice({"dag", "validate", "/nonexistent.toml"});
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err.find("/nonexistent.toml") != std::string::npos);
+  auto no_args = RunSluice({"dag", "validate"});
+  CHECK(no_args.exit_code == 2);
+  auto bad_flag = RunSluice({"dag", "validate", "--frmat", "json", "x"});
+  CHECK(bad_flag.exit_code == 2);
+  auto bad_format =
+      RunSluice({"dag", "show", testing::SourcePath("dags/hello.toml"), "--format", "yaml"});
+  CHECK(bad_format.exit_code == 2);
+  CHECK(bad_format.err.find("yaml") != std::string::npos);
+  auto unknown = RunSluice({"dga"});
+  CHECK(unknown.exit_code == 2);
+}
+
+TEST_CASE("Cli.DagShow.TextJsonDot" * doctest::timeout(60)) {
+  const std::string file = testing::SourcePath("dags/hello.toml");
+  auto text = RunSluice({"dag", "show", file});
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.find("DAG hello") != std::string::npos);
+  CHECK(text.out.find("  0: greet, count\n  1: goodbye\n") != std::string::npos);
+  CHECK(text.out.find("retries:      1, delay 1s") != std::string::npos);  // from [defaults]
+
+  auto json = RunSluice({"dag", "show", file, "--format", "json"});
+  CHECK(json.exit_code == 0);
+  nlohmann::json j = nlohmann::json::parse(json.out);
+  CHECK(j["id"] == "hello");
+  CHECK(j["topological_order"] == nlohmann::json::array({"greet", "count", "goodbye"}));
+  CHECK(j["tasks"][2]["timeout"] == "1m");
+
+  auto dot = RunSluice({"dag", "show", file, "--format", "dot"});
+  CHECK(dot.exit_code == 0);
+  CHECK(dot.out.rfind("digraph \"hello\" {", 0) == 0);
+  CHECK(dot.out.find("\"greet\" -> \"goodbye\";") != std::string::npos);
+  CHECK(dot.out.find("\"count\" -> \"goodbye\";") != std::string::npos);
+  CHECK(dot.out.find("{ rank=same; \"greet\"; \"count\"; }") != std::string::npos);
+}
+
+TEST_CASE("Cli.DagShow.InvalidFileShowsErrorsAndExitsOne" * doctest::timeout(60)) {
+  auto r = RunSluice({"dag", "show", testing::DataPath("dags/invalid/cycle_two_tasks.toml")});
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err.find("dependency cycle: b -> a -> b") != std::string::npos);
+}
+
+TEST_CASE("Cli.Help.ListsCommandsAndVersion" * doctest::timeout(60)) {
+  auto help = RunSluice({"--help"});
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("dag") != std::string::npos);
+  CHECK(help.out.find("Exit codes") != std::string::npos);
+  auto dag_help = RunSluice({"dag", "--help"});
+  CHECK(dag_help.exit_code == 0);
+  CHECK(dag_help.out.find("validate") != std::string::npos);
+  CHECK(dag_help.out.find("show") != std::string::npos);
+  auto show_help = RunSluice({"dag", "show", "--help"});
+  CHECK(show_help.exit_code == 0);
+  CHECK(show_help.out.find("--format") != std::string::npos);
+  auto version = RunSluice({"--version"});
+  CHECK(version.exit_code == 0);
+  CHECK(version.out.rfind("sluice ", 0) == 0);
+}
+
+}  // namespace
+}  // namespace sluice

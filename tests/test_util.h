@@ -1,0 +1,44 @@
+// Helpers shared by the tests: fixture paths, files, temporary folders, running the binary.
+#ifndef SLUICE_TESTS_TEST_UTIL_H_
+#define SLUICE_TESTS_TEST_UTIL_H_
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace sluice::testing {
+
+// tests/data/<relative>
+std::string DataPath(const std::string& relative);
+// <source root>/<relative>
+std::string SourcePath(const std::string& relative);
+
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& text);
+
+// A fresh folder under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when the process did not exit normally
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+
+// Runs the built `sluice` binary with `args` (no shell; arguments are passed as they are).
+CommandResult RunSluice(const std::vector<std::string>& args);
+
+}  // namespace sluice::testing
+
+#endif  // SLUICE_TESTS_TEST_UTIL_H_
