@@ -23,6 +23,9 @@ struct GlobalOptions {
 };
 
 void AddDagCommands(CLI::App& app, const GlobalOptions& global, int* exit_code);
+void AddRunCommands(CLI::App& app, const GlobalOptions& global, int* exit_code);
+void AddStateCommands(CLI::App& app, int* exit_code);
+void AddPluginCommands(CLI::App& app, int* exit_code);
 
 }  // namespace sluice::cli
 

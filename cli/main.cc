@@ -16,8 +16,11 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.footer(
       "Examples:\n"
+      "  sluice run dags/hello.toml         run a DAG once, here, to completion\n"
       "  sluice dag validate dags/          check every DAG file in a folder\n"
       "  sluice dag show dags/hello.toml    print a DAG with its defaults applied\n"
+      "  sluice runs list                   runs recorded in ./.sluice\n"
+      "  sluice plugins list                the steps DAGs can use\n"
       "\n"
       "Exit codes: 0 ok, 1 failed (invalid DAG, failed run), 2 bad usage.\n"
       "Run `sluice COMMAND --help` for a command's options.");
@@ -29,6 +32,9 @@ int main(int argc, char** argv) {
 
   int exit_code = kExitOk;
   AddDagCommands(app, global, &exit_code);
+  AddRunCommands(app, global, &exit_code);
+  AddStateCommands(app, &exit_code);
+  AddPluginCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);

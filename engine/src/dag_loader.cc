@@ -667,6 +667,7 @@ void Loader::ParseTask(const toml::table& t, size_t index, const TaskSettings& d
 
   if (auto plugin = GetString(t, "plugin", where)) {
     task->plugin = *plugin;
+    task->plugin_pos = PosOf(*t.get("plugin"));
     if (!IsPluginName(*plugin)) {
       Error(PosOf(*t.get("plugin")), where + ": plugin name " + Quote(*plugin) + " is not valid",
             "plugin names look like \"core.shell\" or \"train.xgboost\"");
@@ -695,6 +696,7 @@ void Loader::ParseTask(const toml::table& t, size_t index, const TaskSettings& d
       task->params = ToJson(*params);
       for (const auto& [k, v] : *params->as_table()) {
         task->param_pos.emplace(std::string(k.str()), PosOf(k));
+        task->param_value_pos.emplace(std::string(k.str()), PosOf(v));
       }
       CheckTemplates(*params, where + " params");
     }

@@ -91,8 +91,10 @@ struct TaskSpec {
   std::shared_ptr<const Expression> when;  // null = always run
 
   // Where things were written, for messages that point back into the file.
-  SourcePos pos;                                         // the [[task]] header
-  std::unordered_map<std::string, SourcePos> param_pos;  // param name -> its key
+  SourcePos pos;                                               // the [[task]] header
+  SourcePos plugin_pos;                                        // the plugin value
+  std::unordered_map<std::string, SourcePos> param_pos;        // param name -> its key
+  std::unordered_map<std::string, SourcePos> param_value_pos;  // param name -> its value
 };
 
 struct DagSpec {

@@ -1,0 +1,76 @@
+#include "common.h"
+
+#include <boost/asio/io_context.hpp>
+#include <cstdio>
+#include <cstdlib>
+
+#include "sluice/local_executor.h"
+
+namespace sluice::cli {
+
+std::string DefaultStateDir() {
+  const char* env = std::getenv("SLUICE_STATE_DIR");
+  return env != nullptr && *env != '\0' ? env : ".sluice";
+}
+
+namespace {
+
+// The scan needs a listener; no task runs during it.
+class NoTasks : public ExecutorListener {
+ public:
+  void OnStarted(const std::string&, int64_t) override {}
+  void OnLog(const std::string&, int, std::string_view) override {}
+  void OnMetric(const std::string&, const std::string&, double, int64_t) override {}
+  void OnOutput(const std::string&, const std::string&, const nlohmann::json&) override {}
+  void OnFinished(const std::string&, TaskOutcome) override {}
+};
+
+}  // namespace
+
+StatusOr<PluginCatalog> LoadPluginCatalog(const std::vector<std::string>& extra_dirs) {
+  boost::asio::io_context io;
+  NoTasks listener;
+  LocalWorkerPool::Options options;
+  options.workers = 1;
+  LocalWorkerPool pool(io, options, &listener);
+  SLUICE_RETURN_IF_ERROR(pool.Start());
+  std::optional<StatusOr<PluginCatalog>> result;
+  pool.ScanPlugins(PluginSearchPath(extra_dirs), [&](StatusOr<PluginCatalog> catalog) {
+    result = std::move(catalog);
+    pool.Shutdown();
+    io.stop();
+  });
+  io.run();
+  if (!result) return Status::Internal("the plugin scan did not finish");
+  return std::move(*result);
+}
+
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+std::string FormatSeconds(double seconds) {
+  if (seconds < 0) return "-";
+  char buf[32];
+  if (seconds < 60) {
+    std::snprintf(buf, sizeof buf, "%.2fs", seconds);
+  } else {
+    const int total = static_cast<int>(seconds);
+    std::snprintf(buf, sizeof buf, "%dm%02ds", total / 60, total % 60);
+  }
+  return buf;
+}
+
+}  // namespace sluice::cli

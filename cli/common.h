@@ -1,0 +1,28 @@
+// Pieces several commands share: where state lives, loading the plugin catalog, tables.
+#ifndef SLUICE_CLI_COMMON_H_
+#define SLUICE_CLI_COMMON_H_
+
+#include <string>
+#include <vector>
+
+#include "sluice/plugin_host.h"
+#include "sluice/status.h"
+
+namespace sluice::cli {
+
+// $SLUICE_STATE_DIR, else ./.sluice
+std::string DefaultStateDir();
+
+// Starts one worker, has it scan the plugin search path (with `extra_dirs` first) and
+// returns the catalog. Plugin code never runs in this process.
+StatusOr<PluginCatalog> LoadPluginCatalog(const std::vector<std::string>& extra_dirs);
+
+// Prints rows as left-aligned columns separated by two spaces; the first row is the header.
+void PrintTable(const std::vector<std::vector<std::string>>& rows);
+
+// "1.23s", "2m03s", "-" for a negative value.
+std::string FormatSeconds(double seconds);
+
+}  // namespace sluice::cli
+
+#endif  // SLUICE_CLI_COMMON_H_

@@ -1,0 +1,413 @@
+// `sluice run` (embedded mode: one DAG run in this process, with its own worker pool) and
+// the hidden `sluice worker` that the engine starts.
+#include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+#include "commands.h"
+#include "common.h"
+#include "sluice/dag_loader.h"
+#include "sluice/local_executor.h"
+#include "sluice/plugin_check.h"
+#include "sluice/runner.h"
+#include "sluice/system_clock.h"
+#include "sluice/worker.h"
+#include "terminal.h"
+
+namespace sluice::cli {
+namespace {
+
+using nlohmann::json;
+
+struct RunOptions {
+  std::string dag_file;
+  std::vector<std::string> params;
+  std::string state_dir;
+  std::string resume;
+  size_t workers = 0;
+  std::vector<std::string> plugin_dirs;
+  std::vector<std::string> pools;
+  bool quiet = false;
+};
+
+std::string Actor() {
+  const char* user = std::getenv("USER");
+  if (user == nullptr) {
+    const passwd* pw = getpwuid(getuid());
+    user = pw != nullptr ? pw->pw_name : nullptr;
+  }
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  return std::string("cli:") + (user ? user : "unknown") + "@" + host + " (sluice run, pid " +
+         std::to_string(getpid()) + ")";
+}
+
+const char* StateColor(TaskState s) {
+  switch (s) {
+    case TaskState::kSuccess:
+      return "\033[32m";
+    case TaskState::kFailed:
+    case TaskState::kUpstreamFailed:
+      return "\033[31m";
+    case TaskState::kUpForRetry:
+      return "\033[33m";
+    case TaskState::kRunning:
+      return "\033[36m";
+    case TaskState::kSkipped:
+      return "\033[35m";
+    default:
+      return "";
+  }
+}
+
+// Prints task transitions as they happen; on a terminal, keeps a status line at the bottom.
+class ProgressPrinter : public RunObserver {
+ public:
+  ProgressPrinter(size_t task_count, bool tty, bool color, bool quiet)
+      : task_count_(task_count),
+        tty_(tty),
+        color_(color),
+        quiet_(quiet),
+        start_(std::chrono::steady_clock::now()) {}
+
+  void OnTaskChanged(const RunRecord& /*run*/, const TryRecord& t) override {
+    auto previous = states_.find(t.task_id);
+    if (previous != states_.end()) --counts_[previous->second];
+    states_[t.task_id] = t.state;
+    ++counts_[t.state];
+    if (quiet_ || t.state == TaskState::kQueued || t.state == TaskState::kPending) return;
+    // Big DAGs print only what needs attention; small ones print every step.
+    const bool notable = t.state != TaskState::kRunning && t.state != TaskState::kSuccess;
+    if (task_count_ > 100 && !notable) {
+      StatusLine();
+      return;
+    }
+    std::string line = Elapsed() + "  " + t.task_id + "  ";
+    std::string state(TaskStateName(t.state));
+    line += color_ ? std::string(StateColor(t.state)) + state + "\033[0m" : state;
+    if (t.state == TaskState::kRunning) line += " (try " + std::to_string(t.try_number) + ")";
+    if (t.state == TaskState::kSuccess) line += " in " + FormatSeconds(t.duration_seconds);
+    if (!t.reason.empty() && t.state != TaskState::kSuccess && t.state != TaskState::kRunning) {
+      line += ": " + t.reason;
+    }
+    Print(line);
+  }
+
+  void OnRunChanged(const RunRecord& run) override {
+    if (quiet_) return;
+    if (run.state == RunState::kRunning && !announced_) {
+      announced_ = true;
+      Print("run " + run.run_id + " of DAG " + run.dag_id + ": " + std::to_string(task_count_) +
+            " tasks");
+    }
+  }
+
+  void Finish() {
+    if (tty_ && status_shown_) std::fputs("\r\033[K", stdout);
+    std::fflush(stdout);
+  }
+
+ private:
+  std::string Elapsed() const {
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "[%7.2fs]", s);
+    return buf;
+  }
+  void Print(const std::string& line) {
+    if (tty_ && status_shown_) std::fputs("\r\033[K", stdout);
+    std::printf("%s\n", line.c_str());
+    StatusLine();
+  }
+  void StatusLine() {
+    if (!tty_) return;
+    std::string status = Elapsed() + " ";
+    for (TaskState s : {TaskState::kRunning, TaskState::kSuccess, TaskState::kFailed,
+                        TaskState::kUpForRetry, TaskState::kSkipped, TaskState::kUpstreamFailed}) {
+      if (counts_[s] > 0)
+        status += " " + std::string(TaskStateName(s)) + " " + std::to_string(counts_[s]);
+    }
+    size_t ended = counts_[TaskState::kSuccess] + counts_[TaskState::kFailed] +
+                   counts_[TaskState::kSkipped] + counts_[TaskState::kUpstreamFailed];
+    status += "  (" + std::to_string(ended) + "/" + std::to_string(task_count_) + " done)";
+    std::printf("\r\033[K%s", status.c_str());
+    std::fflush(stdout);
+    status_shown_ = true;
+  }
+
+  size_t task_count_;
+  bool tty_;
+  bool color_;
+  bool quiet_;
+  bool announced_ = false;
+  bool status_shown_ = false;
+  std::chrono::steady_clock::time_point start_;
+  std::map<std::string, TaskState> states_;
+  std::map<TaskState, size_t> counts_;
+};
+
+void PrintDiagnostics(const Diagnostics& diagnostics, const std::string& source, bool color) {
+  RenderOptions options;
+  options.color = color;
+  options.source = source;
+  for (const Diagnostic& d : diagnostics.items()) std::fputs(Render(d, options).c_str(), stderr);
+}
+
+void PrintSummary(const StateStore& store, const RunRecord& run, const Dag& dag, double seconds) {
+  std::map<std::string, TryRecord> latest;
+  std::map<std::string, int> tries;
+  for (TryRecord& t : store.ListTries(run.dag_id, run.run_id)) {
+    tries[t.task_id] = std::max(tries[t.task_id], t.try_number);
+    latest[t.task_id] = std::move(t);
+  }
+  std::printf("\n");
+  if (dag.size() <= 50) {
+    std::vector<std::vector<std::string>> rows = {{"TASK", "STATE", "TRIES", "DURATION", "NOTE"}};
+    for (uint32_t i : dag.topological_order()) {
+      const std::string& id = dag.tasks()[i].id;
+      auto it = latest.find(id);
+      if (it == latest.end()) {
+        rows.push_back({id, "pending", "0", "-", ""});
+        continue;
+      }
+      const TryRecord& t = it->second;
+      std::string note = t.state == TaskState::kSuccess ? "" : t.reason;
+      if (note.size() > 80) note = note.substr(0, 77) + "...";
+      rows.push_back({id, std::string(TaskStateName(t.state)), std::to_string(tries[id]),
+                      t.try_number > 0 ? FormatSeconds(t.duration_seconds) : "-", note});
+    }
+    PrintTable(rows);
+  } else {
+    std::map<std::string, size_t> counts;
+    for (const auto& [id, t] : latest) ++counts[std::string(TaskStateName(t.state))];
+    for (const auto& [state, n] : counts) std::printf("  %-16s %zu\n", state.c_str(), n);
+  }
+  std::printf("\nrun %s of DAG %s: %s in %s\n", run.run_id.c_str(), run.dag_id.c_str(),
+              std::string(RunStateName(run.state)).c_str(), FormatSeconds(seconds).c_str());
+  std::printf("  logs:   sluice logs %s TASK\n  events: sluice events %s\n", run.run_id.c_str(),
+              run.run_id.c_str());
+}
+
+int RunRun(const RunOptions& options, const GlobalOptions& global) {
+  ColorMode color_mode = ColorMode::kAuto;
+  ParseColorMode(global.color, &color_mode);
+  const bool color_err = UseColor(color_mode, stderr);
+  const bool tty = isatty(fileno(stdout)) == 1 && std::getenv("TERM") != nullptr &&
+                   std::string(std::getenv("TERM")) != "dumb";
+
+  // The state store first: a resumed run brings its own DAG.
+  StatusOr<std::unique_ptr<StateStore>> opened = StateStore::Open(options.state_dir);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "sluice run: %s\n", opened.status().message().c_str());
+    return kExitUsage;
+  }
+  std::unique_ptr<StateStore> store = std::move(*opened);
+
+  std::shared_ptr<const Dag> dag;
+  std::string dag_source;
+  RunRecord resumed;
+  json params;
+  if (!options.resume.empty()) {
+    StatusOr<RunRecord> run = store->FindRun(options.resume);
+    if (!run.ok()) {
+      std::fprintf(stderr, "sluice run --resume: %s\n", run.status().message().c_str());
+      return kExitUsage;
+    }
+    resumed = *run;
+    DagLoadResult loaded = LoadDagText(run->dag_source, run->dag_path);
+    if (!loaded.ok()) {
+      PrintDiagnostics(loaded.diagnostics, loaded.source, color_err);
+      return kExitUsage;
+    }
+    dag = std::move(loaded.dag);
+  } else {
+    if (options.dag_file.empty()) {
+      std::fprintf(stderr, "sluice run: give a DAG file, or --resume RUN_ID\n");
+      return kExitUsage;
+    }
+    DagLoadResult loaded = LoadDagFile(options.dag_file);
+    if (!loaded.ok()) {
+      PrintDiagnostics(loaded.diagnostics, loaded.source, color_err);
+      std::fprintf(stderr, "sluice run: %s is not a valid DAG; nothing was run\n",
+                   options.dag_file.c_str());
+      return kExitUsage;
+    }
+    dag_source = loaded.source;
+    dag = std::move(loaded.dag);
+    StatusOr<json> resolved = ResolveRunParams(dag->spec(), options.params);
+    if (!resolved.ok()) {
+      std::fprintf(stderr, "sluice run: %s\n", resolved.status().message().c_str());
+      return kExitUsage;
+    }
+    params = *resolved;
+  }
+
+  RunnerOptions runner_options;
+  runner_options.state_dir = options.state_dir;
+  runner_options.actor = Actor();
+  for (const std::string& pool : options.pools) {
+    size_t eq = pool.find('=');
+    int slots = eq == std::string::npos ? -1 : std::atoi(pool.c_str() + eq + 1);
+    if (eq == std::string::npos || eq == 0 || slots <= 0) {
+      std::fprintf(stderr, "sluice run: --pool \"%s\" is not NAME=SLOTS with SLOTS >= 1\n",
+                   pool.c_str());
+      return kExitUsage;
+    }
+    runner_options.pools[pool.substr(0, eq)] = slots;
+  }
+
+  boost::asio::io_context io;
+  SystemClock clock(io);
+  PluginCatalog catalog;
+  Runner runner(io, store.get(), &catalog, &clock, runner_options);
+  LocalWorkerPool::Options pool_options;
+  pool_options.workers = options.workers;
+  LocalWorkerPool pool(io, pool_options, &runner);
+  runner.AttachExecutor(&pool);
+  ProgressPrinter progress(dag->size(), tty, UseColor(color_mode, stdout), options.quiet);
+  runner.SetObserver(&progress);
+
+  int exit_code = kExitFailed;
+  std::optional<RunRecord> finished;
+  const auto start = std::chrono::steady_clock::now();
+  std::string run_id;
+  runner.OnRunFinished([&](const RunRecord& run) {
+    finished = run;
+    exit_code = run.state == RunState::kSuccess ? kExitOk : kExitFailed;
+    pool.Shutdown();
+    io.stop();
+  });
+
+  Status started = pool.Start();
+  if (!started.ok()) {
+    std::fprintf(stderr, "sluice run: %s\n", started.message().c_str());
+    return kExitFailed;
+  }
+  pool.ScanPlugins(PluginSearchPath(options.plugin_dirs), [&](StatusOr<PluginCatalog> scanned) {
+    if (!scanned.ok()) {
+      std::fprintf(stderr, "sluice run: cannot read the plugins: %s\n",
+                   scanned.status().message().c_str());
+      exit_code = kExitFailed;
+      io.stop();
+      return;
+    }
+    catalog = std::move(*scanned);
+    for (const auto& problem : catalog.problems) {
+      std::fprintf(stderr, "warning: plugin refused: %s\n", problem.message.c_str());
+    }
+    Diagnostics problems;
+    CheckDagAgainstPlugins(*dag, catalog, /*missing_step_is_error=*/true, &problems);
+    if (problems.has_errors()) {
+      PrintDiagnostics(problems, options.resume.empty() ? dag_source : resumed.dag_source,
+                       color_err);
+      std::fprintf(stderr,
+                   "sluice run: the DAG does not fit the installed plugins; nothing was run\n");
+      exit_code = kExitUsage;
+      io.stop();
+      return;
+    }
+    StatusOr<RunRecord> run = Status::Internal("unset");
+    if (!options.resume.empty()) {
+      run = runner.Resume(resumed.dag_id, resumed.run_id);
+    } else {
+      TriggerRequest request;
+      request.dag = dag;
+      request.dag_source = dag_source;
+      request.params = params;
+      run = runner.Trigger(std::move(request));
+    }
+    if (!run.ok()) {
+      std::fprintf(stderr, "sluice run: %s\n", run.status().message().c_str());
+      exit_code = kExitUsage;
+      io.stop();
+      return;
+    }
+    run_id = run->run_id;
+  });
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  bool interrupted = false;
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (ec) return;
+    interrupted = true;
+    io.stop();
+  });
+  io.run();
+  progress.Finish();
+
+  if (!runner.fatal_error().ok()) {
+    std::fprintf(stderr, "sluice run: stopped: %s\n", runner.fatal_error().message().c_str());
+    return kExitFailed;
+  }
+  if (interrupted) {
+    std::fprintf(stderr, "\nsluice run: interrupted; tries in flight were stopped.\n");
+    if (!run_id.empty()) {
+      std::fprintf(
+          stderr, "  resume with: sluice run --resume %s%s\n", run_id.c_str(),
+          options.state_dir == ".sluice" ? "" : (" --state-dir " + options.state_dir).c_str());
+    }
+    return 130;
+  }
+  if (finished) {
+    if (!options.quiet || finished->state != RunState::kSuccess) {
+      PrintSummary(*store, *finished, *dag,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+  }
+  return exit_code;
+}
+
+}  // namespace
+
+void AddRunCommands(CLI::App& app, const GlobalOptions& global, int* exit_code) {
+  auto options = std::make_shared<RunOptions>();
+  options->state_dir = DefaultStateDir();
+  CLI::App* run = app.add_subcommand(
+      "run",
+      "Run a DAG once, to completion, in this process (embedded mode: no daemon).\n"
+      "Tasks run in a pool of worker processes; every state change is recorded in the state\n"
+      "directory before it is acted on. Exit code 0 when the run succeeds, 1 when it fails,\n"
+      "2 when the DAG, a --param or the plugins are wrong (then nothing runs).");
+  run->add_option("dag", options->dag_file, "DAG file")->check(CLI::ExistingFile);
+  run->add_option(
+      "-p,--param", options->params,
+      "Override a run param: NAME=VALUE (VALUE is JSON when it parses, text otherwise)");
+  run->add_option("--state-dir", options->state_dir,
+                  "State directory (default: $SLUICE_STATE_DIR or .sluice)");
+  run->add_option(
+      "--resume", options->resume,
+      "Finish an interrupted run: tasks that succeeded are not run again; tries that were "
+      "in flight count as failed tries and are retried per their policy");
+  run->add_option("-w,--workers", options->workers, "Worker processes (default: number of cores)");
+  run->add_option(
+      "--plugin-dir", options->plugin_dirs,
+      "Also look for plugins here (before $SLUICE_PLUGIN_PATH and the default folders)");
+  run->add_option("--pool", options->pools,
+                  "Limit a pool: NAME=SLOTS (pools not given have no limit)");
+  run->add_flag("-q,--quiet", options->quiet, "Print nothing but a failure summary");
+  run->footer(
+      "Examples:\n"
+      "  sluice run dags/hello.toml\n"
+      "  sluice run dags/hello.toml --param greeting=Hi --workers 4\n"
+      "  sluice run --resume manual__2026-11-27T15:04:05.123Z");
+  run->callback([options, &global, exit_code] { *exit_code = RunRun(*options, global); });
+
+  auto fd = std::make_shared<int>(-1);
+  CLI::App* worker =
+      app.add_subcommand("worker", "Internal: a worker process started by the engine");
+  worker->group("");  // hidden from --help: users never start workers by hand
+  worker->add_option("--fd", *fd, "Connected socket to the engine")->required();
+  worker->callback([fd, exit_code] {
+    signal(SIGPIPE, SIG_IGN);
+    *exit_code = RunWorker(*fd);
+  });
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,204 @@
+// Commands that read the state directory: runs, tasks, logs, events. They open the store
+// read-only, so they work while `sluice run` or the daemon owns it.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+
+#include "commands.h"
+#include "common.h"
+#include "sluice/state_store.h"
+
+namespace sluice::cli {
+namespace {
+
+using nlohmann::json;
+
+struct StateOptions {
+  std::string state_dir;
+  std::string dag;
+  std::string run_id;
+  std::string task_id;
+  int try_number = 0;
+  size_t limit = 20;
+  bool json = false;
+};
+
+StatusOr<std::unique_ptr<StateStore>> OpenStore(const StateOptions& o) {
+  return StateStore::OpenReadOnly(o.state_dir);
+}
+
+StatusOr<RunRecord> FindRun(const StateStore& store, const StateOptions& o) {
+  if (!o.dag.empty()) return store.GetRun(o.dag, o.run_id);
+  return store.FindRun(o.run_id);
+}
+
+int Fail(const char* command, const Status& s) {
+  std::fprintf(stderr, "sluice %s: %s\n", command, s.message().c_str());
+  return s.code() == Status::Code::kNotFound || s.code() == Status::Code::kInvalidArgument
+             ? kExitUsage
+             : kExitFailed;
+}
+
+int RunsList(const StateOptions& o) {
+  auto store = OpenStore(o);
+  if (!store.ok()) return Fail("runs list", store.status());
+  std::vector<RunRecord> runs = (*store)->ListRuns(o.dag, o.limit);
+  if (o.json) {
+    json out = json::array();
+    for (RunRecord& r : runs) {
+      json j = r.ToJson();
+      j.erase("dag_source");
+      out.push_back(std::move(j));
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  if (runs.empty()) {
+    std::printf("no runs in %s\n", o.state_dir.c_str());
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"DAG", "RUN", "STATE", "TYPE", "STARTED", "ENDED"}};
+  for (const RunRecord& r : runs) {
+    rows.push_back({r.dag_id, r.run_id, std::string(RunStateName(r.state)), r.run_type,
+                    r.started_at, r.ended_at.empty() ? "-" : r.ended_at});
+  }
+  PrintTable(rows);
+  return kExitOk;
+}
+
+int TasksList(const StateOptions& o) {
+  auto store = OpenStore(o);
+  if (!store.ok()) return Fail("tasks list", store.status());
+  auto run = FindRun(**store, o);
+  if (!run.ok()) return Fail("tasks list", run.status());
+  std::vector<TryRecord> tries = (*store)->ListTries(run->dag_id, run->run_id);
+  if (o.json) {
+    json out = json::array();
+    for (const TryRecord& t : tries) out.push_back(t.ToJson());
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"TASK", "TRY", "STATE", "STARTED", "DURATION", "REASON"}};
+  for (const TryRecord& t : tries) {
+    std::string reason = t.reason.size() > 90 ? t.reason.substr(0, 87) + "..." : t.reason;
+    rows.push_back({t.task_id, std::to_string(t.try_number), std::string(TaskStateName(t.state)),
+                    t.started_at.empty() ? "-" : t.started_at,
+                    t.try_number > 0 ? FormatSeconds(t.duration_seconds) : "-", reason});
+  }
+  std::printf("run %s of DAG %s: %s\n", run->run_id.c_str(), run->dag_id.c_str(),
+              std::string(RunStateName(run->state)).c_str());
+  PrintTable(rows);
+  return kExitOk;
+}
+
+int Logs(const StateOptions& o) {
+  auto store = OpenStore(o);
+  if (!store.ok()) return Fail("logs", store.status());
+  auto run = FindRun(**store, o);
+  if (!run.ok()) return Fail("logs", run.status());
+  const TryRecord* chosen = nullptr;
+  std::vector<TryRecord> tries = (*store)->ListTries(run->dag_id, run->run_id);
+  for (const TryRecord& t : tries) {
+    if (t.task_id != o.task_id || t.try_number == 0) continue;
+    if (o.try_number == 0 ? (chosen == nullptr || t.try_number > chosen->try_number)
+                          : t.try_number == o.try_number) {
+      chosen = &t;
+    }
+  }
+  if (chosen == nullptr) {
+    bool known = false;
+    for (const TryRecord& t : tries) known |= t.task_id == o.task_id;
+    return Fail(
+        "logs",
+        Status::NotFound(
+            known ? "task \"" + o.task_id + "\" has no try" +
+                        (o.try_number ? " " + std::to_string(o.try_number) : std::string()) +
+                        " in run " + run->run_id + " (`sluice tasks list " + run->run_id + "`)"
+                  : "run " + run->run_id + " has no task \"" + o.task_id + "\""));
+  }
+  std::ifstream in(chosen->log_path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "(try %d of %s wrote no log lines)\n", chosen->try_number,
+                 o.task_id.c_str());
+    return kExitOk;
+  }
+  std::cout << in.rdbuf();
+  return kExitOk;
+}
+
+int Events(const StateOptions& o) {
+  auto store = OpenStore(o);
+  if (!store.ok()) return Fail("events", store.status());
+  auto run = FindRun(**store, o);
+  if (!run.ok()) return Fail("events", run.status());
+  std::vector<Event> events = (*store)->ListEvents(run->dag_id, run->run_id);
+  if (o.json) {
+    json out = json::array();
+    for (const Event& e : events) out.push_back(e.ToJson());
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  for (const Event& e : events) {
+    std::string what = e.task_id.empty() ? "run" : "task " + e.task_id;
+    if (e.try_number > 0) what += " try " + std::to_string(e.try_number);
+    std::printf("%6lld  %s  %-28s %s -> %s%s  [%s]\n", static_cast<long long>(e.seq),
+                e.time.c_str(), what.c_str(), e.from.c_str(), e.to.c_str(),
+                e.reason.empty() ? "" : (": " + e.reason).c_str(), e.actor.c_str());
+  }
+  return kExitOk;
+}
+
+void AddStateDir(CLI::App* cmd, StateOptions* o) {
+  cmd->add_option("--state-dir", o->state_dir,
+                  "State directory (default: $SLUICE_STATE_DIR or .sluice)");
+}
+
+}  // namespace
+
+void AddStateCommands(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<StateOptions>();
+  o->state_dir = DefaultStateDir();
+
+  CLI::App* runs = app.add_subcommand("runs", "List DAG runs recorded in the state directory");
+  runs->require_subcommand(1);
+  CLI::App* runs_list = runs->add_subcommand("list", "List runs, newest first");
+  runs_list->add_option("--dag", o->dag, "Only runs of this DAG");
+  runs_list->add_option("-n,--limit", o->limit, "At most this many runs (default 20)");
+  runs_list->add_flag("--json", o->json, "Print JSON");
+  AddStateDir(runs_list, o.get());
+  runs_list->callback([o, exit_code] { *exit_code = RunsList(*o); });
+
+  CLI::App* tasks = app.add_subcommand("tasks", "Inspect the task instances of a run");
+  tasks->require_subcommand(1);
+  CLI::App* tasks_list =
+      tasks->add_subcommand("list", "Every try of every task of a run, with its state and reason");
+  tasks_list->add_option("run", o->run_id, "Run id")->required();
+  tasks_list->add_option("--dag", o->dag,
+                         "The run's DAG, when several DAGs have a run with this id");
+  tasks_list->add_flag("--json", o->json, "Print JSON");
+  AddStateDir(tasks_list, o.get());
+  tasks_list->callback([o, exit_code] { *exit_code = TasksList(*o); });
+
+  CLI::App* logs =
+      app.add_subcommand("logs", "Print the log of a task's try (default: its latest try)");
+  logs->add_option("run", o->run_id, "Run id")->required();
+  logs->add_option("task", o->task_id, "Task id")->required();
+  logs->add_option("--try", o->try_number, "Try number (1 for the first)");
+  logs->add_option("--dag", o->dag, "The run's DAG, when several DAGs have a run with this id");
+  AddStateDir(logs, o.get());
+  logs->callback([o, exit_code] { *exit_code = Logs(*o); });
+
+  CLI::App* events = app.add_subcommand(
+      "events", "Print a run's event log: every transition, why, and who caused it");
+  events->add_option("run", o->run_id, "Run id")->required();
+  events->add_option("--dag", o->dag, "The run's DAG, when several DAGs have a run with this id");
+  events->add_flag("--json", o->json, "Print JSON");
+  AddStateDir(events, o.get());
+  events->callback([o, exit_code] { *exit_code = Events(*o); });
+}
+
+}  // namespace sluice::cli

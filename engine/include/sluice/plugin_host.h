@@ -1,0 +1,141 @@
+// Plugin host: finds plugin libraries, loads them with Boost.DLL, checks the ABI handshake
+// and the manifest, and runs steps.
+//
+// Loading a plugin runs its code, so the functions here that load libraries (ScanPlugins,
+// PluginLibrary::Load) are called in worker processes only, never in the scheduler or the
+// `sluice run` process. Those processes see plugins through a PluginCatalog, which a worker
+// produces and sends as JSON.
+//
+// Thread safety: PluginCatalog is a value. A PluginLibrary may run one step at a time.
+#ifndef SLUICE_PLUGIN_HOST_H_
+#define SLUICE_PLUGIN_HOST_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/status.h"
+
+struct sluice_plugin;
+
+namespace sluice {
+
+struct ParamManifest {
+  std::string name;
+  std::string type;  // string | integer | number | boolean | array | object | any
+  bool required = false;
+  nlohmann::json default_value;
+  std::string doc;
+};
+
+struct StepManifest {
+  std::string name;  // "core.shell"
+  std::string description;
+  bool cacheable = true;
+  std::vector<ParamManifest> params;
+  struct Input {
+    std::string name;
+    std::string doc;
+    bool required = true;
+  };
+  std::vector<Input> inputs;
+  struct Output {
+    std::string name;
+    std::string kind;  // file | dir | value
+    std::string doc;
+  };
+  std::vector<Output> outputs;
+
+  const ParamManifest* FindParam(const std::string& param) const;
+};
+
+struct PluginManifest {
+  std::string name;     // "core"
+  std::string version;  // "1.0.0"
+  std::string description;
+  std::string file;  // the .so it came from
+  uint32_t abi_major = 0;
+  uint32_t abi_minor = 0;
+  std::vector<StepManifest> steps;
+};
+
+// Parses and checks a manifest's JSON; `plugin_name` is the name from the ABI table.
+StatusOr<PluginManifest> ParsePluginManifest(const std::string& json_text,
+                                             const std::string& plugin_name);
+
+// Every plugin found in a set of folders, and every library that was refused.
+struct PluginCatalog {
+  std::vector<PluginManifest> plugins;
+  struct Problem {
+    std::string file;
+    std::string message;  // why the library was refused, and what to do
+  };
+  std::vector<Problem> problems;
+  std::vector<std::string> dirs;  // the folders searched, in order
+
+  // The plugin that has `step`, or null. Step names are unique in a catalog.
+  const PluginManifest* FindPluginOfStep(const std::string& step) const;
+  const StepManifest* FindStep(const std::string& step) const;
+  std::vector<std::string> StepNames() const;
+
+  nlohmann::json ToJson() const;
+  static StatusOr<PluginCatalog> FromJson(const nlohmann::json& json);
+};
+
+// The folders plugins are searched in, in order: `extra` (command-line --plugin-dir), each
+// entry of $SLUICE_PLUGIN_PATH (colon-separated), $HOME/.local/lib/sluice/plugins, and
+// `<folder of the sluice binary>/../lib/sluice/plugins` (the build tree and installs alike).
+std::vector<std::string> PluginSearchPath(const std::vector<std::string>& extra);
+
+// WORKER ONLY. Loads every *.so in `dirs` (not recursive) and catalogs it. A library that
+// fails to load or to pass the handshake is listed in `problems` with the reason; so is a
+// plugin or step name that an earlier library already has (the first one wins). Missing
+// folders are skipped. `before_load`, when given, is told each library before it is loaded
+// and may return false to skip it (the engine uses this to step over a library that crashed
+// an earlier scan).
+PluginCatalog ScanPlugins(const std::vector<std::string>& dirs,
+                          const std::function<bool(const std::string&)>& before_load = {});
+
+// What the engine offers a step while it runs (see sluice_host in plugin_abi.h).
+class StepHost {
+ public:
+  virtual ~StepHost() = default;
+  virtual void Log(int level, std::string_view message) = 0;
+  virtual void Metric(const std::string& name, double value, int64_t step) = 0;
+  virtual bool Cancelled() = 0;
+  // kind: SLUICE_OUTPUT_*; returns false (after logging why) to refuse.
+  virtual bool Output(const std::string& name, int kind, const std::string& data) = 0;
+};
+
+struct StepResult {
+  int code = 0;  // SLUICE_RESULT_*
+  std::string message;
+};
+
+// WORKER ONLY. One loaded plugin library; stays loaded while this object lives.
+class PluginLibrary {
+ public:
+  // Loads `path` and checks the handshake and the manifest. Errors say which file and why.
+  static StatusOr<std::unique_ptr<PluginLibrary>> Load(const std::string& path);
+  ~PluginLibrary();
+
+  const PluginManifest& manifest() const { return manifest_; }
+
+  // Runs `step` with `request_json` (see sluice_plugin.run). A result code outside the ABI's
+  // set counts as a failure.
+  StepResult Run(const std::string& step, const std::string& request_json, StepHost* host);
+
+ private:
+  PluginLibrary();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  PluginManifest manifest_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PLUGIN_HOST_H_

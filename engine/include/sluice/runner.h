@@ -1,0 +1,167 @@
+// Runner: the run logic. It turns DAG runs into task tries, hands them to an Executor and
+// records every transition in the StateStore before acting on it.
+//
+// How a run moves:
+// - Each task keeps a count of upstream tasks that have not finished, and counts of how the
+//   finished ones ended. When a task ends, only its downstream tasks are looked at (never a
+//   scan of the DAG), and their trigger rules decide: wait, run, skip or upstream_failed.
+// - A task that may run is checked against its `when` condition, then queued. Queued tasks
+//   are dispatched by priority (higher first), then run age, then DAG order, as long as the
+//   executor has a free slot and the task's pool has one.
+// - A failed try is retried after RetryDelay() while retries remain; a timed-out or crashed
+//   try counts as failed.
+// - Transitions are gathered into one StateStore batch per turn of the event loop and
+//   committed (fsync) before anything is dispatched: durable first, acted on second.
+// - A run ends when every task has ended: failed if any leaf task (one without downstream
+//   tasks) failed or is upstream_failed, success otherwise.
+//
+// Threading: everything happens on the io_context thread given at construction.
+#ifndef SLUICE_RUNNER_H_
+#define SLUICE_RUNNER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "sluice/dag.h"
+#include "sluice/executor.h"
+#include "sluice/plugin_host.h"
+#include "sluice/state_store.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace sluice {
+
+// Parses `--param NAME=VALUE` overrides against the DAG's declared params. VALUE is read as
+// JSON when it parses (numbers, true/false, arrays, quoted strings) and as text otherwise,
+// then must have the declared param's type. Errors name the param and what to do.
+StatusOr<nlohmann::json> ResolveRunParams(const DagSpec& dag,
+                                          const std::vector<std::string>& assignments);
+
+struct RunnerOptions {
+  std::string state_dir;  // logs and outputs are kept under it
+  std::string actor;      // who acts, recorded with every event ("cli:alice@host")
+  // Pool name -> slots. Pools not listed here have no limit beyond the executor's capacity.
+  std::map<std::string, int> pools;
+  uint64_t random_seed = std::random_device{}();  // jitter of retry delays
+};
+
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  virtual void OnTaskChanged(const RunRecord& /*run*/, const TryRecord& /*task*/) {}
+  virtual void OnRunChanged(const RunRecord& /*run*/) {}
+};
+
+struct TriggerRequest {
+  std::shared_ptr<const Dag> dag;
+  std::string dag_source;  // the DAG file's text, kept with the run for --resume
+  nlohmann::json params = nlohmann::json::object();  // overrides (already resolved)
+  std::string run_type = "manual";
+  std::optional<std::chrono::system_clock::time_point> logical_date;  // default: now
+  std::string run_id;  // default: "<run_type>__<logical date>"
+};
+
+class Runner : public ExecutorListener {
+ public:
+  Runner(boost::asio::io_context& io, StateStore* store, const PluginCatalog* catalog, Clock* clock,
+         RunnerOptions options);
+  ~Runner() override;
+
+  // REQUIRES: called once, before Trigger or Resume.
+  void AttachExecutor(Executor* executor) { executor_ = executor; }
+  void SetObserver(RunObserver* observer) { observer_ = observer; }
+  // Called (on the io thread) when a run ends.
+  void OnRunFinished(std::function<void(const RunRecord&)> fn) { on_finished_ = std::move(fn); }
+
+  // Creates a run and starts it. Fails, creating nothing, when a task's plugin step is not
+  // in the catalog or the run id is taken.
+  StatusOr<RunRecord> Trigger(TriggerRequest request);
+
+  // Picks up an unfinished run from the store: tasks that ended keep their state; tries that
+  // were in flight when the previous process stopped count as failed tries and are retried
+  // per their policy; the rest continues. Fails for a run that already ended.
+  StatusOr<RunRecord> Resume(const std::string& dag_id, const std::string& run_id);
+
+  // The first state-store failure, which stops the runner (nothing more is dispatched).
+  const Status& fatal_error() const { return fatal_; }
+  size_t active_runs() const;
+
+  // ExecutorListener.
+  void OnStarted(const std::string& key, int64_t worker_pid) override;
+  void OnLog(const std::string& key, int level, std::string_view line) override;
+  void OnMetric(const std::string& key, const std::string& name, double value,
+                int64_t step) override;
+  void OnOutput(const std::string& key, const std::string& name,
+                const nlohmann::json& output) override;
+  void OnFinished(const std::string& key, TaskOutcome outcome) override;
+
+  struct RunRt;
+  struct TaskRt;
+
+ private:
+  void MarkDirty();
+  void Flush();
+  void Dispatch();
+  void StartRun(std::unique_ptr<RunRt> run);
+  void Decide(RunRt* run, size_t task);
+  void Enqueue(RunRt* run, size_t task);
+  void PrepareAndLaunch(RunRt* run, size_t task);
+  void EndTask(RunRt* run, size_t task, TaskState state, const std::string& reason);
+  void Cascade(RunRt* run, size_t task);
+  void FinishRunIfDone(RunRt* run);
+  void ScheduleRetry(RunRt* run, size_t task, Duration delay);
+  void RecordTask(RunRt* run, size_t task, TaskState from, const std::string& reason);
+  void RecordRun(RunRt* run, RunState from, const std::string& reason);
+  nlohmann::json TemplateContext(const RunRt& run, const TaskSpec& task) const;
+  std::string NewRunId(const std::string& dag_id, const std::string& run_type,
+                       std::chrono::system_clock::time_point logical_date) const;
+  std::string Now() const;
+
+  boost::asio::io_context& io_;
+  StateStore* store_;
+  const PluginCatalog* catalog_;
+  Clock* clock_;
+  RunnerOptions options_;
+  Executor* executor_ = nullptr;
+  RunObserver* observer_ = nullptr;
+  std::function<void(const RunRecord&)> on_finished_;
+
+  // Guarded by: the io thread.
+  std::map<std::string, std::unique_ptr<RunRt>> runs_;  // "dag/run" -> run
+  struct Running {
+    RunRt* run;
+    size_t task;
+  };
+  std::map<std::string, Running> running_;  // try key -> task
+  struct ReadyKey {
+    int priority;
+    uint64_t run_seq;
+    uint32_t position;  // in topological order
+    bool operator<(const ReadyKey& o) const {
+      if (priority != o.priority) return priority > o.priority;
+      if (run_seq != o.run_seq) return run_seq < o.run_seq;
+      return position < o.position;
+    }
+  };
+  std::map<ReadyKey, Running> ready_;
+  std::map<std::string, int> pool_used_;
+  size_t in_flight_ = 0;
+  uint64_t next_run_seq_ = 0;
+  StateStore::Batch batch_;
+  std::vector<TaskLaunch> launches_;                      // to launch after the next commit
+  std::vector<std::pair<RunRt*, size_t>> changed_tasks_;  // to tell the observer
+  std::vector<RunRt*> changed_runs_;
+  bool flush_posted_ = false;
+  Status fatal_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_RUNNER_H_

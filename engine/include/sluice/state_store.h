@@ -1,0 +1,175 @@
+// StateStore: every run's state, durable, in RocksDB. Everything that touches RocksDB lives
+// behind this interface; the rest of the engine sees records.
+//
+// Layout (one column family per kind; keys built for prefix scans; values are JSON):
+//   meta            "schema_version" -> "1"
+//   runs            dag_id/run_id                   -> RunRecord
+//   run_index       run_id/dag_id                   -> ""      (find a run by its id alone)
+//   task_instances  dag_id/run_id/task_id/TTTTT     -> TryRecord (TTTTT: try number, 5 digits)
+//   events          dag_id/run_id/SSSSSSSSSSSS      -> Event     (append-only, 12-digit seq)
+// Ids never contain '/': DAG and task ids are validated; run ids are generated.
+//
+// A state transition is one Batch (record + event) committed with sync before the engine
+// acts on it. Commit groups everything added to the batch into one fsync, which is how the
+// run loop amortizes durability over many transitions.
+//
+// Thread safety: one StateStore per state directory per process (RocksDB holds a lock on the
+// directory, so a second process is refused). Reads may run concurrently with each other;
+// Commit must be called from one thread at a time.
+#ifndef SLUICE_STATE_STORE_H_
+#define SLUICE_STATE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/status.h"
+
+namespace sluice {
+
+inline constexpr int kSchemaVersion = 1;
+
+// Task-instance states; names and meanings follow Airflow's.
+enum class TaskState {
+  kPending,  // waiting for upstream tasks (no try yet)
+  kQueued,   // ready; waiting for a worker (or a pool slot)
+  kRunning,  // a try is running in a worker
+  kSuccess,
+  kFailed,          // the last try failed and no retry is left
+  kUpForRetry,      // a try failed; the next one waits for its retry delay
+  kUpstreamFailed,  // not run: the trigger rule cannot be met because upstream failed
+  kSkipped,         // not run: trigger rule, `when` condition, or the step skipped itself
+};
+std::string_view TaskStateName(TaskState state);
+std::optional<TaskState> ParseTaskState(std::string_view name);
+bool IsTerminal(TaskState state);
+
+enum class RunState { kQueued, kRunning, kSuccess, kFailed };
+std::string_view RunStateName(RunState state);
+std::optional<RunState> ParseRunState(std::string_view name);
+
+struct RunRecord {
+  std::string dag_id;
+  std::string run_id;
+  RunState state = RunState::kQueued;
+  std::string run_type = "manual";  // manual | scheduled | backfill
+  std::string logical_date;         // ISO 8601 UTC
+  std::string data_interval_start;
+  std::string data_interval_end;
+  nlohmann::json params = nlohmann::json::object();  // the effective params of the run
+  std::string dag_path;                              // the DAG file it was started from
+  std::string dag_source;  // the DAG file's text at trigger time: a resumed run uses it
+  std::string created_at;
+  std::string started_at;
+  std::string ended_at;
+  std::string triggered_by;  // who: "cli:user@host", "scheduler", "api:token-name"
+
+  nlohmann::json ToJson() const;
+  static StatusOr<RunRecord> FromJson(const nlohmann::json& j);
+};
+
+// One try of one task; the latest try of a task carries the task's state.
+struct TryRecord {
+  std::string dag_id;
+  std::string run_id;
+  std::string task_id;
+  int try_number = 1;
+  TaskState state = TaskState::kQueued;
+  std::string reason;  // why it is in this state ("command exited with code 2", …)
+  std::string queued_at;
+  std::string started_at;
+  std::string ended_at;
+  double duration_seconds = 0;
+  int64_t worker_pid = 0;
+  std::string retry_at;  // for up_for_retry: when the next try may start (ISO 8601 UTC)
+  std::string log_path;
+  nlohmann::json outputs = nlohmann::json::object();  // name -> {kind, path|value}
+  nlohmann::json metrics = nlohmann::json::array();   // [{name, value, step}]
+  nlohmann::json params = nlohmann::json::object();   // rendered params given to the step
+
+  std::string idempotency_key() const {
+    return dag_id + "/" + run_id + "/" + task_id + "/" + std::to_string(try_number);
+  }
+  nlohmann::json ToJson() const;
+  static StatusOr<TryRecord> FromJson(const nlohmann::json& j);
+};
+
+struct Event {
+  int64_t seq = 0;  // assigned by the store, increasing per run
+  std::string time;
+  std::string dag_id;
+  std::string run_id;
+  std::string task_id;  // empty for run-level events
+  int try_number = 0;
+  std::string kind;  // "run_state" | "task_state" | "note"
+  std::string from;
+  std::string to;
+  std::string reason;
+  std::string actor;  // who or what caused it
+
+  nlohmann::json ToJson() const;
+  static StatusOr<Event> FromJson(const nlohmann::json& j);
+};
+
+class StateStore {
+ public:
+  struct Options {
+    // Default: true. Turning it off loses the last transitions on a machine crash (not on
+    // a process crash); only benchmarks that measure the cost of fsync use it.
+    bool sync = true;
+  };
+
+  // A set of writes committed atomically. Events get their sequence numbers at Commit.
+  class Batch {
+   public:
+    void PutRun(const RunRecord& run);
+    void PutTry(const TryRecord& record);
+    void AddEvent(Event event);
+    bool empty() const { return runs_.empty() && tries_.empty() && events_.empty(); }
+    size_t size() const { return runs_.size() + tries_.size() + events_.size(); }
+
+   private:
+    friend class StateStore;
+    std::vector<RunRecord> runs_;
+    std::vector<TryRecord> tries_;
+    std::vector<Event> events_;
+  };
+
+  // Opens (creating if needed) the store in `dir`. Fails with a clear message when another
+  // process holds it, or when it was written with another schema version.
+  static StatusOr<std::unique_ptr<StateStore>> Open(const std::string& dir, Options options);
+  static StatusOr<std::unique_ptr<StateStore>> Open(const std::string& dir) {
+    return Open(dir, Options());
+  }
+  // Opens for reading only, without the lock: works while a daemon or `sluice run` owns the
+  // directory (it sees what was committed when it opened). Commit fails on such a store.
+  static StatusOr<std::unique_ptr<StateStore>> OpenReadOnly(const std::string& dir);
+  ~StateStore();
+
+  const std::string& dir() const { return dir_; }
+
+  // Writes the batch durably (fsync unless Options::sync is off) and clears it.
+  Status Commit(Batch* batch);
+
+  StatusOr<RunRecord> GetRun(const std::string& dag_id, const std::string& run_id) const;
+  // Finds a run by id alone. NotFound if none; InvalidArgument if several DAGs have it.
+  StatusOr<RunRecord> FindRun(const std::string& run_id) const;
+  // Runs, newest first (by created_at), optionally of one DAG; at most `limit`.
+  std::vector<RunRecord> ListRuns(const std::string& dag_id, size_t limit) const;
+  // Every try of every task of a run, ordered by task id then try number.
+  std::vector<TryRecord> ListTries(const std::string& dag_id, const std::string& run_id) const;
+  std::vector<Event> ListEvents(const std::string& dag_id, const std::string& run_id) const;
+
+ private:
+  StateStore();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string dir_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_STATE_STORE_H_

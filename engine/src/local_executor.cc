@@ -1,0 +1,565 @@
+#include "sluice/local_executor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <thread>
+
+#include "sluice/plugin_abi.h"
+#include "worker_protocol.h"
+
+extern char** environ;
+
+namespace sluice {
+
+using nlohmann::json;
+using protocol::Type;
+namespace asio = boost::asio;
+
+std::string FormatTimestamp(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+  const time_t seconds = static_cast<time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+namespace {
+
+std::string DescribeExit(int status) {
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    return std::string("killed by signal ") + std::to_string(sig) + " (" + strsignal(sig) + ")";
+  }
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  return "stopped (status " + std::to_string(status) + ")";
+}
+
+std::string SelfExecutable() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("sluice") : exe.string();
+}
+
+}  // namespace
+
+struct Worker {
+  explicit Worker(asio::io_context& io)
+      : socket(io), output(io), timeout_timer(io), watchdog(io), cancel_timer(io) {}
+
+  size_t index = 0;
+  pid_t pid = -1;
+  bool hello = false;
+  bool dead = false;
+  asio::local::stream_protocol::socket socket;
+  asio::posix::stream_descriptor output;
+  std::array<char, 65536> read_buffer{};
+  std::array<char, 65536> output_buffer{};
+  protocol::FrameDecoder decoder;
+  std::string output_pending;  // partial line from stdout/stderr
+  std::deque<std::string> write_queue;
+
+  // The try it runs; empty when idle.
+  std::string key;
+  std::optional<TaskOutcome> forced;  // set when the pool kills it on purpose
+  asio::steady_timer timeout_timer;
+  asio::steady_timer watchdog;
+  asio::steady_timer cancel_timer;
+  std::chrono::steady_clock::time_point last_heard;
+
+  // Plugin scan in progress on this worker.
+  bool scanning = false;
+  std::string scanning_file;
+};
+
+struct LocalWorkerPool::Impl : std::enable_shared_from_this<LocalWorkerPool::Impl> {
+  Impl(asio::io_context& io_context, Options opts, ExecutorListener* l)
+      : io(io_context), options(std::move(opts)), listener(l) {}
+
+  asio::io_context& io;
+  Options options;
+  ExecutorListener* listener;
+  std::vector<std::shared_ptr<Worker>> workers;
+  bool shutting_down = false;
+  int crash_streak = 0;  // workers that died before saying hello, in a row
+  std::string start_failure;
+
+  // Plugin scan state.
+  std::vector<std::string> scan_dirs;
+  std::vector<std::string> scan_exclude;
+  std::vector<PluginCatalog::Problem> scan_problems;
+  std::function<void(StatusOr<PluginCatalog>)> scan_done;
+
+  Status Spawn(size_t index);
+  void StartReading(const std::shared_ptr<Worker>& w);
+  void StartReadingOutput(const std::shared_ptr<Worker>& w);
+  void Send(const std::shared_ptr<Worker>& w, Type type, const std::string& payload);
+  void HandleFrame(const std::shared_ptr<Worker>& w, Type type, const std::string& payload);
+  void HandleDeath(const std::shared_ptr<Worker>& w);
+  void DrainOutput(const std::shared_ptr<Worker>& w, bool flush_partial);
+  void EmitOutputLines(const std::shared_ptr<Worker>& w, bool flush_partial);
+  void Kill(const std::shared_ptr<Worker>& w, TaskOutcome forced);
+  void ArmWatchdog(const std::shared_ptr<Worker>& w);
+  void Finish(const std::shared_ptr<Worker>& w, TaskOutcome outcome);
+  void SendScan();
+};
+
+Status LocalWorkerPool::Impl::Spawn(size_t index) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    return Status::IoError(std::string("socketpair: ") + std::strerror(errno));
+  }
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return Status::IoError(std::string("pipe: ") + std::strerror(errno));
+  }
+  // The child's end goes to fd 3; keep it away from 3 in the parent so that dup2 is a real copy.
+  int child_sock = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+  close(sv[1]);
+
+  std::vector<std::string> args = options.worker_command;
+  args.push_back("--fd");
+  args.push_back("3");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 2);
+  posix_spawn_file_actions_adddup2(&actions, child_sock, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // Its own process group: a timeout or crash kills the worker and everything it started.
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t no_signals;
+  sigemptyset(&no_signals);
+  posix_spawnattr_setsigmask(&attr, &no_signals);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGTERM);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  close(child_sock);
+  close(out[1]);
+  if (rc != 0) {
+    close(sv[0]);
+    close(out[0]);
+    return Status::IoError("cannot start worker " + args[0] + ": " + std::strerror(rc));
+  }
+
+  auto w = std::make_shared<Worker>(io);
+  w->index = index;
+  w->pid = pid;
+  w->socket.assign(asio::local::stream_protocol(), sv[0]);
+  w->output.assign(out[0]);
+  w->last_heard = std::chrono::steady_clock::now();
+  if (index < workers.size())
+    workers[index] = w;
+  else
+    workers.push_back(w);
+  StartReading(w);
+  StartReadingOutput(w);
+  return Status::Ok();
+}
+
+void LocalWorkerPool::Impl::StartReading(const std::shared_ptr<Worker>& w) {
+  auto self = shared_from_this();
+  w->socket.async_read_some(
+      asio::buffer(w->read_buffer), [self, w](boost::system::error_code ec, size_t n) {
+        if (w->dead) return;
+        if (ec) {
+          self->HandleDeath(w);
+          return;
+        }
+        w->decoder.Append(w->read_buffer.data(), n);
+        Type type;
+        std::string payload;
+        while (!w->dead && w->decoder.Next(&type, &payload)) self->HandleFrame(w, type, payload);
+        if (w->dead) return;
+        if (w->decoder.corrupt()) {
+          self->Kill(w, {TaskOutcome::Kind::kCrashed, "worker sent a corrupt message"});
+          return;
+        }
+        self->StartReading(w);
+      });
+}
+
+void LocalWorkerPool::Impl::StartReadingOutput(const std::shared_ptr<Worker>& w) {
+  auto self = shared_from_this();
+  w->output.async_read_some(
+      asio::buffer(w->output_buffer), [self, w](boost::system::error_code ec, size_t n) {
+        if (ec) return;  // end of output: the worker is exiting; HandleDeath takes it from here
+        w->output_pending.append(w->output_buffer.data(), n);
+        self->EmitOutputLines(w, false);
+        self->StartReadingOutput(w);
+      });
+}
+
+void LocalWorkerPool::Impl::EmitOutputLines(const std::shared_ptr<Worker>& w, bool flush_partial) {
+  size_t start = 0;
+  for (size_t nl; (nl = w->output_pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+    if (!w->key.empty()) {
+      listener->OnLog(w->key, SLUICE_LOG_INFO,
+                      std::string_view(w->output_pending).substr(start, nl - start));
+    }
+  }
+  w->output_pending.erase(0, start);
+  if (flush_partial && !w->output_pending.empty()) {
+    if (!w->key.empty()) listener->OnLog(w->key, SLUICE_LOG_INFO, w->output_pending);
+    w->output_pending.clear();
+  }
+}
+
+void LocalWorkerPool::Impl::DrainOutput(const std::shared_ptr<Worker>& w, bool flush_partial) {
+  // The worker flushed stdout before it sent its result; read what is already in the pipe
+  // so that it lands in this try's log, without blocking.
+  int fd = w->output.native_handle();
+  int flags = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    w->output_pending.append(buf, static_cast<size_t>(n));
+  }
+  fcntl(fd, F_SETFL, flags);
+  EmitOutputLines(w, flush_partial);
+}
+
+void LocalWorkerPool::Impl::Send(const std::shared_ptr<Worker>& w, Type type,
+                                 const std::string& payload) {
+  const bool idle = w->write_queue.empty();
+  w->write_queue.push_back(protocol::EncodeFrame(type, payload));
+  if (!idle) return;
+  auto self = shared_from_this();
+  auto write_next = std::make_shared<std::function<void()>>();
+  *write_next = [self, w, write_next] {
+    asio::async_write(w->socket, asio::buffer(w->write_queue.front()),
+                      [self, w, write_next](boost::system::error_code ec, size_t) {
+                        if (ec || w->dead) {
+                          w->write_queue.clear();
+                          *write_next = nullptr;  // break the self-reference
+                          return;
+                        }
+                        w->write_queue.pop_front();
+                        if (!w->write_queue.empty())
+                          (*write_next)();
+                        else
+                          *write_next = nullptr;
+                      });
+  };
+  (*write_next)();
+}
+
+void LocalWorkerPool::Impl::HandleFrame(const std::shared_ptr<Worker>& w, Type type,
+                                        const std::string& payload) {
+  w->last_heard = std::chrono::steady_clock::now();
+  json body;
+  try {
+    body = json::parse(payload);
+  } catch (const json::exception&) {
+    Kill(w, {TaskOutcome::Kind::kCrashed, "worker sent a message that is not JSON"});
+    return;
+  }
+  switch (type) {
+    case Type::kHello:
+      w->hello = true;
+      crash_streak = 0;
+      return;
+    case Type::kHeartbeat:
+      return;
+    case Type::kScanning:
+      w->scanning_file = body.value("file", "");
+      return;
+    case Type::kCatalog: {
+      w->scanning = false;
+      auto done = std::move(scan_done);
+      scan_done = nullptr;
+      StatusOr<PluginCatalog> catalog = PluginCatalog::FromJson(body);
+      if (catalog.ok()) {
+        for (auto& p : scan_problems) catalog->problems.push_back(p);
+      }
+      if (done) done(std::move(catalog));
+      return;
+    }
+    case Type::kLog:
+      if (!w->key.empty())
+        listener->OnLog(w->key, body.value("level", SLUICE_LOG_INFO), body.value("text", ""));
+      return;
+    case Type::kMetric:
+      if (!w->key.empty()) {
+        listener->OnMetric(w->key, body.value("name", ""), body.value("value", 0.0),
+                           body.value("step", int64_t{-1}));
+      }
+      return;
+    case Type::kOutput:
+      if (!w->key.empty()) {
+        std::string name = body.value("name", "");
+        body.erase("name");
+        listener->OnOutput(w->key, name, body);
+      }
+      return;
+    case Type::kResult: {
+      if (w->key.empty()) return;
+      DrainOutput(w, true);
+      int code = body.value("code", SLUICE_RESULT_FAILED);
+      std::string message = body.value("message", "");
+      TaskOutcome outcome;
+      if (w->forced && w->forced->kind == TaskOutcome::Kind::kCancelled) {
+        outcome = {TaskOutcome::Kind::kCancelled,
+                   "cancelled" + (message.empty() ? "" : ": " + message)};
+      } else if (code == SLUICE_RESULT_SUCCESS) {
+        outcome = {TaskOutcome::Kind::kSuccess, message};
+      } else if (code == SLUICE_RESULT_SKIPPED) {
+        outcome = {TaskOutcome::Kind::kSkipped, message};
+      } else {
+        outcome = {TaskOutcome::Kind::kFailed,
+                   message.empty() ? "the step failed without a message" : message};
+      }
+      Finish(w, std::move(outcome));
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void LocalWorkerPool::Impl::Finish(const std::shared_ptr<Worker>& w, TaskOutcome outcome) {
+  std::string key = std::move(w->key);
+  w->key.clear();
+  w->forced.reset();
+  w->timeout_timer.cancel();
+  w->watchdog.cancel();
+  w->cancel_timer.cancel();
+  listener->OnFinished(key, std::move(outcome));
+}
+
+void LocalWorkerPool::Impl::Kill(const std::shared_ptr<Worker>& w, TaskOutcome forced) {
+  if (w->dead) return;
+  if (!w->forced) w->forced = std::move(forced);
+  ::kill(-w->pid, SIGKILL);
+  // The socket's end of file arrives next and HandleDeath reports the forced outcome.
+}
+
+void LocalWorkerPool::Impl::HandleDeath(const std::shared_ptr<Worker>& w) {
+  if (w->dead) return;
+  w->dead = true;
+  ::kill(-w->pid, SIGKILL);  // whatever is left of its process group
+  int status = 0;
+  while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  DrainOutput(w, true);
+  boost::system::error_code ignored;
+  w->socket.close(ignored);
+  w->output.close(ignored);
+  w->timeout_timer.cancel();
+  w->watchdog.cancel();
+  w->cancel_timer.cancel();
+  const std::string how = DescribeExit(status);
+
+  if (!w->hello) ++crash_streak;
+  if (!w->key.empty()) {
+    TaskOutcome outcome;
+    if (w->forced) {
+      outcome = *w->forced;
+    } else {
+      outcome = {TaskOutcome::Kind::kCrashed, "the worker running the step " + how};
+    }
+    Finish(w, std::move(outcome));
+  }
+  if (w->scanning) {
+    w->scanning = false;
+    if (!w->scanning_file.empty()) {
+      scan_exclude.push_back(w->scanning_file);
+      scan_problems.push_back(
+          {w->scanning_file,
+           w->scanning_file + ": loading it crashed the worker (" + how + "); it is ignored"});
+    }
+  }
+  if (shutting_down) return;
+  if (crash_streak >= 3) {
+    start_failure = "workers die before they start (last one " + how + "); is `" +
+                    options.worker_command[0] + " worker` runnable?";
+    if (scan_done) {
+      auto done = std::move(scan_done);
+      scan_done = nullptr;
+      done(Status::FailedPrecondition(start_failure));
+    }
+    return;
+  }
+  Status s = Spawn(w->index);
+  if (!s.ok()) {
+    start_failure = s.message();
+    return;
+  }
+  if (scan_done) SendScan();
+}
+
+void LocalWorkerPool::Impl::ArmWatchdog(const std::shared_ptr<Worker>& w) {
+  auto self = shared_from_this();
+  w->watchdog.expires_after(options.heartbeat_timeout / 2);
+  w->watchdog.async_wait([self, w](boost::system::error_code ec) {
+    if (ec || w->dead || w->key.empty()) return;
+    auto silent = std::chrono::steady_clock::now() - w->last_heard;
+    if (silent > self->options.heartbeat_timeout) {
+      self->Kill(w, {TaskOutcome::Kind::kLost,
+                     "the worker sent no heartbeat for " +
+                         FormatDuration(std::chrono::duration_cast<Duration>(silent)) +
+                         " and was killed (stopped or frozen?)"});
+      return;
+    }
+    self->ArmWatchdog(w);
+  });
+}
+
+void LocalWorkerPool::Impl::SendScan() {
+  for (auto& w : workers) {
+    if (!w->dead && w->key.empty() && !w->scanning) {
+      w->scanning = true;
+      w->scanning_file.clear();
+      Send(w, Type::kScan, json{{"dirs", scan_dirs}, {"exclude", scan_exclude}}.dump());
+      return;
+    }
+  }
+}
+
+LocalWorkerPool::LocalWorkerPool(asio::io_context& io, Options options,
+                                 ExecutorListener* listener) {
+  if (options.workers == 0) options.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (options.worker_command.empty()) options.worker_command = {SelfExecutable(), "worker"};
+  impl_ = std::make_shared<Impl>(io, std::move(options), listener);
+}
+
+LocalWorkerPool::~LocalWorkerPool() {
+  impl_->shutting_down = true;
+  for (auto& w : impl_->workers) {
+    if (w && !w->dead) {
+      w->dead = true;
+      ::kill(-w->pid, SIGKILL);
+      int status;
+      while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      boost::system::error_code ignored;
+      w->socket.close(ignored);
+      w->output.close(ignored);
+      w->timeout_timer.cancel();
+      w->watchdog.cancel();
+      w->cancel_timer.cancel();
+    }
+  }
+}
+
+Status LocalWorkerPool::Start() {
+  for (size_t i = 0; i < impl_->options.workers; ++i) {
+    SLUICE_RETURN_IF_ERROR(impl_->Spawn(i));
+  }
+  return Status::Ok();
+}
+
+void LocalWorkerPool::ScanPlugins(std::vector<std::string> dirs,
+                                  std::function<void(StatusOr<PluginCatalog>)> done) {
+  impl_->scan_dirs = std::move(dirs);
+  impl_->scan_exclude.clear();
+  impl_->scan_problems.clear();
+  impl_->scan_done = std::move(done);
+  impl_->SendScan();
+}
+
+size_t LocalWorkerPool::capacity() const { return impl_->options.workers; }
+
+void LocalWorkerPool::Launch(TaskLaunch launch) {
+  std::shared_ptr<Worker> w;
+  for (auto& candidate : impl_->workers) {
+    if (!candidate->dead && candidate->key.empty() && !candidate->scanning) {
+      w = candidate;
+      break;
+    }
+  }
+  if (!w) {
+    // Contract violation by the caller, or every worker is dead and cannot be replaced.
+    std::string why = impl_->start_failure.empty() ? "no idle worker" : impl_->start_failure;
+    auto listener = impl_->listener;
+    asio::post(impl_->io, [listener, key = launch.key, why] {
+      listener->OnFinished(key, {TaskOutcome::Kind::kCrashed, "cannot start the try: " + why});
+    });
+    return;
+  }
+  w->key = launch.key;
+  w->forced.reset();
+  w->last_heard = std::chrono::steady_clock::now();
+  impl_->Send(w, Type::kRun,
+              json{{"file", launch.plugin_file},
+                   {"step", launch.step},
+                   {"request", std::move(launch.request)}}
+                  .dump());
+  impl_->listener->OnStarted(w->key, w->pid);
+  auto self = impl_;
+  if (launch.timeout) {
+    w->timeout_timer.expires_after(*launch.timeout);
+    const std::string key = w->key;
+    const Duration limit = *launch.timeout;
+    w->timeout_timer.async_wait([self, w, key, limit](boost::system::error_code ec) {
+      if (ec || w->dead || w->key != key) return;
+      self->Kill(w, {TaskOutcome::Kind::kTimedOut, "timed out after " + FormatDuration(limit) +
+                                                       "; the worker's process group was killed"});
+    });
+  }
+  impl_->ArmWatchdog(w);
+}
+
+void LocalWorkerPool::Cancel(const std::string& key) {
+  for (auto& w : impl_->workers) {
+    if (w->dead || w->key != key) continue;
+    w->forced = TaskOutcome{TaskOutcome::Kind::kCancelled, "cancelled"};
+    impl_->Send(w, Type::kCancel, "{}");
+    auto self = impl_;
+    w->cancel_timer.expires_after(impl_->options.cancel_grace);
+    w->cancel_timer.async_wait([self, w, key](boost::system::error_code ec) {
+      if (ec || w->dead || w->key != key) return;
+      self->Kill(w, {TaskOutcome::Kind::kCancelled,
+                     "cancelled; the step did not stop within the grace period and was killed"});
+    });
+  }
+}
+
+void LocalWorkerPool::Shutdown() {
+  impl_->shutting_down = true;
+  for (auto& w : impl_->workers) {
+    if (!w->dead) impl_->Send(w, Type::kShutdown, "{}");
+  }
+}
+
+}  // namespace sluice

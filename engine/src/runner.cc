@@ -1,0 +1,838 @@
+#include "sluice/runner.h"
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "sluice/dag_loader.h"
+#include "sluice/plugin_abi.h"
+#include "sluice/template.h"
+
+namespace sluice {
+
+using nlohmann::json;
+using std::chrono::system_clock;
+
+// ---------------------------------------------------------------------------------------------
+// Params
+
+StatusOr<json> ResolveRunParams(const DagSpec& dag, const std::vector<std::string>& assignments) {
+  json params = dag.params;
+  for (const std::string& assignment : assignments) {
+    size_t eq = assignment.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Status::InvalidArgument("--param \"" + assignment + "\" is not NAME=VALUE");
+    }
+    const std::string name = assignment.substr(0, eq);
+    const std::string text = assignment.substr(eq + 1);
+    if (!dag.params.contains(name)) {
+      std::string declared;
+      for (const auto& item : dag.params.items())
+        declared += (declared.empty() ? "" : ", ") + item.key();
+      return Status::InvalidArgument(
+          "--param " + name + ": DAG \"" + dag.id + "\" declares no param \"" + name + "\"" +
+          (declared.empty() ? " (it has no [params])" : " (declared: " + declared + ")"));
+    }
+    const json& declared = dag.params[name];
+    json value;
+    try {
+      value = json::parse(text);
+    } catch (const json::exception&) {
+      value = text;
+    }
+    if (declared.is_string() && !value.is_string()) value = text;  // --param name=123 on a string
+    bool ok = (declared.is_number() && value.is_number()) ||
+              (declared.is_boolean() && value.is_boolean()) ||
+              (declared.is_string() && value.is_string()) ||
+              (declared.is_array() && value.is_array()) ||
+              (declared.is_object() && value.is_object()) || declared.is_null();
+    if (declared.is_number_integer() && value.is_number_float()) ok = false;
+    if (!ok) {
+      return Status::InvalidArgument("--param " + name + "=" + text +
+                                     ": expected a value like the default " + declared.dump() +
+                                     " (" + std::string(declared.type_name()) + ")");
+    }
+    params[name] = value;
+  }
+  return params;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime state
+
+struct Runner::TaskRt {
+  TaskState state = TaskState::kPending;
+  uint32_t waiting = 0;  // upstream tasks not yet ended
+  uint32_t n_success = 0;
+  uint32_t n_failed = 0;  // failed or upstream_failed
+  uint32_t n_skipped = 0;
+  bool decided = false;  // the trigger rule has fired (queued, running or ended)
+  TryRecord record;      // the latest try, or try 0 for a task that ended without one
+  FILE* log = nullptr;
+  std::chrono::steady_clock::time_point started;
+};
+
+struct Runner::RunRt {
+  uint64_t seq = 0;
+  std::shared_ptr<const Dag> dag;
+  RunRecord record;
+  std::vector<TaskRt> tasks;
+  std::vector<uint32_t> position;  // task -> index in topological order
+  size_t ended = 0;
+  bool finished = false;
+  std::string key() const { return record.dag_id + "/" + record.run_id; }
+};
+
+namespace {
+
+std::string_view LevelName(int level) {
+  switch (level) {
+    case SLUICE_LOG_DEBUG:
+      return "DEBUG";
+    case SLUICE_LOG_INFO:
+      return "INFO ";
+    case SLUICE_LOG_WARNING:
+      return "WARN ";
+    case SLUICE_LOG_ERROR:
+      return "ERROR";
+    default:
+      return "INFO ";
+  }
+}
+
+enum class Decision { kWait, kRun, kSkip, kUpstreamFailed };
+
+Decision Evaluate(TriggerRule rule, uint32_t total, const Runner::TaskRt& t) {
+  const uint32_t done = total - t.waiting;
+  const bool all_done = t.waiting == 0;
+  if (total == 0) return Decision::kRun;
+  switch (rule) {
+    case TriggerRule::kAlways:
+      return Decision::kRun;
+    case TriggerRule::kAllSuccess:
+      if (!all_done) return Decision::kWait;
+      if (t.n_success == total) return Decision::kRun;
+      return t.n_failed > 0 ? Decision::kUpstreamFailed : Decision::kSkip;
+    case TriggerRule::kAllFailed:
+      if (!all_done) return Decision::kWait;
+      return t.n_failed == total ? Decision::kRun : Decision::kSkip;
+    case TriggerRule::kAllDone:
+      return all_done ? Decision::kRun : Decision::kWait;
+    case TriggerRule::kOneSuccess:
+      if (t.n_success > 0) return Decision::kRun;
+      if (!all_done) return Decision::kWait;
+      return t.n_failed == total ? Decision::kUpstreamFailed : Decision::kSkip;
+    case TriggerRule::kOneFailed:
+      if (t.n_failed > 0) return Decision::kRun;
+      return all_done ? Decision::kSkip : Decision::kWait;
+    case TriggerRule::kNoneFailed:
+      if (!all_done) return Decision::kWait;
+      return t.n_failed == 0 ? Decision::kRun : Decision::kUpstreamFailed;
+    case TriggerRule::kNoneFailedMinOneSuccess:
+      if (!all_done) return Decision::kWait;
+      if (t.n_failed > 0) return Decision::kUpstreamFailed;
+      return t.n_success > 0 ? Decision::kRun : Decision::kSkip;
+    case TriggerRule::kNoneSkipped:
+      if (!all_done) return Decision::kWait;
+      return t.n_skipped == 0 ? Decision::kRun : Decision::kSkip;
+  }
+  (void)done;
+  return Decision::kWait;
+}
+
+std::string IsoUtc(system_clock::time_point t) {
+  return FormatTimeUtc(std::chrono::floor<std::chrono::seconds>(t));
+}
+
+// "abc" -> an output value for `when` and inputs.
+const json* LookupOutput(const TryRecord& upstream, const std::string& name) {
+  auto it = upstream.outputs.find(name);
+  return it == upstream.outputs.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+Runner::Runner(boost::asio::io_context& io, StateStore* store, const PluginCatalog* catalog,
+               Clock* clock, RunnerOptions options)
+    : io_(io),
+      store_(store),
+      catalog_(catalog),
+      clock_(clock),
+      options_(std::move(options)),
+      rng_(options_.random_seed) {}
+
+Runner::~Runner() {
+  for (auto& [key, run] : runs_) {
+    for (TaskRt& t : run->tasks) {
+      if (t.log) std::fclose(t.log);
+    }
+  }
+}
+
+size_t Runner::active_runs() const { return runs_.size(); }
+
+std::string Runner::Now() const { return FormatTimestamp(clock_->Now()); }
+
+void Runner::MarkDirty() {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  boost::asio::post(io_, [this] { Flush(); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording
+
+void Runner::RecordTask(RunRt* run, size_t task, TaskState from, const std::string& reason) {
+  TaskRt& t = run->tasks[task];
+  batch_.PutTry(t.record);
+  Event e;
+  e.time = Now();
+  e.dag_id = run->record.dag_id;
+  e.run_id = run->record.run_id;
+  e.task_id = t.record.task_id;
+  e.try_number = t.record.try_number;
+  e.kind = "task_state";
+  e.from = TaskStateName(from);
+  e.to = TaskStateName(t.state);
+  e.reason = reason;
+  e.actor = options_.actor;
+  batch_.AddEvent(std::move(e));
+  changed_tasks_.emplace_back(run, task);
+}
+
+void Runner::RecordRun(RunRt* run, RunState from, const std::string& reason) {
+  batch_.PutRun(run->record);
+  Event e;
+  e.time = Now();
+  e.dag_id = run->record.dag_id;
+  e.run_id = run->record.run_id;
+  e.kind = "run_state";
+  e.from = RunStateName(from);
+  e.to = RunStateName(run->record.state);
+  e.reason = reason;
+  e.actor = options_.actor;
+  batch_.AddEvent(std::move(e));
+  changed_runs_.push_back(run);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Triggering and resuming
+
+std::string Runner::NewRunId(const std::string& dag_id, const std::string& run_type,
+                             system_clock::time_point logical_date) const {
+  std::string base = run_type + "__" + FormatTimestamp(logical_date);
+  std::string id = base;
+  for (int n = 2; store_->GetRun(dag_id, id).ok() || runs_.count(dag_id + "/" + id); ++n) {
+    id = base + "." + std::to_string(n);
+  }
+  return id;
+}
+
+StatusOr<RunRecord> Runner::Trigger(TriggerRequest request) {
+  if (!fatal_.ok()) return fatal_;
+  const Dag& dag = *request.dag;
+  // Every step must exist before anything is recorded.
+  for (const TaskSpec& task : dag.tasks()) {
+    if (catalog_->FindStep(task.plugin) == nullptr) {
+      return Status::FailedPrecondition(
+          "task \"" + task.id + "\" uses plugin step \"" + task.plugin +
+          "\", which no installed plugin provides (`sluice plugins list` "
+          "shows them; SLUICE_PLUGIN_PATH adds folders)");
+    }
+  }
+  const system_clock::time_point logical = request.logical_date.value_or(clock_->Now());
+  auto run = std::make_unique<RunRt>();
+  run->dag = request.dag;
+  RunRecord& r = run->record;
+  r.dag_id = dag.id();
+  r.run_id =
+      request.run_id.empty() ? NewRunId(dag.id(), request.run_type, logical) : request.run_id;
+  if (store_->GetRun(r.dag_id, r.run_id).ok()) {
+    return Status::AlreadyExists("DAG \"" + r.dag_id + "\" already has a run \"" + r.run_id + "\"");
+  }
+  r.run_type = request.run_type;
+  r.logical_date = IsoUtc(logical);
+  r.data_interval_start = r.logical_date;
+  r.data_interval_end = r.logical_date;
+  json params = dag.spec().params;
+  for (const auto& item : request.params.items()) params[item.key()] = item.value();
+  r.params = params;
+  r.dag_path = dag.spec().source_path;
+  r.dag_source = request.dag_source;
+  r.created_at = Now();
+  r.started_at = r.created_at;
+  r.triggered_by = options_.actor;
+  r.state = RunState::kRunning;
+  run->tasks.resize(dag.size());
+  for (size_t i = 0; i < dag.size(); ++i) {
+    TaskRt& t = run->tasks[i];
+    t.waiting = static_cast<uint32_t>(dag.upstream(i).size());
+    t.record.dag_id = r.dag_id;
+    t.record.run_id = r.run_id;
+    t.record.task_id = dag.tasks()[i].id;
+    t.record.try_number = 0;
+  }
+  RecordRun(run.get(), RunState::kQueued, "triggered");
+  RunRecord copy = r;
+  StartRun(std::move(run));
+  return copy;
+}
+
+StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string& run_id) {
+  if (!fatal_.ok()) return fatal_;
+  StatusOr<RunRecord> stored = store_->GetRun(dag_id, run_id);
+  if (!stored.ok()) return stored.status();
+  if (stored->state == RunState::kSuccess || stored->state == RunState::kFailed) {
+    return Status::FailedPrecondition("run \"" + run_id + "\" already ended (" +
+                                      std::string(RunStateName(stored->state)) +
+                                      "); nothing to resume");
+  }
+  if (runs_.count(dag_id + "/" + run_id)) {
+    return Status::FailedPrecondition("run \"" + run_id + "\" is already running here");
+  }
+  // The run goes on with the DAG as it was when the run started, not as the file is now.
+  DagLoadResult loaded = LoadDagText(stored->dag_source, stored->dag_path);
+  if (!loaded.ok()) {
+    return Status::Corruption("the DAG stored with run \"" + run_id + "\" no longer validates");
+  }
+  std::shared_ptr<const Dag> dag(std::move(loaded.dag));
+  for (const TaskSpec& task : dag->tasks()) {
+    if (catalog_->FindStep(task.plugin) == nullptr) {
+      return Status::FailedPrecondition("task \"" + task.id + "\" uses plugin step \"" +
+                                        task.plugin + "\", which no installed plugin provides");
+    }
+  }
+  auto run = std::make_unique<RunRt>();
+  run->dag = dag;
+  run->record = *stored;
+  run->tasks.resize(dag->size());
+  for (size_t i = 0; i < dag->size(); ++i) {
+    TaskRt& t = run->tasks[i];
+    t.record.dag_id = dag_id;
+    t.record.run_id = run_id;
+    t.record.task_id = dag->tasks()[i].id;
+  }
+  // The latest record of each task carries its state.
+  for (TryRecord& tr : store_->ListTries(dag_id, run_id)) {
+    int64_t i = dag->IndexOf(tr.task_id);
+    if (i < 0) continue;
+    TaskRt& t = run->tasks[static_cast<size_t>(i)];
+    if (tr.try_number >= t.record.try_number) {
+      t.state = tr.state;
+      t.record = std::move(tr);
+    }
+  }
+  RunRt* r = run.get();
+  const std::string key = r->key();
+  runs_[key] = std::move(run);
+  r->seq = next_run_seq_++;
+  r->position.resize(dag->size());
+  for (size_t k = 0; k < dag->topological_order().size(); ++k)
+    r->position[dag->topological_order()[k]] = static_cast<uint32_t>(k);
+
+  // Rebuild the counters from the ended tasks.
+  for (size_t i = 0; i < dag->size(); ++i) {
+    TaskRt& t = r->tasks[i];
+    t.waiting = 0;
+    for (uint32_t u : dag->upstream(i)) {
+      const TaskState s = r->tasks[u].state;
+      if (!IsTerminal(s)) {
+        ++t.waiting;
+      } else if (s == TaskState::kSuccess) {
+        ++t.n_success;
+      } else if (s == TaskState::kSkipped) {
+        ++t.n_skipped;
+      } else {
+        ++t.n_failed;
+      }
+    }
+    if (IsTerminal(t.state)) {
+      t.decided = true;
+      ++r->ended;
+    }
+  }
+  // Tries that were in flight died with the previous process: each is a failed try.
+  for (size_t i = 0; i < dag->size(); ++i) {
+    TaskRt& t = r->tasks[i];
+    const TaskSpec& spec = dag->tasks()[i];
+    if (t.state == TaskState::kRunning || t.state == TaskState::kQueued) {
+      t.decided = true;
+      const TaskState from = t.state;
+      t.record.ended_at = Now();
+      const std::string reason =
+          "interrupted: the process running this try stopped (crash, kill or reboot) before it "
+          "finished";
+      if (t.record.try_number <= spec.retries) {
+        t.state = TaskState::kUpForRetry;
+        t.record.state = t.state;
+        t.record.reason = reason;
+        const Duration delay = RetryDelay(spec.retry_delay, spec.retry_backoff, t.record.try_number,
+                                          std::uniform_real_distribution<double>(0, 1)(rng_));
+        ScheduleRetry(r, i, delay);
+        RecordTask(r, i, from, reason + "; retry in " + FormatDuration(delay));
+      } else {
+        EndTask(r, i, TaskState::kFailed, reason);
+      }
+    } else if (t.state == TaskState::kUpForRetry) {
+      // Its retry delay ran out while no process was there to act on it, or is partly
+      // spent: the retry goes ahead now.
+      t.decided = true;
+      ScheduleRetry(r, i, Duration(0));
+    }
+  }
+  const RunState from = r->record.state;
+  r->record.state = RunState::kRunning;
+  RecordRun(r, from, "resumed");
+  for (size_t i = 0; i < dag->size(); ++i) {
+    if (!r->tasks[i].decided) Decide(r, i);
+  }
+  FinishRunIfDone(r);
+  MarkDirty();
+  return r->record;
+}
+
+void Runner::StartRun(std::unique_ptr<RunRt> run) {
+  RunRt* r = run.get();
+  r->seq = next_run_seq_++;
+  const Dag& dag = *r->dag;
+  r->position.resize(dag.size());
+  for (size_t k = 0; k < dag.topological_order().size(); ++k)
+    r->position[dag.topological_order()[k]] = static_cast<uint32_t>(k);
+  runs_[r->key()] = std::move(run);
+  for (uint32_t i : dag.topological_order()) {
+    if (r->tasks[i].waiting == 0 || dag.tasks()[i].trigger_rule == TriggerRule::kAlways)
+      Decide(r, i);
+  }
+  MarkDirty();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deciding, queueing, dispatching
+
+void Runner::Decide(RunRt* run, size_t task) {
+  TaskRt& t = run->tasks[task];
+  if (t.decided) return;
+  const TaskSpec& spec = run->dag->tasks()[task];
+  const uint32_t total = static_cast<uint32_t>(run->dag->upstream(task).size());
+  switch (Evaluate(spec.trigger_rule, total, t)) {
+    case Decision::kWait:
+      return;
+    case Decision::kSkip:
+      t.decided = true;
+      EndTask(run, task, TaskState::kSkipped,
+              "trigger rule " + std::string(TriggerRuleName(spec.trigger_rule)) +
+                  " not met by the upstream tasks");
+      return;
+    case Decision::kUpstreamFailed:
+      t.decided = true;
+      EndTask(run, task, TaskState::kUpstreamFailed,
+              "an upstream task failed (trigger rule " +
+                  std::string(TriggerRuleName(spec.trigger_rule)) + ")");
+      return;
+    case Decision::kRun:
+      break;
+  }
+  t.decided = true;
+  if (spec.when) {
+    const Dag& dag = *run->dag;
+    StatusOr<bool> go =
+        spec.when->EvaluateCondition([&](const std::vector<std::string>& path) -> StatusOr<json> {
+          const json* node = nullptr;
+          if (path[0] == "params") {
+            node = &run->record.params;
+            for (size_t k = 1; k < path.size(); ++k) {
+              if (!node->is_object() || !node->contains(path[k])) {
+                return Status::NotFound("param \"" + path[k] + "\" has no value");
+              }
+              node = &(*node)[path[k]];
+            }
+            return *node;
+          }
+          int64_t up = dag.IndexOf(path[0]);
+          if (up < 0) return Status::NotFound("no task \"" + path[0] + "\"");
+          const TaskRt& ut = run->tasks[static_cast<size_t>(up)];
+          const json* out = LookupOutput(ut.record, path[1]);
+          if (out == nullptr) {
+            return Status::NotFound("task \"" + path[0] + "\" (" +
+                                    std::string(TaskStateName(ut.state)) + ") has no output \"" +
+                                    path[1] + "\"");
+          }
+          json value = out->contains("value") ? (*out)["value"] : json(out->value("path", ""));
+          node = &value;
+          for (size_t k = 2; k < path.size(); ++k) {
+            if (!node->is_object() || !node->contains(path[k])) {
+              return Status::NotFound("output \"" + path[0] + "." + path[1] + "\" has no field \"" +
+                                      path[k] + "\"");
+            }
+            node = &(*node)[path[k]];
+          }
+          return json(*node);
+        });
+    if (!go.ok()) {
+      EndTask(run, task, TaskState::kFailed,
+              "`when` condition \"" + spec.when->text() + "\": " + go.status().message());
+      return;
+    }
+    if (!*go) {
+      EndTask(run, task, TaskState::kSkipped, "`when` condition is false: " + spec.when->text());
+      return;
+    }
+  }
+  Enqueue(run, task);
+}
+
+void Runner::Enqueue(RunRt* run, size_t task) {
+  TaskRt& t = run->tasks[task];
+  t.state = TaskState::kQueued;
+  const TaskSpec& spec = run->dag->tasks()[task];
+  ready_.emplace(ReadyKey{spec.priority, run->seq, run->position[task]}, Running{run, task});
+  changed_tasks_.emplace_back(run, task);
+  MarkDirty();
+}
+
+void Runner::Dispatch() {
+  if (executor_ == nullptr || !fatal_.ok()) return;
+  for (auto it = ready_.begin(); it != ready_.end() && in_flight_ < executor_->capacity();) {
+    RunRt* run = it->second.run;
+    const size_t task = it->second.task;
+    const TaskSpec& spec = run->dag->tasks()[task];
+    auto pool = options_.pools.find(spec.pool);
+    if (pool != options_.pools.end() && pool_used_[spec.pool] >= pool->second) {
+      ++it;  // its pool is full; others may still go
+      continue;
+    }
+    it = ready_.erase(it);
+    PrepareAndLaunch(run, task);
+  }
+}
+
+json Runner::TemplateContext(const RunRt& run, const TaskSpec& task) const {
+  const RunRecord& r = run.record;
+  const std::string ds = r.logical_date.substr(0, 10);
+  std::string nodash;
+  for (char c : ds) {
+    if (c != '-') nodash += c;
+  }
+  std::string ts = r.logical_date;
+  if (!ts.empty() && ts.back() == 'Z') ts = ts.substr(0, ts.size() - 1) + "+00:00";
+  return {{"params", r.params},
+          {"ds", ds},
+          {"ds_nodash", nodash},
+          {"ts", ts},
+          {"logical_date", r.logical_date},
+          {"data_interval_start", r.data_interval_start},
+          {"data_interval_end", r.data_interval_end},
+          {"run_id", r.run_id},
+          {"dag", {{"id", r.dag_id}}},
+          {"task", {{"id", task.id}}}};
+}
+
+namespace {
+
+// Renders every string in `value` that holds a placeholder.
+Status RenderTree(json& value, const json& context) {
+  if (value.is_string()) {
+    const std::string& text = value.get_ref<const std::string&>();
+    if (text.find("{{") == std::string::npos) return Status::Ok();
+    TemplateError error;
+    std::optional<Template> t = Template::Parse(text, &error);
+    if (!t) return Status::InvalidArgument(error.message);
+    StatusOr<json> rendered = t->Render(context);
+    if (!rendered.ok()) return rendered.status();
+    value = std::move(*rendered);
+    return Status::Ok();
+  }
+  if (value.is_object() || value.is_array()) {
+    for (auto& item : value) SLUICE_RETURN_IF_ERROR(RenderTree(item, context));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
+  TaskRt& t = run->tasks[task];
+  const TaskSpec& spec = run->dag->tasks()[task];
+  const Dag& dag = *run->dag;
+  const TaskState from = t.state;
+
+  TryRecord& rec = t.record;
+  rec.try_number += 1;
+  rec.state = TaskState::kRunning;
+  rec.reason.clear();
+  rec.outputs = json::object();
+  rec.metrics = json::array();
+  rec.queued_at = Now();
+  rec.started_at = rec.queued_at;
+  rec.ended_at.clear();
+  rec.retry_at.clear();
+  rec.duration_seconds = 0;
+  rec.worker_pid = 0;
+  namespace fs = std::filesystem;
+  const fs::path try_dir = fs::path(options_.state_dir) / "runs" / run->record.dag_id /
+                           run->record.run_id / spec.id / std::to_string(rec.try_number);
+  rec.log_path = (fs::path(options_.state_dir) / "logs" / run->record.dag_id / run->record.run_id /
+                  spec.id / (std::to_string(rec.try_number) + ".log"))
+                     .string();
+
+  json params = spec.params;
+  Status rendered = RenderTree(params, TemplateContext(*run, spec));
+  json inputs = json::object();
+  std::string problem;
+  if (!rendered.ok()) problem = "cannot render params: " + rendered.message();
+  for (const TaskSpec::Input& input : spec.inputs) {
+    if (!problem.empty()) break;
+    const TaskRt& up = run->tasks[static_cast<size_t>(dag.IndexOf(input.task))];
+    const json* out = LookupOutput(up.record, input.output);
+    if (out == nullptr) {
+      std::string produced;
+      for (const auto& item : up.record.outputs.items())
+        produced += (produced.empty() ? "" : ", ") + item.key();
+      problem = "input \"" + input.name + "\" needs output \"" + input.output + "\" of task \"" +
+                input.task + "\", which it did not produce (" +
+                std::string(TaskStateName(up.state)) +
+                (produced.empty() ? ", no outputs" : "; outputs: " + produced) + ")";
+      break;
+    }
+    json in = {{"kind", out->value("kind", "value")}};
+    if (out->contains("path")) in["path"] = (*out)["path"];
+    if (out->contains("value")) in["value"] = (*out)["value"];
+    inputs[input.name] = std::move(in);
+  }
+  rec.params = params;
+  t.state = TaskState::kRunning;
+  if (!problem.empty()) {
+    // Not a try the step could have made better by retrying: the task fails here.
+    t.state = from;
+    rec.try_number -= 1;
+    EndTask(run, task, TaskState::kFailed, problem);
+    return;
+  }
+  RecordTask(run, task, from, "dispatched");
+
+  TaskLaunch launch;
+  launch.key = rec.idempotency_key();
+  launch.step = spec.plugin;
+  const PluginManifest* plugin = catalog_->FindPluginOfStep(spec.plugin);
+  launch.plugin_file = plugin ? plugin->file : "";
+  launch.timeout = spec.timeout;
+  launch.request = {{"params", std::move(params)},
+                    {"inputs", std::move(inputs)},
+                    {"scratch_dir", (try_dir / "tmp").string()},
+                    {"output_dir", (try_dir / "out").string()},
+                    {"run",
+                     {{"dag_id", run->record.dag_id},
+                      {"run_id", run->record.run_id},
+                      {"task_id", spec.id},
+                      {"try_number", rec.try_number},
+                      {"logical_date", run->record.logical_date},
+                      {"idempotency_key", launch.key}}}};
+  running_[launch.key] = Running{run, task};
+  ++in_flight_;
+  ++pool_used_[spec.pool];
+  t.started = std::chrono::steady_clock::now();
+  launches_.push_back(std::move(launch));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ending tasks and runs
+
+void Runner::EndTask(RunRt* run, size_t task, TaskState state, const std::string& reason) {
+  TaskRt& t = run->tasks[task];
+  const TaskState from = t.state;
+  t.state = state;
+  t.decided = true;
+  t.record.state = state;
+  t.record.reason = reason;
+  if (t.record.ended_at.empty() || from != TaskState::kRunning) t.record.ended_at = Now();
+  if (t.log) {
+    std::fclose(t.log);
+    t.log = nullptr;
+  }
+  RecordTask(run, task, from, reason);
+  ++run->ended;
+  Cascade(run, task);
+  FinishRunIfDone(run);
+  MarkDirty();
+}
+
+void Runner::Cascade(RunRt* run, size_t task) {
+  const TaskState state = run->tasks[task].state;
+  for (uint32_t d : run->dag->downstream(task)) {
+    TaskRt& dt = run->tasks[d];
+    if (dt.waiting > 0) --dt.waiting;
+    if (state == TaskState::kSuccess)
+      ++dt.n_success;
+    else if (state == TaskState::kSkipped)
+      ++dt.n_skipped;
+    else
+      ++dt.n_failed;
+    if (!dt.decided) Decide(run, d);
+  }
+}
+
+void Runner::FinishRunIfDone(RunRt* run) {
+  if (run->finished || run->ended < run->tasks.size()) return;
+  run->finished = true;
+  const Dag& dag = *run->dag;
+  std::string failed_leaf;
+  for (size_t i = 0; i < dag.size(); ++i) {
+    const TaskState s = run->tasks[i].state;
+    if (dag.downstream(i).empty() && (s == TaskState::kFailed || s == TaskState::kUpstreamFailed)) {
+      failed_leaf = dag.tasks()[i].id;
+      break;
+    }
+  }
+  const RunState from = run->record.state;
+  run->record.state = failed_leaf.empty() ? RunState::kSuccess : RunState::kFailed;
+  run->record.ended_at = Now();
+  RecordRun(run, from,
+            failed_leaf.empty() ? "every task ended without a failed leaf"
+                                : "leaf task \"" + failed_leaf + "\" did not succeed");
+}
+
+void Runner::ScheduleRetry(RunRt* run, size_t task, Duration delay) {
+  TaskRt& t = run->tasks[task];
+  t.record.retry_at = FormatTimestamp(clock_->Now() + delay);
+  const std::string run_key = run->key();
+  clock_->RunAfter(delay, [this, run_key, task] {
+    auto it = runs_.find(run_key);
+    if (it == runs_.end()) return;
+    RunRt* r = it->second.get();
+    if (r->tasks[task].state != TaskState::kUpForRetry) return;
+    Enqueue(r, task);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event loop's turn: dispatch, commit, act.
+
+void Runner::Flush() {
+  flush_posted_ = false;
+  if (!fatal_.ok()) return;
+  Dispatch();
+  Status s = store_->Commit(&batch_);
+  if (!s.ok()) {
+    // Nothing below is acted on: the engine stops rather than act on state it did not record.
+    fatal_ = s;
+    launches_.clear();
+    for (auto& [key, r] : running_) executor_->Cancel(key);
+    return;
+  }
+  std::vector<TaskLaunch> launches;
+  launches.swap(launches_);
+  for (TaskLaunch& launch : launches) executor_->Launch(std::move(launch));
+
+  std::vector<std::pair<RunRt*, size_t>> tasks;
+  tasks.swap(changed_tasks_);
+  std::vector<RunRt*> runs;
+  runs.swap(changed_runs_);
+  if (observer_) {
+    for (RunRt* run : runs) observer_->OnRunChanged(run->record);
+    // A task that changed twice in one turn is reported once, in its latest state.
+    std::set<std::pair<RunRt*, size_t>> reported;
+    for (auto& [run, task] : tasks) {
+      if (!reported.insert({run, task}).second) continue;
+      TryRecord view = run->tasks[task].record;
+      view.state = run->tasks[task].state;
+      observer_->OnTaskChanged(run->record, view);
+    }
+  }
+  for (RunRt* run : runs) {
+    if (!run->finished) continue;
+    const RunRecord record = run->record;
+    runs_.erase(run->key());
+    if (on_finished_) on_finished_(record);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executor callbacks
+
+void Runner::OnStarted(const std::string& key, int64_t worker_pid) {
+  auto it = running_.find(key);
+  if (it == running_.end()) return;
+  it->second.run->tasks[it->second.task].record.worker_pid = worker_pid;
+}
+
+void Runner::OnLog(const std::string& key, int level, std::string_view line) {
+  auto it = running_.find(key);
+  if (it == running_.end()) return;
+  TaskRt& t = it->second.run->tasks[it->second.task];
+  if (t.log == nullptr) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(t.record.log_path).parent_path(), ec);
+    t.log = std::fopen(t.record.log_path.c_str(), "a");
+    if (t.log == nullptr) return;
+  }
+  const std::string stamp = FormatTimestamp(clock_->Now());
+  std::fprintf(t.log, "%s %.*s %.*s\n", stamp.c_str(), static_cast<int>(LevelName(level).size()),
+               LevelName(level).data(), static_cast<int>(line.size()), line.data());
+}
+
+void Runner::OnMetric(const std::string& key, const std::string& name, double value, int64_t step) {
+  auto it = running_.find(key);
+  if (it == running_.end()) return;
+  json point = {{"name", name}, {"value", value}};
+  if (step >= 0) point["step"] = step;
+  it->second.run->tasks[it->second.task].record.metrics.push_back(std::move(point));
+}
+
+void Runner::OnOutput(const std::string& key, const std::string& name, const json& output) {
+  auto it = running_.find(key);
+  if (it == running_.end()) return;
+  it->second.run->tasks[it->second.task].record.outputs[name] = output;
+}
+
+void Runner::OnFinished(const std::string& key, TaskOutcome outcome) {
+  auto it = running_.find(key);
+  if (it == running_.end()) return;
+  RunRt* run = it->second.run;
+  const size_t task = it->second.task;
+  running_.erase(it);
+  --in_flight_;
+  const TaskSpec& spec = run->dag->tasks()[task];
+  --pool_used_[spec.pool];
+  TaskRt& t = run->tasks[task];
+  t.record.ended_at = Now();
+  t.record.duration_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t.started).count();
+  if (t.log) std::fflush(t.log);
+
+  switch (outcome.kind) {
+    case TaskOutcome::Kind::kSuccess:
+      EndTask(run, task, TaskState::kSuccess, outcome.message);
+      return;
+    case TaskOutcome::Kind::kSkipped:
+      EndTask(run, task, TaskState::kSkipped, "the step skipped itself: " + outcome.message);
+      return;
+    default:
+      break;
+  }
+  std::string reason = outcome.message;
+  if (outcome.kind == TaskOutcome::Kind::kFailed) reason = "the step failed: " + reason;
+  if (t.record.try_number <= spec.retries && outcome.kind != TaskOutcome::Kind::kCancelled) {
+    const TaskState from = t.state;
+    t.state = TaskState::kUpForRetry;
+    t.record.state = t.state;
+    t.record.reason = reason;
+    if (t.log) {
+      std::fclose(t.log);
+      t.log = nullptr;
+    }
+    const Duration delay = RetryDelay(spec.retry_delay, spec.retry_backoff, t.record.try_number,
+                                      std::uniform_real_distribution<double>(0, 1)(rng_));
+    ScheduleRetry(run, task, delay);
+    RecordTask(run, task, from,
+               reason + "; try " + std::to_string(t.record.try_number + 1) + " of " +
+                   std::to_string(spec.retries + 1) + " in " + FormatDuration(delay));
+    MarkDirty();
+    return;
+  }
+  EndTask(run, task, TaskState::kFailed, reason);
+}
+
+}  // namespace sluice

@@ -1,0 +1,470 @@
+#include "sluice/state_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/utilities/options_util.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <unordered_map>
+
+namespace sluice {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::array<std::pair<TaskState, std::string_view>, 8> kTaskStates = {{
+    {TaskState::kPending, "pending"},
+    {TaskState::kQueued, "queued"},
+    {TaskState::kRunning, "running"},
+    {TaskState::kSuccess, "success"},
+    {TaskState::kFailed, "failed"},
+    {TaskState::kUpForRetry, "up_for_retry"},
+    {TaskState::kUpstreamFailed, "upstream_failed"},
+    {TaskState::kSkipped, "skipped"},
+}};
+
+constexpr std::array<std::pair<RunState, std::string_view>, 4> kRunStates = {{
+    {RunState::kQueued, "queued"},
+    {RunState::kRunning, "running"},
+    {RunState::kSuccess, "success"},
+    {RunState::kFailed, "failed"},
+}};
+
+std::string Pad(int64_t n, int width) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%0*lld", width, static_cast<long long>(n));
+  return buf;
+}
+
+// Column families, in the order their handles are kept.
+const std::vector<std::string>& ColumnFamilyNames() {
+  static const std::vector<std::string> kNames = {
+      rocksdb::kDefaultColumnFamilyName, "meta", "runs", "run_index", "task_instances", "events"};
+  return kNames;
+}
+
+std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(
+    const rocksdb::ColumnFamilyOptions& options) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : ColumnFamilyNames()) descriptors.emplace_back(name, options);
+  return descriptors;
+}
+
+std::string RunKey(const std::string& dag_id, const std::string& run_id) {
+  return dag_id + "/" + run_id;
+}
+
+std::string TryKey(const TryRecord& r) {
+  return r.dag_id + "/" + r.run_id + "/" + r.task_id + "/" + Pad(r.try_number, 5);
+}
+
+}  // namespace
+
+std::string_view TaskStateName(TaskState state) {
+  for (const auto& [s, name] : kTaskStates) {
+    if (s == state) return name;
+  }
+  return "?";
+}
+
+std::optional<TaskState> ParseTaskState(std::string_view name) {
+  for (const auto& [s, n] : kTaskStates) {
+    if (n == name) return s;
+  }
+  return std::nullopt;
+}
+
+bool IsTerminal(TaskState state) {
+  return state == TaskState::kSuccess || state == TaskState::kFailed ||
+         state == TaskState::kUpstreamFailed || state == TaskState::kSkipped;
+}
+
+std::string_view RunStateName(RunState state) {
+  for (const auto& [s, name] : kRunStates) {
+    if (s == state) return name;
+  }
+  return "?";
+}
+
+std::optional<RunState> ParseRunState(std::string_view name) {
+  for (const auto& [s, n] : kRunStates) {
+    if (n == name) return s;
+  }
+  return std::nullopt;
+}
+
+json RunRecord::ToJson() const {
+  return {{"dag_id", dag_id},
+          {"run_id", run_id},
+          {"state", RunStateName(state)},
+          {"run_type", run_type},
+          {"logical_date", logical_date},
+          {"data_interval_start", data_interval_start},
+          {"data_interval_end", data_interval_end},
+          {"params", params},
+          {"dag_path", dag_path},
+          {"dag_source", dag_source},
+          {"created_at", created_at},
+          {"started_at", started_at},
+          {"ended_at", ended_at},
+          {"triggered_by", triggered_by}};
+}
+
+StatusOr<RunRecord> RunRecord::FromJson(const json& j) {
+  try {
+    RunRecord r;
+    r.dag_id = j.at("dag_id").get<std::string>();
+    r.run_id = j.at("run_id").get<std::string>();
+    auto state = ParseRunState(j.at("state").get<std::string>());
+    if (!state) return Status::Corruption("run record has unknown state " + j.at("state").dump());
+    r.state = *state;
+    r.run_type = j.value("run_type", "manual");
+    r.logical_date = j.value("logical_date", "");
+    r.data_interval_start = j.value("data_interval_start", "");
+    r.data_interval_end = j.value("data_interval_end", "");
+    r.params = j.value("params", json::object());
+    r.dag_path = j.value("dag_path", "");
+    r.dag_source = j.value("dag_source", "");
+    r.created_at = j.value("created_at", "");
+    r.started_at = j.value("started_at", "");
+    r.ended_at = j.value("ended_at", "");
+    r.triggered_by = j.value("triggered_by", "");
+    return r;
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("malformed run record: ") + e.what());
+  }
+}
+
+json TryRecord::ToJson() const {
+  return {{"dag_id", dag_id},
+          {"run_id", run_id},
+          {"task_id", task_id},
+          {"try_number", try_number},
+          {"state", TaskStateName(state)},
+          {"reason", reason},
+          {"queued_at", queued_at},
+          {"started_at", started_at},
+          {"ended_at", ended_at},
+          {"duration_seconds", duration_seconds},
+          {"worker_pid", worker_pid},
+          {"retry_at", retry_at},
+          {"log_path", log_path},
+          {"outputs", outputs},
+          {"metrics", metrics},
+          {"params", params},
+          {"idempotency_key", idempotency_key()}};
+}
+
+StatusOr<TryRecord> TryRecord::FromJson(const json& j) {
+  try {
+    TryRecord r;
+    r.dag_id = j.at("dag_id").get<std::string>();
+    r.run_id = j.at("run_id").get<std::string>();
+    r.task_id = j.at("task_id").get<std::string>();
+    r.try_number = j.at("try_number").get<int>();
+    auto state = ParseTaskState(j.at("state").get<std::string>());
+    if (!state) return Status::Corruption("task record has unknown state " + j.at("state").dump());
+    r.state = *state;
+    r.reason = j.value("reason", "");
+    r.queued_at = j.value("queued_at", "");
+    r.started_at = j.value("started_at", "");
+    r.ended_at = j.value("ended_at", "");
+    r.duration_seconds = j.value("duration_seconds", 0.0);
+    r.worker_pid = j.value("worker_pid", int64_t{0});
+    r.retry_at = j.value("retry_at", "");
+    r.log_path = j.value("log_path", "");
+    r.outputs = j.value("outputs", json::object());
+    r.metrics = j.value("metrics", json::array());
+    r.params = j.value("params", json::object());
+    return r;
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("malformed task record: ") + e.what());
+  }
+}
+
+json Event::ToJson() const {
+  return {{"seq", seq},       {"time", time},       {"dag_id", dag_id},
+          {"run_id", run_id}, {"task_id", task_id}, {"try_number", try_number},
+          {"kind", kind},     {"from", from},       {"to", to},
+          {"reason", reason}, {"actor", actor}};
+}
+
+StatusOr<Event> Event::FromJson(const json& j) {
+  try {
+    Event e;
+    e.seq = j.at("seq").get<int64_t>();
+    e.time = j.value("time", "");
+    e.dag_id = j.value("dag_id", "");
+    e.run_id = j.value("run_id", "");
+    e.task_id = j.value("task_id", "");
+    e.try_number = j.value("try_number", 0);
+    e.kind = j.value("kind", "");
+    e.from = j.value("from", "");
+    e.to = j.value("to", "");
+    e.reason = j.value("reason", "");
+    e.actor = j.value("actor", "");
+    return e;
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("malformed event: ") + e.what());
+  }
+}
+
+void StateStore::Batch::PutRun(const RunRecord& run) { runs_.push_back(run); }
+void StateStore::Batch::PutTry(const TryRecord& record) { tries_.push_back(record); }
+void StateStore::Batch::AddEvent(Event event) { events_.push_back(std::move(event)); }
+
+// ---------------------------------------------------------------------------------------------
+
+struct StateStore::Impl {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* runs = nullptr;
+  rocksdb::ColumnFamilyHandle* run_index = nullptr;
+  rocksdb::ColumnFamilyHandle* tries = nullptr;
+  rocksdb::ColumnFamilyHandle* events = nullptr;
+  bool sync = true;
+
+  // Next event sequence number per run ("dag/run"), loaded lazily from the last key.
+  std::mutex seq_mutex;
+  std::unordered_map<std::string, int64_t> next_seq;
+
+  void AssignHandles() {
+    meta = handles[1];
+    runs = handles[2];
+    run_index = handles[3];
+    tries = handles[4];
+    events = handles[5];
+  }
+
+  ~Impl() {
+    for (auto* h : handles) {
+      if (db) db->DestroyColumnFamilyHandle(h);
+    }
+    if (db) {
+      db->Close().PermitUncheckedError();
+    }
+  }
+
+  int64_t NextSeq(const std::string& run_key) {
+    std::lock_guard<std::mutex> lock(seq_mutex);
+    auto it = next_seq.find(run_key);
+    if (it == next_seq.end()) {
+      int64_t next = 1;
+      std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions(), events));
+      std::string upper = run_key + "/\xff";
+      iter->SeekForPrev(upper);
+      if (iter->Valid() && iter->key().starts_with(run_key + "/")) {
+        std::string key = iter->key().ToString();
+        next = std::stoll(key.substr(run_key.size() + 1)) + 1;
+      }
+      it = next_seq.emplace(run_key, next).first;
+    }
+    return it->second++;
+  }
+
+  template <typename F>
+  void ScanPrefix(rocksdb::ColumnFamilyHandle* cf, const std::string& prefix, F&& f) const {
+    std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions(), cf));
+    for (iter->Seek(prefix); iter->Valid() && iter->key().starts_with(prefix); iter->Next()) {
+      f(iter->key(), iter->value());
+    }
+  }
+};
+
+StateStore::StateStore() : impl_(std::make_unique<Impl>()) {}
+StateStore::~StateStore() = default;
+
+StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, Options options) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IoError("cannot create state dir " + dir + ": " + ec.message());
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 5;
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.OptimizeForSmallDb();
+
+  const std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = Descriptors(cf_options);
+
+  std::unique_ptr<StateStore> store(new StateStore());
+  store->dir_ = dir;
+  store->impl_->sync = options.sync;
+  const std::string db_path = (std::filesystem::path(dir) / "db").string();
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_options, db_path, descriptors, &store->impl_->handles, &raw);
+  if (!s.ok()) {
+    std::string message = s.ToString();
+    if (message.find("lock") != std::string::npos ||
+        message.find("Resource temporarily") != std::string::npos) {
+      return Status::FailedPrecondition(
+          "state dir " + dir +
+          " is in use by another Sluice process (a `sluice serve` daemon or "
+          "another `sluice run`); wait for it to finish, stop it, or use another --state-dir");
+    }
+    return Status::IoError("cannot open the state store in " + dir + ": " + message);
+  }
+  store->impl_->db.reset(raw);
+  store->impl_->AssignHandles();
+
+  std::string version;
+  s = raw->Get(rocksdb::ReadOptions(), store->impl_->meta, "schema_version", &version);
+  if (s.IsNotFound()) {
+    rocksdb::WriteOptions write;
+    write.sync = true;
+    s = raw->Put(write, store->impl_->meta, "schema_version", std::to_string(kSchemaVersion));
+    if (!s.ok()) return Status::IoError("cannot write the schema version: " + s.ToString());
+  } else if (!s.ok()) {
+    return Status::IoError("cannot read the schema version: " + s.ToString());
+  } else if (version != std::to_string(kSchemaVersion)) {
+    return Status::FailedPrecondition(
+        "state dir " + dir + " has schema version " + version + ", but this Sluice uses version " +
+        std::to_string(kSchemaVersion) +
+        "; use the Sluice release that wrote it, or another --state-dir");
+  }
+  return store;
+}
+
+StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string& dir) {
+  const std::string db_path = (std::filesystem::path(dir) / "db").string();
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::path(db_path) / "CURRENT", ec)) {
+    return Status::NotFound(
+        "no Sluice state in " + dir +
+        " (`sluice run` records runs there; pass --state-dir to look elsewhere)");
+  }
+  rocksdb::DBOptions db_options;
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  std::unique_ptr<StateStore> store(new StateStore());
+  store->dir_ = dir;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::OpenForReadOnly(db_options, db_path, Descriptors(rocksdb::ColumnFamilyOptions()),
+                                   &store->impl_->handles, &raw);
+  if (!s.ok())
+    return Status::IoError("cannot open the state store in " + dir + ": " + s.ToString());
+  store->impl_->db.reset(raw);
+  store->impl_->AssignHandles();
+  std::string version;
+  s = raw->Get(rocksdb::ReadOptions(), store->impl_->meta, "schema_version", &version);
+  if (s.ok() && version != std::to_string(kSchemaVersion)) {
+    return Status::FailedPrecondition("state dir " + dir + " has schema version " + version +
+                                      ", but this Sluice uses version " +
+                                      std::to_string(kSchemaVersion));
+  }
+  return store;
+}
+
+Status StateStore::Commit(Batch* batch) {
+  if (batch->empty()) return Status::Ok();
+  rocksdb::WriteBatch wb;
+  for (const RunRecord& run : batch->runs_) {
+    wb.Put(impl_->runs, RunKey(run.dag_id, run.run_id), run.ToJson().dump());
+    wb.Put(impl_->run_index, run.run_id + "/" + run.dag_id, "");
+  }
+  for (const TryRecord& t : batch->tries_) wb.Put(impl_->tries, TryKey(t), t.ToJson().dump());
+  for (Event& e : batch->events_) {
+    const std::string run_key = RunKey(e.dag_id, e.run_id);
+    e.seq = impl_->NextSeq(run_key);
+    wb.Put(impl_->events, run_key + "/" + Pad(e.seq, 12), e.ToJson().dump());
+  }
+  rocksdb::WriteOptions options;
+  options.sync = impl_->sync;
+  rocksdb::Status s = impl_->db->Write(options, &wb);
+  batch->runs_.clear();
+  batch->tries_.clear();
+  batch->events_.clear();
+  if (!s.ok()) return Status::IoError("cannot write to the state store: " + s.ToString());
+  return Status::Ok();
+}
+
+StatusOr<RunRecord> StateStore::GetRun(const std::string& dag_id, const std::string& run_id) const {
+  std::string value;
+  rocksdb::Status s =
+      impl_->db->Get(rocksdb::ReadOptions(), impl_->runs, RunKey(dag_id, run_id), &value);
+  if (s.IsNotFound())
+    return Status::NotFound("no run \"" + run_id + "\" of DAG \"" + dag_id + "\"");
+  if (!s.ok()) return Status::IoError(s.ToString());
+  try {
+    return RunRecord::FromJson(json::parse(value));
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("run record is not JSON: ") + e.what());
+  }
+}
+
+StatusOr<RunRecord> StateStore::FindRun(const std::string& run_id) const {
+  std::vector<std::string> dags;
+  impl_->ScanPrefix(impl_->run_index, run_id + "/",
+                    [&](const rocksdb::Slice& key, const rocksdb::Slice&) {
+                      dags.push_back(key.ToString().substr(run_id.size() + 1));
+                    });
+  if (dags.empty()) {
+    return Status::NotFound("no run \"" + run_id + "\" in " + dir_ +
+                            " (`sluice runs list` shows the runs)");
+  }
+  if (dags.size() > 1) {
+    std::string list;
+    for (const std::string& d : dags) list += (list.empty() ? "" : ", ") + d;
+    return Status::InvalidArgument("run id \"" + run_id + "\" exists in several DAGs (" + list +
+                                   "); say which with --dag");
+  }
+  return GetRun(dags[0], run_id);
+}
+
+std::vector<RunRecord> StateStore::ListRuns(const std::string& dag_id, size_t limit) const {
+  std::vector<RunRecord> runs;
+  impl_->ScanPrefix(impl_->runs, dag_id.empty() ? "" : dag_id + "/",
+                    [&](const rocksdb::Slice&, const rocksdb::Slice& value) {
+                      try {
+                        auto r = RunRecord::FromJson(json::parse(value.ToStringView()));
+                        if (r.ok()) runs.push_back(std::move(*r));
+                      } catch (const json::exception&) {
+                      }
+                    });
+  std::stable_sort(runs.begin(), runs.end(), [](const RunRecord& a, const RunRecord& b) {
+    return a.created_at > b.created_at;
+  });
+  if (runs.size() > limit) runs.resize(limit);
+  return runs;
+}
+
+std::vector<TryRecord> StateStore::ListTries(const std::string& dag_id,
+                                             const std::string& run_id) const {
+  std::vector<TryRecord> tries;
+  impl_->ScanPrefix(impl_->tries, RunKey(dag_id, run_id) + "/",
+                    [&](const rocksdb::Slice&, const rocksdb::Slice& value) {
+                      try {
+                        auto r = TryRecord::FromJson(json::parse(value.ToStringView()));
+                        if (r.ok()) tries.push_back(std::move(*r));
+                      } catch (const json::exception&) {
+                      }
+                    });
+  return tries;
+}
+
+std::vector<Event> StateStore::ListEvents(const std::string& dag_id,
+                                          const std::string& run_id) const {
+  std::vector<Event> events;
+  impl_->ScanPrefix(impl_->events, RunKey(dag_id, run_id) + "/",
+                    [&](const rocksdb::Slice&, const rocksdb::Slice& value) {
+                      try {
+                        auto e = Event::FromJson(json::parse(value.ToStringView()));
+                        if (e.ok()) events.push_back(std::move(*e));
+                      } catch (const json::exception&) {
+                      }
+                    });
+  return events;
+}
+
+}  // namespace sluice

@@ -1,0 +1,273 @@
+// The worker process: `sluice worker --fd N`. It loads plugins and runs one step at a time
+// for the engine on the other end of socket N. See worker.h.
+#include "sluice/worker.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "sluice/plugin_abi.h"
+#include "sluice/plugin_host.h"
+#include "worker_protocol.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+using protocol::Type;
+
+class Connection {
+ public:
+  explicit Connection(int fd) : fd_(fd) {}
+
+  // Sends one frame; false when the engine is gone. Thread-safe.
+  bool Send(Type type, const std::string& payload) {
+    const std::string frame = protocol::EncodeFrame(type, payload);
+    std::lock_guard<std::mutex> lock(write_mutex_);
+    size_t done = 0;
+    while (done < frame.size()) {
+      ssize_t n = ::send(fd_, frame.data() + done, frame.size() - done, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  // Blocks for the next frame; false at end of stream or on error.
+  bool Receive(Type* type, std::string* payload) {
+    char buf[65536];
+    while (!decoder_.Next(type, payload)) {
+      if (decoder_.corrupt()) return false;
+      ssize_t n = ::read(fd_, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      decoder_.Append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+ private:
+  int fd_;
+  std::mutex write_mutex_;
+  protocol::FrameDecoder decoder_;
+};
+
+struct Job {
+  Type type;
+  json body;
+};
+
+// Sends what a step reports to the engine as frames.
+class RemoteStepHost : public StepHost {
+ public:
+  RemoteStepHost(Connection* conn, const std::atomic<bool>* cancelled,
+                 std::filesystem::path output_dir)
+      : conn_(conn), cancelled_(cancelled), output_dir_(std::move(output_dir)) {}
+
+  void Log(int level, std::string_view message) override {
+    // One frame per line keeps each log record a line in the task log.
+    size_t start = 0;
+    while (start <= message.size()) {
+      size_t nl = message.find('\n', start);
+      std::string_view line =
+          message.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+      if (!(line.empty() && nl == std::string_view::npos && start > 0)) {
+        conn_->Send(Type::kLog, json{{"level", level}, {"text", std::string(line)}}.dump(
+                                    -1, ' ', false, json::error_handler_t::replace));
+      }
+      if (nl == std::string_view::npos) break;
+      start = nl + 1;
+    }
+  }
+  void Metric(const std::string& name, double value, int64_t step) override {
+    if (name.empty()) {
+      Log(SLUICE_LOG_WARNING, "a metric without a name was ignored");
+      return;
+    }
+    conn_->Send(Type::kMetric, json{{"name", name}, {"value", value}, {"step", step}}.dump());
+  }
+  bool Cancelled() override { return cancelled_->load(); }
+  bool Output(const std::string& name, int kind, const std::string& data) override {
+    if (name.empty() || name.find('/') != std::string::npos) {
+      Log(SLUICE_LOG_ERROR,
+          "output name \"" + name + "\" is not valid (it must be non-empty, without '/')");
+      return false;
+    }
+    json message = {{"name", name}};
+    if (kind == SLUICE_OUTPUT_VALUE) {
+      try {
+        message["kind"] = "value";
+        message["value"] = json::parse(data);
+      } catch (const json::exception&) {
+        Log(SLUICE_LOG_ERROR, "output \"" + name + "\" is not valid JSON: " + data.substr(0, 200));
+        return false;
+      }
+    } else if (kind == SLUICE_OUTPUT_FILE || kind == SLUICE_OUTPUT_DIR) {
+      std::error_code ec;
+      std::filesystem::path path = std::filesystem::absolute(data, ec);
+      const bool is_dir = std::filesystem::is_directory(path, ec);
+      const bool exists = std::filesystem::exists(path, ec);
+      if (!exists || (kind == SLUICE_OUTPUT_FILE && is_dir) ||
+          (kind == SLUICE_OUTPUT_DIR && !is_dir)) {
+        Log(SLUICE_LOG_ERROR,
+            "output \"" + name + "\": " + path.string() +
+                (exists ? (is_dir ? " is a directory, not a file" : " is not a directory")
+                        : " does not exist"));
+        return false;
+      }
+      // Outputs outlive the try; the scratch dir does not. Keep anything outside the
+      // output dir by copying it in.
+      std::string rel = std::filesystem::relative(path, output_dir_, ec).string();
+      if (ec || rel.empty() || rel.rfind("..", 0) == 0) {
+        std::filesystem::path dest = output_dir_ / name / path.filename();
+        std::filesystem::create_directories(dest.parent_path(), ec);
+        std::filesystem::copy(path, dest,
+                              std::filesystem::copy_options::recursive |
+                                  std::filesystem::copy_options::overwrite_existing,
+                              ec);
+        if (ec) {
+          Log(SLUICE_LOG_ERROR,
+              "output \"" + name + "\": cannot keep " + path.string() + ": " + ec.message());
+          return false;
+        }
+        path = dest;
+      }
+      message["kind"] = kind == SLUICE_OUTPUT_FILE ? "file" : "dir";
+      message["path"] = path.string();
+    } else {
+      Log(SLUICE_LOG_ERROR, "output \"" + name + "\" has unknown kind " + std::to_string(kind));
+      return false;
+    }
+    return conn_->Send(Type::kOutput, message.dump());
+  }
+
+ private:
+  Connection* conn_;
+  const std::atomic<bool>* cancelled_;
+  std::filesystem::path output_dir_;
+};
+
+}  // namespace
+
+int RunWorker(int fd) {
+  Connection conn(fd);
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<Job> jobs;
+  bool stop = false;
+  std::atomic<bool> cancelled{false};
+  std::atomic<bool> busy{false};
+
+  if (!conn.Send(Type::kHello, json{{"pid", ::getpid()}}.dump())) return 1;
+
+  // Reader: takes jobs, cancellations and shutdown while the main thread runs a step.
+  std::thread reader([&] {
+    Type type;
+    std::string payload;
+    while (conn.Receive(&type, &payload)) {
+      if (type == Type::kCancel) {
+        cancelled = true;
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mutex);
+      if (type == Type::kShutdown) {
+        stop = true;
+        cv.notify_all();
+        return;
+      }
+      try {
+        jobs.push_back({type, json::parse(payload)});
+      } catch (const json::exception&) {
+        continue;  // a frame we cannot read cannot be answered either
+      }
+      cv.notify_all();
+    }
+    // The engine is gone (it crashed or was killed): take this worker's process group,
+    // including any command a step started, down with it rather than leave orphans.
+    ::kill(-::getpgrp(), SIGKILL);
+    _exit(1);
+  });
+  reader.detach();
+
+  // Heartbeat while a step runs, so that the engine can tell a stopped worker from a slow step.
+  std::thread heartbeat([&] {
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      if (busy && !conn.Send(Type::kHeartbeat, "{}")) return;
+    }
+  });
+  heartbeat.detach();
+
+  std::map<std::string, std::unique_ptr<PluginLibrary>> libraries;  // kept loaded
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(mutex);
+      cv.wait(lock, [&] { return stop || !jobs.empty(); });
+      if (stop && jobs.empty()) return 0;
+      job = std::move(jobs.front());
+      jobs.pop_front();
+    }
+    if (job.type == Type::kScan) {
+      std::vector<std::string> dirs = job.body.value("dirs", std::vector<std::string>{});
+      std::vector<std::string> exclude = job.body.value("exclude", std::vector<std::string>{});
+      PluginCatalog catalog = ScanPlugins(dirs, [&](const std::string& file) {
+        if (std::find(exclude.begin(), exclude.end(), file) != exclude.end()) return false;
+        conn.Send(Type::kScanning, json{{"file", file}}.dump());
+        return true;
+      });
+      conn.Send(Type::kCatalog, catalog.ToJson().dump());
+      continue;
+    }
+    if (job.type != Type::kRun) continue;
+
+    cancelled = false;
+    busy = true;
+    const std::string file = job.body.value("file", "");
+    const std::string step = job.body.value("step", "");
+    json request = job.body.value("request", json::object());
+    const std::filesystem::path scratch = request.value("scratch_dir", "");
+    const std::filesystem::path output_dir = request.value("output_dir", "");
+    std::error_code ec;
+    std::filesystem::remove_all(scratch, ec);
+    std::filesystem::create_directories(scratch, ec);
+    std::filesystem::create_directories(output_dir, ec);
+
+    StepResult result;
+    auto it = libraries.find(file);
+    if (it == libraries.end()) {
+      StatusOr<std::unique_ptr<PluginLibrary>> lib = PluginLibrary::Load(file);
+      if (lib.ok())
+        it = libraries.emplace(file, std::move(*lib)).first;
+      else
+        result = {SLUICE_RESULT_FAILED, "cannot load plugin: " + lib.status().message()};
+    }
+    if (it != libraries.end()) {
+      RemoteStepHost host(&conn, &cancelled, output_dir);
+      result = it->second->Run(step, request.dump(), &host);
+    }
+    std::filesystem::remove_all(scratch, ec);
+    std::filesystem::remove(output_dir, ec);  // only if the step left it empty
+    busy = false;
+    // Anything the step printed with printf/std::cout goes to the task log through the
+    // stdout pipe; flush it before the result so that it lands in this try's log.
+    std::fflush(stdout);
+    std::fflush(stderr);
+    conn.Send(Type::kResult, json{{"code", result.code}, {"message", result.message}}.dump(
+                                 -1, ' ', false, json::error_handler_t::replace));
+  }
+}
+
+}  // namespace sluice

@@ -1,0 +1,257 @@
+// The `core` plugin: steps every installation has.
+//
+//   core.noop   does nothing (optionally publishes the values it is given as outputs)
+//   core.shell  runs a shell command; its stdout/stderr go to the task log
+//   core.sleep  waits, checking for cancellation
+//   core.fail   misbehaves on purpose, for testing retries and worker isolation
+//
+// It is built exactly as a third-party plugin is, against <sluice/step.h> only.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sluice/step.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+namespace {
+
+using nlohmann::json;
+using sluice::sdk::Context;
+using sluice::sdk::OutputKind;
+using sluice::sdk::ParamType;
+using sluice::sdk::StepError;
+
+class Noop : public sluice::sdk::Step {
+ public:
+  void Run(Context& ctx) override {
+    const json outputs = ctx.Param<json>("outputs");
+    for (const auto& [name, value] : outputs.items()) ctx.OutputValue(name, value);
+  }
+};
+
+// Forwards complete lines from a pipe to the log; keeps a partial last line for later.
+class LineForwarder {
+ public:
+  LineForwarder(Context& ctx, sluice::sdk::LogLevel level) : ctx_(ctx), level_(level) {}
+  // Returns false at end of file.
+  bool Read(int fd) {
+    char buf[65536];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+    if (n <= 0) {
+      Flush();
+      return false;
+    }
+    pending_.append(buf, static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t nl; (nl = pending_.find('\n', start)) != std::string::npos; start = nl + 1) {
+      ctx_.Log(level_, std::string_view(pending_).substr(start, nl - start));
+    }
+    pending_.erase(0, start);
+    return true;
+  }
+  void Flush() {
+    if (!pending_.empty()) ctx_.Log(level_, pending_);
+    pending_.clear();
+  }
+
+ private:
+  Context& ctx_;
+  sluice::sdk::LogLevel level_;
+  std::string pending_;
+};
+
+class Shell : public sluice::sdk::Step {
+ public:
+  void Run(Context& ctx) override {
+    const std::string command = ctx.Param<std::string>("command");
+    const json env = ctx.Param<json>("env");
+    std::string dir = ctx.Param<std::string>("working_dir", "");
+    if (dir.empty()) dir = ctx.scratch_dir().string();
+
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+      throw StepError(std::string("cannot create pipes: ") + std::strerror(errno));
+    }
+    // Build everything the child needs before fork: after fork only async-signal-safe calls.
+    std::vector<std::string> env_strings;
+    for (const auto& [key, value] : env.items()) {
+      env_strings.push_back(key + "=" +
+                            (value.is_string() ? value.get<std::string>() : value.dump()));
+    }
+    const sluice::sdk::RunInfo& run = ctx.run();
+    env_strings.push_back("SLUICE_DAG_ID=" + run.dag_id);
+    env_strings.push_back("SLUICE_RUN_ID=" + run.run_id);
+    env_strings.push_back("SLUICE_TASK_ID=" + run.task_id);
+    env_strings.push_back("SLUICE_TRY_NUMBER=" + std::to_string(run.try_number));
+    env_strings.push_back("SLUICE_IDEMPOTENCY_KEY=" + run.idempotency_key);
+    env_strings.push_back("SLUICE_OUTPUT_DIR=" + ctx.output_dir().string());
+
+    // The environment: ours first, then the worker's entries we do not override.
+    std::vector<char*> envp;
+    for (std::string& e : env_strings) envp.push_back(e.data());
+    for (char** e = environ; *e != nullptr; ++e) {
+      std::string_view entry(*e);
+      std::string_view key = entry.substr(0, entry.find('='));
+      bool overridden = false;
+      for (const std::string& ours : env_strings) {
+        if (std::string_view(ours).substr(0, ours.find('=')) == key) overridden = true;
+      }
+      if (!overridden) envp.push_back(*e);
+    }
+    envp.push_back(nullptr);
+    const std::string chdir_error = "cannot enter working_dir " + dir + "\n";
+    const char* argv[] = {"sh", "-c", command.c_str(), nullptr};
+
+    // The worker may have other threads: between fork and exec, only async-signal-safe calls.
+    pid_t pid = fork();
+    if (pid < 0) throw StepError(std::string("fork failed: ") + std::strerror(errno));
+    if (pid == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      dup2(err[1], STDERR_FILENO);
+      if (chdir(dir.c_str()) != 0) {
+        ssize_t ignored = write(STDERR_FILENO, chdir_error.data(), chdir_error.size());
+        (void)ignored;
+        _exit(126);
+      }
+      execve("/bin/sh", const_cast<char* const*>(argv), envp.data());
+      _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    LineForwarder stdout_lines(ctx, sluice::sdk::LogLevel::kInfo);
+    LineForwarder stderr_lines(ctx, sluice::sdk::LogLevel::kWarning);
+    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    int open_fds = 2;
+    bool cancelled = false;
+    while (open_fds > 0) {
+      int ready = poll(fds, 2, 200);
+      if (ready < 0 && errno != EINTR) break;
+      for (int i = 0; i < 2 && ready > 0; ++i) {
+        if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+        LineForwarder& forwarder = i == 0 ? stdout_lines : stderr_lines;
+        if (!forwarder.Read(fds[i].fd)) {
+          close(fds[i].fd);
+          fds[i].fd = -1;
+          --open_fds;
+        }
+      }
+      if (!cancelled && ctx.cancelled()) {
+        cancelled = true;
+        kill(pid, SIGTERM);
+      }
+    }
+    for (pollfd& p : fds) {
+      if (p.fd >= 0) close(p.fd);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (cancelled) throw StepError("cancelled; the command was sent SIGTERM");
+    if (WIFSIGNALED(status)) {
+      throw StepError("command was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+                      strsignal(WTERMSIG(status)) + ")");
+    }
+    int code = WEXITSTATUS(status);
+    if (code == 127) throw StepError("command exited with code 127 (command not found?)");
+    if (code != 0) throw StepError("command exited with code " + std::to_string(code));
+
+    const json outputs = ctx.Param<json>("outputs");
+    for (const auto& [name, path] : outputs.items()) {
+      std::filesystem::path p(path.get<std::string>());
+      if (p.is_relative()) p = std::filesystem::path(dir) / p;
+      if (std::filesystem::is_directory(p))
+        ctx.OutputDir(name, p);
+      else
+        ctx.OutputFile(name, p);
+    }
+  }
+};
+
+class Sleep : public sluice::sdk::Step {
+ public:
+  void Run(Context& ctx) override {
+    const double seconds = ctx.Param<double>("seconds");
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      ctx.CheckCancelled();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+};
+
+class Fail : public sluice::sdk::Step {
+ public:
+  void Run(Context& ctx) override {
+    const std::string mode = ctx.Param<std::string>("mode");
+    const std::string message = ctx.Param<std::string>("message");
+    if (mode == "error") throw StepError(message);
+    if (mode == "throw") throw std::logic_error(message);
+    if (mode == "throw_int") throw 42;
+    if (mode == "abort") std::abort();
+    if (mode == "segfault") {
+      raise(SIGSEGV);
+    }
+    if (mode == "exit") std::_Exit(static_cast<int>(ctx.Param<int64_t>("exit_code")));
+    if (mode == "hang") {
+      for (;;) pause();  // ignores cancellation on purpose: only a kill ends it
+    }
+    if (mode == "flaky") {
+      // Fails until try `succeed_on_try`, then succeeds.
+      const int64_t succeed_on = ctx.Param<int64_t>("succeed_on_try");
+      if (ctx.run().try_number < succeed_on) {
+        throw StepError("flaky: try " + std::to_string(ctx.run().try_number) + " fails on purpose");
+      }
+      ctx.OutputValue("succeeded_on_try", ctx.run().try_number);
+      return;
+    }
+    if (mode == "flood") {
+      const int64_t bytes = ctx.Param<int64_t>("bytes");
+      const std::string line(99, 'x');
+      for (int64_t written = 0; written < bytes; written += 100) ctx.Info(line);
+      return;
+    }
+    throw StepError("unknown mode \"" + mode +
+                    "\" (use error, throw, throw_int, abort, segfault, exit, hang, flaky, flood)");
+  }
+};
+
+sluice::sdk::Plugin Describe() {
+  sluice::sdk::Plugin plugin("core", "1.0.0", "Steps every Sluice installation has");
+  plugin.Add<Noop>("core.noop", "Does nothing; publishes `outputs` as value outputs")
+      .Param("outputs", ParamType::kObject, "Values to publish as outputs, by name",
+             json::object());
+  plugin.Add<Shell>("core.shell", "Runs a shell command; stdout and stderr go to the task log")
+      .Param("command", ParamType::kString, "The command, run with /bin/sh -c")
+      .Param("env", ParamType::kObject, "Extra environment variables", json::object())
+      .Param("working_dir", ParamType::kString,
+             "Directory to run in (default: the try's scratch directory)", "")
+      .Param("outputs", ParamType::kObject,
+             "Files or directories the command writes, published as outputs: name -> path "
+             "(relative to the working directory)",
+             json::object());
+  plugin.Add<Sleep>("core.sleep", "Waits, then succeeds; stops early when cancelled")
+      .Param("seconds", ParamType::kNumber, "How long to wait");
+  plugin.Add<Fail>("core.fail", "Misbehaves on purpose, for testing")
+      .Param("mode", ParamType::kString,
+             "error | throw | throw_int | abort | segfault | exit | hang | flaky | flood", "error")
+      .Param("message", ParamType::kString, "Error message for error and throw",
+             "failed on purpose")
+      .Param("exit_code", ParamType::kInteger, "Exit code for mode exit", 3)
+      .Param("succeed_on_try", ParamType::kInteger, "For mode flaky: the first try that succeeds",
+             2)
+      .Param("bytes", ParamType::kInteger, "For mode flood: how many bytes of log to write",
+             1 << 20)
+      .NotCacheable();
+  return plugin;
+}
+
+}  // namespace
+
+SLUICE_PLUGIN(Describe)

@@ -1,0 +1,33 @@
+# sluice_add_plugin(NAME SOURCES src... [LIBRARIES lib...])
+#
+# Builds a Sluice plugin: a MODULE library `NAME.so` with hidden symbols (only the ABI entry
+# point is exported), linked against the SDK. In the Sluice tree it lands in the build's
+# plugin folder; out of tree, set SLUICE_PLUGIN_OUTPUT_DIR or point SLUICE_PLUGIN_PATH at
+# the build folder. `cmake --install` puts it in <prefix>/lib/sluice/plugins.
+function(sluice_add_plugin name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBRARIES" ${ARGN})
+  if(NOT ARG_SOURCES)
+    message(FATAL_ERROR "sluice_add_plugin(${name}): no SOURCES given")
+  endif()
+  add_library(${name} MODULE ${ARG_SOURCES})
+  if(TARGET SluiceSDK::sdk)
+    target_link_libraries(${name} PRIVATE SluiceSDK::sdk)
+  else()
+    target_link_libraries(${name} PRIVATE sluice_sdk)
+  endif()
+  if(ARG_LIBRARIES)
+    target_link_libraries(${name} PRIVATE ${ARG_LIBRARIES})
+  endif()
+  set_target_properties(${name} PROPERTIES
+    PREFIX ""
+    CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON
+    CXX_STANDARD 17
+    CXX_STANDARD_REQUIRED ON)
+  if(SLUICE_PLUGIN_OUTPUT_DIR)
+    set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${SLUICE_PLUGIN_OUTPUT_DIR})
+  endif()
+  # Refuse unresolved symbols at link time rather than at load time in a worker.
+  target_link_options(${name} PRIVATE -Wl,--no-undefined)
+  install(TARGETS ${name} LIBRARY DESTINATION lib/sluice/plugins)
+endfunction()
