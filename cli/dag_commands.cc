@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "commands.h"
+#include "common.h"
 #include "sluice/dag_loader.h"
+#include "sluice/plugin_check.h"
 #include "terminal.h"
 
 namespace sluice::cli {
@@ -19,6 +21,8 @@ struct ValidateOptions {
   std::vector<std::string> paths;
   std::string format = "text";
   bool quiet = false;
+  bool no_plugins = false;
+  std::vector<std::string> plugin_dirs;
 };
 
 struct ShowOptions {
@@ -75,6 +79,22 @@ int RunValidate(const ValidateOptions& options, const GlobalOptions& global) {
   ParseColorMode(global.color, &color_mode);
   const bool color = UseColor(color_mode, stdout);
   std::vector<DagLoadResult> results = LoadPaths(options.paths);
+  bool any_valid = false;
+  for (const DagLoadResult& r : results) any_valid |= r.ok();
+  if (!options.no_plugins && any_valid) {
+    // Params against the plugins' manifests, read by a worker process (never by this one).
+    StatusOr<PluginCatalog> catalog = LoadPluginCatalog(options.plugin_dirs);
+    if (!catalog.ok()) {
+      std::fprintf(stderr, "warning: plugins not checked: %s\n",
+                   catalog.status().message().c_str());
+    } else {
+      for (DagLoadResult& r : results) {
+        if (!r.ok()) continue;
+        CheckDagAgainstPlugins(*r.dag, *catalog, /*missing_step_is_error=*/false, &r.diagnostics);
+        if (r.diagnostics.has_errors()) r.dag.reset();
+      }
+    }
+  }
 
   size_t valid = 0;
   size_t errors = 0;
@@ -248,7 +268,9 @@ void AddDagCommands(CLI::App& app, const GlobalOptions& global, int* exit_code) 
       "validate",
       "Check DAG files and print every problem as file:line:col with a hint.\n"
       "Folders are searched recursively for *.toml files. DAG ids must be unique among all\n"
-      "files given. Exit code 0 when every file is valid, 1 otherwise.");
+      "files given. Task params are checked against the installed plugins' manifests (a step\n"
+      "that is not installed here is a warning). Exit code 0 when every file is valid, 1 "
+      "otherwise.");
   validate->add_option("paths", validate_options->paths, "DAG files or folders")
       ->required()
       ->check(CLI::ExistingPath);
@@ -257,6 +279,9 @@ void AddDagCommands(CLI::App& app, const GlobalOptions& global, int* exit_code) 
       ->default_str("text");
   validate->add_flag("-q,--quiet", validate_options->quiet,
                      "Print only problems, nothing for valid files");
+  validate->add_flag("--no-plugins", validate_options->no_plugins,
+                     "Skip checking task params against the installed plugins' manifests");
+  validate->add_option("--plugin-dir", validate_options->plugin_dirs, "Also look for plugins here");
   validate->footer("Example:\n  sluice dag validate dags/ tests/data/dags/valid/hello.toml");
   validate->callback([validate_options, &global, exit_code] {
     *exit_code = RunValidate(*validate_options, global);

@@ -124,6 +124,7 @@ class ProgressPrinter : public RunObserver {
   void Print(const std::string& line) {
     if (tty_ && status_shown_) std::fputs("\r\033[K", stdout);
     std::printf("%s\n", line.c_str());
+    if (!tty_) std::fflush(stdout);  // a log file or pipe sees each line as it happens
     StatusLine();
   }
   void StatusLine() {
@@ -404,10 +405,9 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, int* exit_code) 
       app.add_subcommand("worker", "Internal: a worker process started by the engine");
   worker->group("");  // hidden from --help: users never start workers by hand
   worker->add_option("--fd", *fd, "Connected socket to the engine")->required();
-  worker->callback([fd, exit_code] {
-    signal(SIGPIPE, SIG_IGN);
-    *exit_code = RunWorker(*fd);
-  });
+  // SIGPIPE keeps its default: commands that steps start inherit the worker's signal
+  // dispositions, and pipelines rely on it. The worker writes with MSG_NOSIGNAL instead.
+  worker->callback([fd, exit_code] { *exit_code = RunWorker(*fd); });
 }
 
 }  // namespace sluice::cli

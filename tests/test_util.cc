@@ -102,4 +102,23 @@ CommandResult RunSluice(const std::vector<std::string>& args) {
   return result;
 }
 
+int SpawnSluice(const std::vector<std::string>& args, const std::string& output_file) {
+  std::vector<std::string> argv_storage = {SLUICE_BINARY};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int fd = open(output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    ::setenv("NO_COLOR", "1", 1);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 }  // namespace sluice::testing

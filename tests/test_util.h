@@ -39,6 +39,10 @@ struct CommandResult {
 // Runs the built `sluice` binary with `args` (no shell; arguments are passed as they are).
 CommandResult RunSluice(const std::vector<std::string>& args);
 
+// Starts the built `sluice` binary in the background with stdout and stderr going to
+// `output_file`; returns its pid. The caller waits for it (waitpid) or kills it.
+int SpawnSluice(const std::vector<std::string>& args, const std::string& output_file);
+
 }  // namespace sluice::testing
 
 #endif  // SLUICE_TESTS_TEST_UTIL_H_

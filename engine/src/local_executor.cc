@@ -549,8 +549,10 @@ void LocalWorkerPool::Cancel(const std::string& key) {
     w->cancel_timer.expires_after(impl_->options.cancel_grace);
     w->cancel_timer.async_wait([self, w, key](boost::system::error_code ec) {
       if (ec || w->dead || w->key != key) return;
-      self->Kill(w, {TaskOutcome::Kind::kCancelled,
-                     "cancelled; the step did not stop within the grace period and was killed"});
+      w->forced =
+          TaskOutcome{TaskOutcome::Kind::kCancelled,
+                      "cancelled; the step did not stop within the grace period and was killed"};
+      self->Kill(w, *w->forced);
     });
   }
 }

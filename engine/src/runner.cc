@@ -314,6 +314,7 @@ StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string&
     t.record.dag_id = dag_id;
     t.record.run_id = run_id;
     t.record.task_id = dag->tasks()[i].id;
+    t.record.try_number = 0;
   }
   // The latest record of each task carries its state.
   for (TryRecord& tr : store_->ListTries(dag_id, run_id)) {

@@ -113,6 +113,14 @@ class Shell : public sluice::sdk::Step {
     pid_t pid = fork();
     if (pid < 0) throw StepError(std::string("fork failed: ") + std::strerror(errno));
     if (pid == 0) {
+      // The command starts with default signal handling, whatever the worker has set.
+      struct sigaction default_action {};
+      default_action.sa_handler = SIG_DFL;
+      for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGCHLD})
+        sigaction(sig, &default_action, nullptr);
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
       dup2(out[1], STDOUT_FILENO);
       dup2(err[1], STDERR_FILENO);
       if (chdir(dir.c_str()) != 0) {

@@ -1,11 +1,11 @@
-# sluice_add_plugin(NAME SOURCES src... [LIBRARIES lib...])
+# sluice_add_plugin(NAME SOURCES src... [LIBRARIES lib...] [NO_INSTALL])
 #
 # Builds a Sluice plugin: a MODULE library `NAME.so` with hidden symbols (only the ABI entry
 # point is exported), linked against the SDK. In the Sluice tree it lands in the build's
 # plugin folder; out of tree, set SLUICE_PLUGIN_OUTPUT_DIR or point SLUICE_PLUGIN_PATH at
 # the build folder. `cmake --install` puts it in <prefix>/lib/sluice/plugins.
 function(sluice_add_plugin name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBRARIES" ${ARGN})
+  cmake_parse_arguments(ARG "NO_INSTALL" "" "SOURCES;LIBRARIES" ${ARGN})
   if(NOT ARG_SOURCES)
     message(FATAL_ERROR "sluice_add_plugin(${name}): no SOURCES given")
   endif()
@@ -29,5 +29,7 @@ function(sluice_add_plugin name)
   endif()
   # Refuse unresolved symbols at link time rather than at load time in a worker.
   target_link_options(${name} PRIVATE -Wl,--no-undefined)
-  install(TARGETS ${name} LIBRARY DESTINATION lib/sluice/plugins)
+  if(NOT ARG_NO_INSTALL)
+    install(TARGETS ${name} LIBRARY DESTINATION lib/sluice/plugins)
+  endif()
 endfunction()

@@ -1,0 +1,234 @@
+// `sluice run` and the commands that read its state, driving the real binary with real
+// workers and plugins.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "test_util.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+using testing::RunSluice;
+
+std::string OnlyRunId(const std::string& state_dir) {
+  auto runs = RunSluice({"runs", "list", "--json", "--state-dir", state_dir});
+  REQUIRE(runs.exit_code == 0);
+  json j = json::parse(runs.out);
+  REQUIRE(j.size() == 1);
+  return j[0]["run_id"];
+}
+
+TEST_CASE("Cli.Run.HelloSucceedsAndLeavesLogsAndEvents" * doctest::timeout(60)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  auto r = RunSluice({"run", testing::SourcePath("dags/hello.toml"), "--state-dir", state,
+                      "--param", "greeting=Hi"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("goodbye  success") != std::string::npos);
+  CHECK(r.out.find("of DAG hello: success in") != std::string::npos);
+
+  const std::string run_id = OnlyRunId(state);
+  auto logs = RunSluice({"logs", run_id, "greet", "--state-dir", state});
+  CHECK(logs.exit_code == 0);
+  CHECK(logs.out.find("INFO  Hi from hello, run " + run_id) != std::string::npos);
+  auto count = RunSluice({"logs", run_id, "count", "--state-dir", state});
+  CHECK(count.out.find("INFO  3\n") != std::string::npos);
+
+  auto tasks = RunSluice({"tasks", "list", run_id, "--json", "--state-dir", state});
+  REQUIRE(tasks.exit_code == 0);
+  json t = json::parse(tasks.out);
+  REQUIRE(t.size() == 3);
+  for (const json& task : t) CHECK(task["state"] == "success");
+  CHECK(t[0]["params"]["command"] == "for i in 1 2 3; do echo $i; done");
+
+  auto events = RunSluice({"events", run_id, "--json", "--state-dir", state});
+  json e = json::parse(events.out);
+  REQUIRE(e.size() == 8);  // run start, 3 x (dispatched, success), run end
+  CHECK(e.front()["to"] == "running");
+  CHECK(e.back()["to"] == "success");
+  CHECK(e.back()["actor"].get<std::string>().find("cli:") == 0);
+
+  auto no_task = RunSluice({"logs", run_id, "nope", "--state-dir", state});
+  CHECK(no_task.exit_code == 2);
+  CHECK(no_task.err.find("has no task \"nope\"") != std::string::npos);
+}
+
+TEST_CASE("Cli.Run.FailedRunExitsOneWithReasons" * doctest::timeout(60)) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.file("fail.toml"), R"([dag]
+id = "fails"
+[[task]]
+id = "crash"
+plugin = "core.fail"
+params = { mode = "segfault" }
+[[task]]
+id = "after"
+plugin = "core.noop"
+depends_on = ["crash"]
+)");
+  auto r = RunSluice({"run", dir.file("fail.toml"), "--state-dir", dir.file("state")});
+  CHECK(r.exit_code == 1);
+  CHECK(
+      r.out.find(
+          "crash  failed: the worker running the step killed by signal 11 (Segmentation fault)") !=
+      std::string::npos);
+  CHECK(r.out.find("after  upstream_failed") != std::string::npos);
+  CHECK(r.out.find("of DAG fails: failed") != std::string::npos);
+}
+
+TEST_CASE("Cli.Run.BadInputExitsTwoAndRecordsNothing" * doctest::timeout(60)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  auto invalid = RunSluice(
+      {"run", testing::DataPath("dags/invalid/cycle_two_tasks.toml"), "--state-dir", state});
+  CHECK(invalid.exit_code == 2);
+  CHECK(invalid.err.find("dependency cycle") != std::string::npos);
+  CHECK(invalid.err.find("nothing was run") != std::string::npos);
+
+  auto param = RunSluice({"run", testing::SourcePath("dags/hello.toml"), "--state-dir", state,
+                          "--param", "greting=x"});
+  CHECK(param.exit_code == 2);
+  CHECK(param.err.find("declares no param \"greting\" (declared: greeting)") != std::string::npos);
+
+  testing::WriteFile(dir.file("params.toml"), R"([dag]
+id = "wrong_params"
+[[task]]
+id = "sh"
+plugin = "core.shell"
+params = { comand = "echo", env = "A=1" }
+)");
+  auto wrong = RunSluice({"run", dir.file("params.toml"), "--state-dir", state});
+  CHECK(wrong.exit_code == 2);
+  CHECK(wrong.err.find(dir.file("params.toml") +
+                       ":6:12: error: task \"sh\": step \"core.shell\" has no param \"comand\"") !=
+        std::string::npos);
+  CHECK(wrong.err.find("did you mean \"command\"?") != std::string::npos);
+  CHECK(wrong.err.find(":6:35: error: task \"sh\": param \"env\" must be object, not string") !=
+        std::string::npos);
+  CHECK(wrong.err.find("step \"core.shell\" needs param \"command\"") != std::string::npos);
+
+  auto runs = RunSluice({"runs", "list", "--state-dir", state});
+  CHECK(runs.out.find("no runs") != std::string::npos);
+}
+
+TEST_CASE("Cli.DagValidate.ChecksParamsAgainstPlugins" * doctest::timeout(60)) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.file("p.toml"), R"([dag]
+id = "p"
+[[task]]
+id = "s"
+plugin = "core.sleep"
+params = { seconds = "5" }
+[[task]]
+id = "x"
+plugin = "vendor.thing"
+)");
+  auto r = RunSluice({"dag", "validate", dir.file("p.toml")});
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find(":6:22: error: task \"s\": param \"seconds\" must be number, not string") !=
+        std::string::npos);
+  // A plugin that is not installed here may be where the DAG runs: a warning.
+  CHECK(r.out.find(
+            ":9:10: warning: task \"x\": no installed plugin provides step \"vendor.thing\"") !=
+        std::string::npos);
+  auto skip = RunSluice({"dag", "validate", "--no-plugins", dir.file("p.toml")});
+  CHECK(skip.exit_code == 0);
+}
+
+TEST_CASE("Cli.Run.Kill9ThenResumeFinishesWithoutRedoingSuccess" * doctest::timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  const std::string marker = dir.file("b-finished");
+  testing::WriteFile(dir.file("chain.toml"), R"([dag]
+id = "chain"
+[defaults]
+retries = 1
+retry_delay = "0s"
+[[task]]
+id = "a"
+plugin = "core.shell"
+params = { command = "echo a >> )" + dir.file("a-runs") +
+                                                 R"(" }
+[[task]]
+id = "b"
+plugin = "core.shell"
+depends_on = ["a"]
+params = { command = "sleep 2 && touch )" + marker +
+                                                 R"(" }
+[[task]]
+id = "c"
+plugin = "core.noop"
+depends_on = ["b"]
+)");
+  int pid = testing::SpawnSluice({"run", dir.file("chain.toml"), "--state-dir", state},
+                                 dir.file("first.log"));
+  // Wait until b is running, as the state (read-only, beside the writer) shows it.
+  bool b_running = false;
+  for (int i = 0; i < 200 && !b_running; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    auto runs = RunSluice({"runs", "list", "--json", "--state-dir", state});
+    if (runs.exit_code != 0 || json::parse(runs.out).empty()) continue;
+    auto tasks = RunSluice(
+        {"tasks", "list", json::parse(runs.out)[0]["run_id"], "--json", "--state-dir", state});
+    if (tasks.exit_code != 0) continue;
+    for (const json& t : json::parse(tasks.out))
+      b_running |= t["task_id"] == "b" && t["state"] == "running";
+  }
+  REQUIRE(b_running);
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFSIGNALED(status));
+  // The workers saw the engine go and took their process groups with them: b's command
+  // never finishes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  CHECK_FALSE(std::filesystem::exists(marker));
+
+  const std::string run_id = OnlyRunId(state);
+  auto resumed = RunSluice({"run", "--resume", run_id, "--state-dir", state});
+  CHECK(resumed.exit_code == 0);
+  CHECK(std::filesystem::exists(marker));
+  CHECK(testing::ReadFile(dir.file("a-runs")) == "a\n");  // a ran once, before the crash
+
+  json tasks =
+      json::parse(RunSluice({"tasks", "list", run_id, "--json", "--state-dir", state}).out);
+  std::map<std::string, int> last_try;
+  for (const json& t : tasks) last_try[t["task_id"]] = t["try_number"];
+  CHECK(last_try["a"] == 1);
+  CHECK(last_try["b"] == 2);  // the interrupted try counts as a failed try
+  CHECK(last_try["c"] == 1);
+  std::string events = RunSluice({"events", run_id, "--state-dir", state}).out;
+  CHECK(events.find("task b try 1") != std::string::npos);
+  CHECK(events.find("interrupted") != std::string::npos);
+  CHECK(events.find("resumed") != std::string::npos);
+
+  auto again = RunSluice({"run", "--resume", run_id, "--state-dir", state});
+  CHECK(again.exit_code == 2);
+  CHECK(again.err.find("already ended") != std::string::npos);
+}
+
+TEST_CASE("Cli.Plugins.ListAndShow" * doctest::timeout(60)) {
+  auto list = RunSluice({"plugins", "list"});
+  CHECK(list.exit_code == 0);
+  CHECK(list.out.find("core.shell") != std::string::npos);
+  auto show = RunSluice({"plugins", "show", "core.shell"});
+  CHECK(show.exit_code == 0);
+  CHECK(show.out.find("command") != std::string::npos);
+  CHECK(show.out.find("required") != std::string::npos);
+  auto typo = RunSluice({"plugins", "show", "core.shel"});
+  CHECK(typo.exit_code == 2);
+  CHECK(typo.err.find("did you mean \"core.shell\"?") != std::string::npos);
+  auto refused = RunSluice(
+      {"plugins", "list", "--plugin-dir", std::string(SLUICE_TEST_PLUGIN_DIR) + "/abi_major"});
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err.find("built for plugin ABI 2.0") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,425 @@
+// The run logic against a scripted executor and a manual clock: trigger rules, retries and
+// backoff, `when`, inputs, templates, priorities, pools, run outcome and resume. The state
+// store is a real RocksDB in a temporary folder.
+#include "sluice/runner.h"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <map>
+
+#include "sluice/dag_loader.h"
+#include "test_util.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+using Kind = TaskOutcome::Kind;
+
+class ManualClock : public Clock {
+ public:
+  explicit ManualClock(boost::asio::io_context& io) : io_(io) {}
+  std::chrono::system_clock::time_point Now() override { return now_; }
+  void RunAfter(Duration delay, std::function<void()> fn) override {
+    pending_.emplace(now_ + delay, std::move(fn));
+  }
+  void Advance(Duration d) {
+    now_ += d;
+    while (!pending_.empty() && pending_.begin()->first <= now_) {
+      auto fn = std::move(pending_.begin()->second);
+      pending_.erase(pending_.begin());
+      fn();
+    }
+  }
+
+ private:
+  boost::asio::io_context& io_;
+  std::chrono::system_clock::time_point now_ =
+      std::chrono::sys_days(std::chrono::year(2026) / 1 / 2) + std::chrono::hours(3);
+  std::multimap<std::chrono::system_clock::time_point, std::function<void()>> pending_;
+};
+
+class FakeExecutor : public Executor {
+ public:
+  explicit FakeExecutor(size_t capacity) : capacity_(capacity) {}
+  size_t capacity() const override { return capacity_; }
+  void Launch(TaskLaunch launch) override {
+    REQUIRE(running.size() < capacity_);
+    order.push_back(launch.request["run"]["task_id"].get<std::string>());
+    running[launch.request["run"]["task_id"].get<std::string>()] = std::move(launch);
+  }
+  void Cancel(const std::string&) override {}
+
+  std::map<std::string, TaskLaunch> running;  // task id -> launch
+  std::vector<std::string> order;             // task ids in launch order
+
+ private:
+  size_t capacity_;
+};
+
+// A Runner wired to a FakeExecutor, a ManualClock and a real StateStore.
+class Harness {
+ public:
+  explicit Harness(size_t capacity = 8, std::map<std::string, int> pools = {})
+      : clock_(io_), executor_(capacity) {
+    auto opened = StateStore::Open(dir_.file("state"));
+    REQUIRE(opened.ok());
+    store_ = std::move(*opened);
+    PluginManifest core;
+    core.name = "core";
+    core.file = "/fake/core.so";
+    for (const char* step : {"core.noop", "core.shell"}) {
+      StepManifest s;
+      s.name = step;
+      core.steps.push_back(s);
+    }
+    catalog_.plugins.push_back(core);
+    Restart(std::move(pools));
+  }
+
+  // Drops the runner without letting it finish anything, as a crash would, and makes a new one.
+  void Restart(std::map<std::string, int> pools = {}) {
+    executor_.running.clear();
+    RunnerOptions options;
+    options.state_dir = dir_.path().string();
+    options.actor = "test";
+    options.pools = std::move(pools);
+    options.random_seed = 7;
+    runner_ = std::make_unique<Runner>(io_, store_.get(), &catalog_, &clock_, options);
+    runner_->AttachExecutor(&executor_);
+    runner_->OnRunFinished([this](const RunRecord& r) { finished_ = r; });
+  }
+
+  RunRecord Trigger(const std::string& text, json params = json::object()) {
+    DagLoadResult loaded = LoadDagText(text, "test.toml");
+    std::string errors;
+    for (const auto& d : loaded.diagnostics.items()) errors += Render(d);
+    REQUIRE_MESSAGE(loaded.ok(), errors);
+    TriggerRequest request;
+    request.dag = std::shared_ptr<const Dag>(std::move(loaded.dag));
+    request.dag_source = text;
+    request.params = std::move(params);
+    StatusOr<RunRecord> run = runner_->Trigger(std::move(request));
+    REQUIRE_MESSAGE(run.ok(), run.status().ToString());
+    run_ = *run;
+    Settle();
+    return *run;
+  }
+
+  void Settle() {
+    io_.restart();
+    io_.poll();
+  }
+
+  bool IsRunning(const std::string& task) const { return executor_.running.count(task) > 0; }
+
+  void Finish(const std::string& task, Kind kind, json outputs = json::object(),
+              std::string message = "") {
+    REQUIRE_MESSAGE(IsRunning(task), "task ", task, " is not running");
+    const std::string key = executor_.running[task].key;
+    executor_.running.erase(task);
+    for (auto& [name, output] : outputs.items()) runner_->OnOutput(key, name, output);
+    runner_->OnFinished(key, {kind, std::move(message)});
+    Settle();
+  }
+
+  // The latest recorded state of a task.
+  TaskState State(const std::string& task) {
+    TaskState state = TaskState::kPending;
+    int best = -1;
+    for (const TryRecord& t : store_->ListTries(run_.dag_id, run_.run_id)) {
+      if (t.task_id == task && t.try_number > best) {
+        best = t.try_number;
+        state = t.state;
+      }
+    }
+    return state;
+  }
+  TryRecord Latest(const std::string& task) {
+    TryRecord latest;
+    latest.try_number = -1;
+    for (TryRecord& t : store_->ListTries(run_.dag_id, run_.run_id)) {
+      if (t.task_id == task && t.try_number > latest.try_number) latest = std::move(t);
+    }
+    return latest;
+  }
+
+  boost::asio::io_context io_;
+  testing::TempDir dir_;
+  ManualClock clock_;
+  FakeExecutor executor_;
+  std::unique_ptr<StateStore> store_;
+  PluginCatalog catalog_;
+  std::unique_ptr<Runner> runner_;
+  RunRecord run_;
+  std::optional<RunRecord> finished_;
+};
+
+std::string Task(const std::string& id, const std::string& extra = "") {
+  return "[[task]]\nid = \"" + id + "\"\nplugin = \"core.noop\"\n" + extra;
+}
+
+TEST_CASE("Runner.TriggerRules.Table" * doctest::timeout(60)) {
+  // Two upstream tasks end as given; the table says what happens to the downstream task.
+  // Upstream outcomes: S success, F failed, K skipped. Expected downstream outcome for the
+  // pairs SS, SF, FF, SK, KK, FK: r = it runs, u = upstream_failed, s = skipped.
+  struct Row {
+    const char* rule;
+    const char* expected;
+  };
+  const char* pairs[] = {"SS", "SF", "FF", "SK", "KK", "FK"};
+  const Row rows[] = {
+      {"all_success", "ruussu"},
+      {"all_failed", "ssrsss"},
+      {"all_done", "rrrrrr"},
+      {"one_success", "rrurss"},
+      {"one_failed", "srrssr"},
+      {"none_failed", "ruurru"},
+      {"none_failed_min_one_success", "ruursu"},
+      {"none_skipped", "rrrsss"},
+  };
+  for (const Row& row : rows) {
+    for (int p = 0; p < 6; ++p) {
+      const std::string rule = row.rule;
+      const std::string pair = pairs[p];
+      const char want = row.expected[p];
+      CAPTURE(rule);
+      CAPTURE(pair);
+      Harness h;
+      h.Trigger("[dag]\nid = \"rules\"\n" + Task("a") + Task("b") +
+                Task("down", "depends_on = [\"a\", \"b\"]\ntrigger_rule = \"" + rule + "\"\n"));
+      REQUIRE(h.IsRunning("a"));
+      REQUIRE(h.IsRunning("b"));
+      auto finish = [&](const char* task, char how) {
+        if (!h.IsRunning(task)) return;
+        Kind kind = how == 'S' ? Kind::kSuccess : how == 'F' ? Kind::kFailed : Kind::kSkipped;
+        h.Finish(task, kind);
+      };
+      finish("a", pair[0]);
+      finish("b", pair[1]);
+      if (want == 'r') {
+        REQUIRE(h.IsRunning("down"));
+        h.Finish("down", Kind::kSuccess);
+        CHECK(h.State("down") == TaskState::kSuccess);
+      } else {
+        CHECK_FALSE(h.IsRunning("down"));
+        CHECK(h.State("down") == (want == 'u' ? TaskState::kUpstreamFailed : TaskState::kSkipped));
+      }
+      CHECK(h.finished_.has_value());
+    }
+  }
+}
+
+TEST_CASE("Runner.TriggerRules.OneSuccessFiresEarlyAndAlwaysFiresAtOnce" * doctest::timeout(30)) {
+  Harness h;
+  h.Trigger("[dag]\nid = \"early\"\n" + Task("a") + Task("b") +
+            Task("first", "depends_on = [\"a\", \"b\"]\ntrigger_rule = \"one_success\"\n") +
+            Task("now", "depends_on = [\"a\"]\ntrigger_rule = \"always\"\n"));
+  CHECK(h.IsRunning("now"));  // before a has ended
+  h.Finish("a", Kind::kSuccess);
+  CHECK(h.IsRunning("first"));  // b still running
+  CHECK(h.IsRunning("b"));
+}
+
+TEST_CASE("Runner.Retries.ExponentialBackoffOnTheInjectedClock" * doctest::timeout(30)) {
+  Harness h;
+  h.Trigger("[dag]\nid = \"retry\"\n" +
+            Task("t",
+                 "retries = 3\nretry_delay = \"10s\"\nretry_backoff = { multiplier = 2, max_delay "
+                 "= \"25s\", jitter = 0 }\n"));
+  h.Finish("t", Kind::kFailed, json::object(), "boom");
+  CHECK(h.State("t") == TaskState::kUpForRetry);
+  CHECK(h.Latest("t").reason == "the step failed: boom");
+  CHECK(h.Latest("t").retry_at == "2026-01-02T03:00:10.000Z");
+  h.clock_.Advance(std::chrono::milliseconds(9999));
+  h.Settle();
+  CHECK_FALSE(h.IsRunning("t"));
+  h.clock_.Advance(std::chrono::milliseconds(1));
+  h.Settle();
+  REQUIRE(h.IsRunning("t"));
+  CHECK(h.executor_.running["t"].request["run"]["try_number"] == 2);
+  CHECK(h.executor_.running["t"].key == "retry/" + h.run_.run_id + "/t/2");
+
+  h.Finish("t", Kind::kCrashed, json::object(), "the worker running the step killed by signal 11");
+  h.clock_.Advance(std::chrono::seconds(19));
+  h.Settle();
+  CHECK_FALSE(h.IsRunning("t"));  // second delay: 20 s
+  h.clock_.Advance(std::chrono::seconds(1));
+  h.Settle();
+  REQUIRE(h.IsRunning("t"));
+
+  h.Finish("t", Kind::kTimedOut, json::object(), "timed out after 1m");
+  h.clock_.Advance(std::chrono::seconds(25));  // third delay: 40 s, capped at 25 s
+  h.Settle();
+  REQUIRE(h.IsRunning("t"));
+  CHECK(h.executor_.running["t"].request["run"]["try_number"] == 4);
+  h.Finish("t", Kind::kFailed, json::object(), "still broken");
+  CHECK(h.State("t") == TaskState::kFailed);
+  REQUIRE(h.finished_.has_value());
+  CHECK(h.finished_->state == RunState::kFailed);
+
+  // The event log holds every transition with its reason.
+  std::vector<Event> events = h.store_->ListEvents("retry", h.run_.run_id);
+  int retries = 0;
+  for (const Event& e : events) retries += e.to == "up_for_retry";
+  CHECK(retries == 3);
+  CHECK(events.back().kind == "run_state");
+  CHECK(events.back().to == "failed");
+}
+
+TEST_CASE("Runner.When.SkipsRunsOrFailsOnUpstreamOutputs" * doctest::timeout(30)) {
+  Harness h;
+  h.Trigger("[dag]\nid = \"when\"\n[params]\nmin = 0.9\n" + Task("eval") +
+            Task("deploy", "depends_on = [\"eval\"]\nwhen = \"eval.auc >= params.min\"\n") +
+            Task("report", "depends_on = [\"eval\"]\nwhen = \"eval.auc < params.min\"\n") +
+            Task("broken", "depends_on = [\"eval\"]\nwhen = \"eval.missing > 1\"\n"));
+  h.Finish("eval", Kind::kSuccess, json{{"auc", {{"kind", "value"}, {"value", 0.95}}}});
+  CHECK(h.IsRunning("deploy"));
+  CHECK(h.State("report") == TaskState::kSkipped);
+  CHECK(h.Latest("report").reason == "`when` condition is false: eval.auc < params.min");
+  CHECK(h.State("broken") == TaskState::kFailed);
+  CHECK(h.Latest("broken").reason.find("has no output \"missing\"") != std::string::npos);
+}
+
+TEST_CASE("Runner.Inputs.ResolveToUpstreamOutputsAndTemplatesRender" * doctest::timeout(30)) {
+  Harness h;
+  h.Trigger(
+      "[dag]\nid = \"io\"\n[params]\nname = \"x\"\nrate = 0.5\n" + Task("prep") +
+          "[[task]]\nid = \"train\"\nplugin = \"core.shell\"\ndepends_on = [\"prep\"]\n"
+          "inputs = { data = \"prep.train\", rows = \"prep.rows\" }\n"
+          "params = { command = \"echo {{ params.name }} {{ ds }} {{ task.id }}\", rate = \"{{ "
+          "params.rate }}\" }\n" +
+          Task("needs_missing", "depends_on = [\"prep\"]\ninputs = { x = \"prep.nothing\" }\n"),
+      json{{"name", "override"}});
+  h.Finish("prep", Kind::kSuccess,
+           json{{"train", {{"kind", "file"}, {"path", "/data/train.csv"}}},
+                {"rows", {{"kind", "value"}, {"value", 569}}}});
+  REQUIRE(h.IsRunning("train"));
+  const json& request = h.executor_.running["train"].request;
+  CHECK(request["inputs"]["data"]["path"] == "/data/train.csv");
+  CHECK(request["inputs"]["rows"]["value"] == 569);
+  CHECK(request["params"]["command"] == "echo override 2026-01-02 train");
+  CHECK(request["params"]["rate"] == 0.5);  // one placeholder keeps the number type
+  CHECK(h.executor_.running["train"].step == "core.shell");
+  CHECK(h.executor_.running["train"].plugin_file == "/fake/core.so");
+  CHECK(h.State("needs_missing") == TaskState::kFailed);
+  CHECK(h.Latest("needs_missing").reason.find("needs output \"nothing\" of task \"prep\"") !=
+        std::string::npos);
+}
+
+TEST_CASE("Runner.Dispatch.PriorityThenOrderAndPoolSlots" * doctest::timeout(30)) {
+  {
+    Harness h(/*capacity=*/1);
+    h.Trigger("[dag]\nid = \"prio\"\n" + Task("low", "priority = 1\n") +
+              Task("high", "priority = 10\n") + Task("mid", "priority = 5\n"));
+    REQUIRE(h.executor_.order.size() == 1);
+    h.Finish(h.executor_.order.back(), Kind::kSuccess);
+    h.Finish(h.executor_.order.back(), Kind::kSuccess);
+    h.Finish(h.executor_.order.back(), Kind::kSuccess);
+    CHECK(h.executor_.order == std::vector<std::string>{"high", "mid", "low"});
+  }
+  {
+    Harness h(/*capacity=*/4, {{"gpu", 1}});
+    h.Trigger("[dag]\nid = \"pools\"\n" + Task("g1", "pool = \"gpu\"\n") +
+              Task("g2", "pool = \"gpu\"\n") + Task("c1") + Task("c2"));
+    CHECK(h.IsRunning("g1"));
+    CHECK_FALSE(h.IsRunning("g2"));  // the gpu pool has one slot
+    CHECK(h.IsRunning("c1"));
+    CHECK(h.IsRunning("c2"));
+    h.Finish("g1", Kind::kSuccess);
+    CHECK(h.IsRunning("g2"));
+  }
+}
+
+TEST_CASE("Runner.RunState.FailedLeafFailsTheRun" * doctest::timeout(30)) {
+  Harness h;
+  // b fails, but cleanup (all_done) is the only leaf and succeeds: the run succeeds.
+  h.Trigger("[dag]\nid = \"leaf\"\n" + Task("a") + Task("b", "depends_on = [\"a\"]\n") +
+            Task("cleanup", "depends_on = [\"b\"]\ntrigger_rule = \"all_done\"\n"));
+  h.Finish("a", Kind::kSuccess);
+  h.Finish("b", Kind::kFailed);
+  h.Finish("cleanup", Kind::kSuccess);
+  REQUIRE(h.finished_.has_value());
+  CHECK(h.finished_->state == RunState::kSuccess);
+
+  Harness h2;
+  h2.Trigger("[dag]\nid = \"leaf2\"\n" + Task("a") + Task("b", "depends_on = [\"a\"]\n") +
+             Task("c", "depends_on = [\"b\"]\n"));
+  h2.Finish("a", Kind::kFailed);
+  CHECK(h2.State("b") == TaskState::kUpstreamFailed);
+  CHECK(h2.State("c") == TaskState::kUpstreamFailed);
+  REQUIRE(h2.finished_.has_value());
+  CHECK(h2.finished_->state == RunState::kFailed);
+}
+
+TEST_CASE("Runner.Resume.InFlightTriesAreFailedTriesAndSucceededTasksStay" * doctest::timeout(30)) {
+  Harness h;
+  const std::string dag = "[dag]\nid = \"crash\"\n[defaults]\nretries = 1\nretry_delay = \"0s\"\n" +
+                          Task("a") + Task("b", "depends_on = [\"a\"]\n") +
+                          Task("c", "depends_on = [\"b\"]\n") + Task("once", "retries = 0\n");
+  h.Trigger(dag);
+  h.Finish("a", Kind::kSuccess);
+  REQUIRE(h.IsRunning("b"));
+  REQUIRE(h.IsRunning("once"));
+  const std::string run_id = h.run_.run_id;
+
+  h.Restart();  // the process died with b and once in flight
+  StatusOr<RunRecord> resumed = h.runner_->Resume("crash", run_id);
+  REQUIRE_MESSAGE(resumed.ok(), resumed.status().ToString());
+  h.Settle();
+  h.clock_.Advance(Duration(0));
+  h.Settle();
+  CHECK_FALSE(h.IsRunning("a"));  // it succeeded before the crash: not run again
+  REQUIRE(h.IsRunning("b"));
+  CHECK(h.executor_.running["b"].request["run"]["try_number"] == 2);
+  CHECK(h.State("once") == TaskState::kFailed);  // no retry left
+  CHECK(h.Latest("once").reason.find("interrupted") != std::string::npos);
+  h.Finish("b", Kind::kSuccess);
+  h.Finish("c", Kind::kSuccess);
+  REQUIRE(h.finished_.has_value());
+  CHECK(h.finished_->state == RunState::kFailed);  // "once" is a failed leaf
+
+  StatusOr<RunRecord> again = h.runner_->Resume("crash", run_id);
+  CHECK_FALSE(again.ok());
+  CHECK(again.status().message().find("already ended") != std::string::npos);
+}
+
+TEST_CASE("Runner.Trigger.UnknownStepCreatesNothing") {
+  Harness h;
+  DagLoadResult loaded = LoadDagText(
+      "[dag]\nid = \"u\"\n[[task]]\nid = \"a\"\nplugin = \"train.nothing\"\n", "u.toml");
+  REQUIRE(loaded.ok());
+  TriggerRequest request;
+  request.dag = std::shared_ptr<const Dag>(std::move(loaded.dag));
+  StatusOr<RunRecord> run = h.runner_->Trigger(std::move(request));
+  REQUIRE_FALSE(run.ok());
+  CHECK(run.status().message().find("train.nothing") != std::string::npos);
+  h.Settle();
+  CHECK(h.store_->ListRuns("u", 10).empty());
+}
+
+TEST_CASE("Runner.Params.OverridesAreCheckedAgainstTheDeclaredOnes") {
+  DagLoadResult loaded = LoadDagText(
+      "[dag]\nid = \"p\"\n[params]\nrate = 0.5\nname = \"a\"\nn = 3\nflag = false\n" + Task("a"),
+      "p.toml");
+  REQUIRE(loaded.ok());
+  const DagSpec& spec = loaded.dag->spec();
+  auto ok = ResolveRunParams(spec, {"rate=0.25", "name=123", "n=4", "flag=true"});
+  REQUIRE(ok.ok());
+  CHECK((*ok)["rate"] == 0.25);
+  CHECK((*ok)["name"] == "123");
+  CHECK((*ok)["n"] == 4);
+  CHECK((*ok)["flag"] == true);
+  auto unknown = ResolveRunParams(spec, {"rat=1"});
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.status().message().find("declares no param \"rat\"") != std::string::npos);
+  auto wrong = ResolveRunParams(spec, {"n=many"});
+  REQUIRE_FALSE(wrong.ok());
+  CHECK(wrong.status().message().find("expected a value like the default 3") != std::string::npos);
+  CHECK_FALSE(ResolveRunParams(spec, {"n=1.5"}).ok());
+  CHECK_FALSE(ResolveRunParams(spec, {"novalue"}).ok());
+}
+
+}  // namespace
+}  // namespace sluice

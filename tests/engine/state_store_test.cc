@@ -1,0 +1,151 @@
+// StateStore on a real RocksDB in a temporary folder.
+#include "sluice/state_store.h"
+
+#include <doctest/doctest.h>
+
+#include "test_util.h"
+
+namespace sluice {
+namespace {
+
+RunRecord Run(const std::string& dag, const std::string& id, const std::string& created) {
+  RunRecord r;
+  r.dag_id = dag;
+  r.run_id = id;
+  r.state = RunState::kRunning;
+  r.created_at = created;
+  r.params = {{"x", 1}};
+  r.dag_source = "[dag]\nid = \"" + dag + "\"\n";
+  return r;
+}
+
+TryRecord Try(const std::string& dag, const std::string& run, const std::string& task, int n,
+              TaskState s) {
+  TryRecord t;
+  t.dag_id = dag;
+  t.run_id = run;
+  t.task_id = task;
+  t.try_number = n;
+  t.state = s;
+  t.outputs = {{"model", {{"kind", "file"}, {"path", "/m"}}}};
+  return t;
+}
+
+Event Ev(const std::string& dag, const std::string& run, const std::string& to) {
+  Event e;
+  e.dag_id = dag;
+  e.run_id = run;
+  e.kind = "note";
+  e.to = to;
+  e.actor = "test";
+  return e;
+}
+
+TEST_CASE("StateStore.Commit.SurvivesReopen") {
+  testing::TempDir dir;
+  {
+    auto store = StateStore::Open(dir.path().string());
+    REQUIRE_MESSAGE(store.ok(), store.status().ToString());
+    StateStore::Batch batch;
+    batch.PutRun(Run("a", "r1", "2026-01-01T00:00:00.000Z"));
+    batch.PutRun(Run("a", "r2", "2026-01-02T00:00:00.000Z"));
+    batch.PutRun(Run("b", "r1", "2026-01-03T00:00:00.000Z"));
+    batch.PutTry(Try("a", "r1", "train", 1, TaskState::kFailed));
+    batch.PutTry(Try("a", "r1", "train", 2, TaskState::kSuccess));
+    batch.PutTry(Try("a", "r1", "prep", 1, TaskState::kSuccess));
+    batch.AddEvent(Ev("a", "r1", "one"));
+    batch.AddEvent(Ev("a", "r1", "two"));
+    REQUIRE((*store)->Commit(&batch).ok());
+    CHECK(batch.empty());
+  }
+  auto store = StateStore::Open(dir.path().string());
+  REQUIRE(store.ok());
+  auto run = (*store)->GetRun("a", "r1");
+  REQUIRE(run.ok());
+  CHECK(run->params["x"] == 1);
+  CHECK(run->state == RunState::kRunning);
+
+  std::vector<TryRecord> tries = (*store)->ListTries("a", "r1");
+  REQUIRE(tries.size() == 3);
+  CHECK(tries[0].task_id == "prep");
+  CHECK(tries[1].task_id == "train");
+  CHECK(tries[1].try_number == 1);
+  CHECK(tries[2].try_number == 2);
+  CHECK(tries[2].outputs["model"]["path"] == "/m");
+  CHECK(tries[2].idempotency_key() == "a/r1/train/2");
+
+  // Sequence numbers go on where they stopped.
+  StateStore::Batch more;
+  more.AddEvent(Ev("a", "r1", "three"));
+  REQUIRE((*store)->Commit(&more).ok());
+  std::vector<Event> events = (*store)->ListEvents("a", "r1");
+  REQUIRE(events.size() == 3);
+  CHECK(events[0].seq == 1);
+  CHECK(events[2].seq == 3);
+  CHECK(events[2].to == "three");
+
+  std::vector<RunRecord> runs = (*store)->ListRuns("", 10);
+  REQUIRE(runs.size() == 3);
+  CHECK(runs[0].dag_id == "b");  // newest first
+  CHECK((*store)->ListRuns("a", 10).size() == 2);
+  CHECK((*store)->ListRuns("", 1).size() == 1);
+}
+
+TEST_CASE("StateStore.FindRun.ByIdAloneOrAmbiguous") {
+  testing::TempDir dir;
+  auto store = StateStore::Open(dir.path().string());
+  REQUIRE(store.ok());
+  StateStore::Batch batch;
+  batch.PutRun(Run("a", "shared", "t"));
+  batch.PutRun(Run("b", "shared", "t"));
+  batch.PutRun(Run("a", "only", "t"));
+  REQUIRE((*store)->Commit(&batch).ok());
+  auto only = (*store)->FindRun("only");
+  REQUIRE(only.ok());
+  CHECK(only->dag_id == "a");
+  auto shared = (*store)->FindRun("shared");
+  REQUIRE_FALSE(shared.ok());
+  CHECK(shared.status().message().find("exists in several DAGs (a, b)") != std::string::npos);
+  auto missing = (*store)->FindRun("nope");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().code() == Status::Code::kNotFound);
+}
+
+TEST_CASE("StateStore.Open.SecondWriterIsRefusedButReadersAreNot") {
+  testing::TempDir dir;
+  auto first = StateStore::Open(dir.path().string());
+  REQUIRE(first.ok());
+  StateStore::Batch batch;
+  batch.PutRun(Run("a", "r", "t"));
+  REQUIRE((*first)->Commit(&batch).ok());
+  auto second = StateStore::Open(dir.path().string());
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.status().message().find("is in use by another Sluice process") != std::string::npos);
+  auto reader = StateStore::OpenReadOnly(dir.path().string());
+  REQUIRE_MESSAGE(reader.ok(), reader.status().ToString());
+  CHECK((*reader)->GetRun("a", "r").ok());
+}
+
+TEST_CASE("StateStore.Open.ReadOnlyOnEmptyFolderSaysWhatToDo") {
+  testing::TempDir dir;
+  auto reader = StateStore::OpenReadOnly(dir.file("nothing"));
+  REQUIRE_FALSE(reader.ok());
+  CHECK(reader.status().message().find("no Sluice state in") != std::string::npos);
+}
+
+TEST_CASE("StateStore.States.NamesRoundTrip") {
+  for (TaskState s : {TaskState::kPending, TaskState::kQueued, TaskState::kRunning,
+                      TaskState::kSuccess, TaskState::kFailed, TaskState::kUpForRetry,
+                      TaskState::kUpstreamFailed, TaskState::kSkipped}) {
+    CHECK(ParseTaskState(TaskStateName(s)) == s);
+  }
+  CHECK(IsTerminal(TaskState::kSkipped));
+  CHECK_FALSE(IsTerminal(TaskState::kUpForRetry));
+  for (RunState s :
+       {RunState::kQueued, RunState::kRunning, RunState::kSuccess, RunState::kFailed}) {
+    CHECK(ParseRunState(RunStateName(s)) == s);
+  }
+}
+
+}  // namespace
+}  // namespace sluice

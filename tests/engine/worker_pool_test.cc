@@ -1,0 +1,195 @@
+// LocalWorkerPool with real worker processes (the built `sluice worker`) running real plugins:
+// crashes, hangs, timeouts, floods of output, and a plugin that crashes the worker on load.
+#include <doctest/doctest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+
+#include "sluice/local_executor.h"
+#include "sluice/plugin_abi.h"
+#include "test_util.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+
+class Collector : public ExecutorListener {
+ public:
+  void OnStarted(const std::string& key, int64_t pid) override { pids[key] = pid; }
+  void OnLog(const std::string& key, int, std::string_view line) override {
+    lines[key] += 1;
+    bytes[key] += line.size();
+    if (last_line[key].empty() || line.find("marker") != std::string_view::npos)
+      last_line[key] = std::string(line);
+  }
+  void OnMetric(const std::string& key, const std::string& name, double value, int64_t) override {
+    metrics[key][name] = value;
+  }
+  void OnOutput(const std::string& key, const std::string& name, const json& output) override {
+    outputs[key][name] = output;
+  }
+  void OnFinished(const std::string& key, TaskOutcome outcome) override {
+    finished[key] = std::move(outcome);
+  }
+
+  std::map<std::string, int64_t> pids;
+  std::map<std::string, size_t> lines;
+  std::map<std::string, size_t> bytes;
+  std::map<std::string, std::string> last_line;
+  std::map<std::string, std::map<std::string, double>> metrics;
+  std::map<std::string, json> outputs;
+  std::map<std::string, TaskOutcome> finished;
+};
+
+class PoolHarness {
+ public:
+  explicit PoolHarness(size_t workers) {
+    LocalWorkerPool::Options options;
+    options.workers = workers;
+    options.worker_command = {SLUICE_BINARY, "worker"};
+    options.cancel_grace = std::chrono::milliseconds(500);
+    pool = std::make_unique<LocalWorkerPool>(io, options, &collector);
+    REQUIRE(pool->Start().ok());
+  }
+
+  // Runs the loop until `done` holds (or a generous deadline passes).
+  template <typename F>
+  void RunUntil(F done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io.restart();
+      io.run_for(std::chrono::milliseconds(20));
+    }
+    REQUIRE(done());
+  }
+
+  void Launch(const std::string& key, const std::string& step, json params,
+              std::optional<Duration> timeout = std::nullopt) {
+    TaskLaunch launch;
+    launch.key = key;
+    launch.plugin_file = std::string(SLUICE_PLUGIN_DIR) + "/core.so";
+    launch.step = step;
+    launch.timeout = timeout;
+    launch.request = {
+        {"params", std::move(params)},
+        {"inputs", json::object()},
+        {"scratch_dir", dir.file(key + "/tmp")},
+        {"output_dir", dir.file(key + "/out")},
+        {"run", {{"dag_id", "d"}, {"run_id", "r"}, {"task_id", key}, {"try_number", 1}}}};
+    pool->Launch(std::move(launch));
+  }
+
+  TaskOutcome Wait(const std::string& key) {
+    RunUntil([&] { return collector.finished.count(key) > 0; });
+    return collector.finished[key];
+  }
+
+  boost::asio::io_context io;
+  testing::TempDir dir;
+  Collector collector;
+  std::unique_ptr<LocalWorkerPool> pool;
+};
+
+TEST_CASE("WorkerPool.Scan.FindsCoreAndSurvivesAPluginThatCrashesOnLoad" * doctest::timeout(60)) {
+  PoolHarness h(1);
+  std::optional<StatusOr<PluginCatalog>> result;
+  h.pool->ScanPlugins({SLUICE_PLUGIN_DIR, std::string(SLUICE_TEST_PLUGIN_DIR) + "/crash_on_load"},
+                      [&](StatusOr<PluginCatalog> c) { result = std::move(c); });
+  h.RunUntil([&] { return result.has_value(); });
+  REQUIRE_MESSAGE(result->ok(), result->status().ToString());
+  const PluginCatalog& catalog = **result;
+  CHECK(catalog.FindStep("core.shell") != nullptr);
+  REQUIRE(catalog.problems.size() == 1);
+  CHECK(catalog.problems[0].message.find("loading it crashed the worker (killed by signal 6") !=
+        std::string::npos);
+  CHECK(catalog.problems[0].file.find("test_crash_on_load.so") != std::string::npos);
+}
+
+TEST_CASE("WorkerPool.Run.SuccessWithLogsMetricsOutputs" * doctest::timeout(60)) {
+  PoolHarness h(1);
+  h.Launch("ok", "core.shell",
+           {{"command", "echo marker-out; echo err >&2; echo data > result.txt"},
+            {"outputs", {{"result", "result.txt"}}}});
+  TaskOutcome outcome = h.Wait("ok");
+  CHECK(outcome.kind == TaskOutcome::Kind::kSuccess);
+  CHECK(h.collector.lines["ok"] == 2);
+  CHECK(h.collector.last_line["ok"] == "marker-out");
+  REQUIRE(h.collector.outputs["ok"].contains("result"));
+  const std::string path = h.collector.outputs["ok"]["result"]["path"];
+  // Kept out of the scratch dir, which is removed after the try.
+  CHECK(path.find(h.dir.file("ok/out")) == 0);
+  CHECK(testing::ReadFile(path) == "data\n");
+  CHECK(h.collector.pids["ok"] > 0);
+}
+
+TEST_CASE("WorkerPool.Run.CrashesAreFailedTriesAndWorkersAreReplaced" * doctest::timeout(60)) {
+  PoolHarness h(1);
+  h.Launch("segv", "core.fail", {{"mode", "segfault"}});
+  TaskOutcome segv = h.Wait("segv");
+  CHECK(segv.kind == TaskOutcome::Kind::kCrashed);
+  CHECK(segv.message == "the worker running the step killed by signal 11 (Segmentation fault)");
+
+  h.Launch("abort", "core.fail", {{"mode", "abort"}});
+  CHECK(h.Wait("abort").message.find("signal 6 (Aborted)") != std::string::npos);
+
+  h.Launch("exit", "core.fail", {{"mode", "exit"}, {"exit_code", 9}});
+  CHECK(h.Wait("exit").message == "the worker running the step exited with code 9");
+
+  h.Launch("throw", "core.fail", {{"mode", "throw"}, {"message", "bad things"}});
+  TaskOutcome thrown = h.Wait("throw");
+  CHECK(thrown.kind == TaskOutcome::Kind::kFailed);
+  CHECK(thrown.message == "bad things");
+
+  // The replacement worker runs the next try normally.
+  h.Launch("after", "core.noop", json::object());
+  CHECK(h.Wait("after").kind == TaskOutcome::Kind::kSuccess);
+  CHECK(h.collector.pids["after"] != h.collector.pids["segv"]);
+}
+
+TEST_CASE("WorkerPool.Run.TimeoutKillsTheProcessGroup" * doctest::timeout(60)) {
+  PoolHarness h(1);
+  // A shell that leaves a grandchild behind: the whole group must die with the worker.
+  const std::string marker = h.dir.file("grandchild-alive");
+  h.Launch("hang", "core.shell", {{"command", "(sleep 3; touch " + marker + ") & sleep 60"}},
+           std::chrono::milliseconds(300));
+  TaskOutcome outcome = h.Wait("hang");
+  CHECK(outcome.kind == TaskOutcome::Kind::kTimedOut);
+  CHECK(outcome.message == "timed out after 300ms; the worker's process group was killed");
+  h.Launch("hang2", "core.fail", {{"mode", "hang"}}, std::chrono::milliseconds(200));
+  CHECK(h.Wait("hang2").kind == TaskOutcome::Kind::kTimedOut);
+  // Give the orphan the time it would have needed, then check that it never ran.
+  boost::asio::steady_timer wait(h.io, std::chrono::milliseconds(3500));
+  bool waited = false;
+  wait.async_wait([&](boost::system::error_code) { waited = true; });
+  h.RunUntil([&] { return waited; });
+  CHECK_FALSE(std::filesystem::exists(marker));
+}
+
+TEST_CASE("WorkerPool.Run.MegabytesOfOutputArriveWhole" * doctest::timeout(60)) {
+  PoolHarness h(2);
+  h.Launch("flood", "core.fail", {{"mode", "flood"}, {"bytes", 8 << 20}});
+  h.Launch("printf", "core.shell", {{"command", "yes marker | head -c 3000000"}});
+  CHECK(h.Wait("flood").kind == TaskOutcome::Kind::kSuccess);
+  CHECK(h.Wait("printf").kind == TaskOutcome::Kind::kSuccess);
+  CHECK(h.collector.lines["flood"] == ((8u << 20) + 99) / 100);  // 100-byte lines, rounded up
+  CHECK(h.collector.lines["printf"] == 3000000 / 7 + 1);  // "marker\n" is 7 bytes; one partial line
+}
+
+TEST_CASE("WorkerPool.Cancel.StopsACooperativeStepAndKillsAStubbornOne" * doctest::timeout(60)) {
+  PoolHarness h(2);
+  h.Launch("sleepy", "core.sleep", {{"seconds", 30}});
+  h.Launch("stubborn", "core.fail", {{"mode", "hang"}});
+  h.RunUntil([&] { return h.collector.pids.size() == 2; });
+  h.pool->Cancel("sleepy");
+  h.pool->Cancel("stubborn");
+  TaskOutcome sleepy = h.Wait("sleepy");
+  CHECK(sleepy.kind == TaskOutcome::Kind::kCancelled);
+  TaskOutcome stubborn = h.Wait("stubborn");
+  CHECK(stubborn.kind == TaskOutcome::Kind::kCancelled);
+  CHECK(stubborn.message.find("did not stop within the grace period") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice
