@@ -18,6 +18,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "sluice/plugin_abi.h"
@@ -33,14 +34,14 @@ namespace asio = boost::asio;
 
 std::string FormatTimestamp(std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
-  const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
-  const time_t seconds = static_cast<time_t>(ms / 1000);
+  const auto us = duration_cast<microseconds>(t.time_since_epoch()).count();
+  const time_t seconds = static_cast<time_t>(us / 1000000);
   std::tm tm{};
   gmtime_r(&seconds, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
+                static_cast<int>(us % 1000000));
   return buf;
 }
 
@@ -65,7 +66,7 @@ std::string SelfExecutable() {
 
 struct Worker {
   explicit Worker(asio::io_context& io)
-      : socket(io), output(io), timeout_timer(io), watchdog(io), cancel_timer(io) {}
+      : socket(io), output(io), timeout_timer(io), cancel_timer(io) {}
 
   size_t index = 0;
   pid_t pid = -1;
@@ -79,11 +80,12 @@ struct Worker {
   std::string output_pending;  // partial line from stdout/stderr
   std::deque<std::string> write_queue;
 
-  // The try it runs; empty when idle.
+  // Tries sent to it and not finished, oldest first; the first may be running.
+  std::deque<TaskLaunch> assigned;
+  // The try it runs: the front of `assigned`; empty when none.
   std::string key;
   std::optional<TaskOutcome> forced;  // set when the pool kills it on purpose
   asio::steady_timer timeout_timer;
-  asio::steady_timer watchdog;
   asio::steady_timer cancel_timer;
   std::chrono::steady_clock::time_point last_heard;
 
@@ -100,6 +102,10 @@ struct LocalWorkerPool::Impl : std::enable_shared_from_this<LocalWorkerPool::Imp
   Options options;
   ExecutorListener* listener;
   std::vector<std::shared_ptr<Worker>> workers;
+  // Tries without a worker: their worker died before starting them. Sent on as soon as a
+  // worker has room.
+  std::deque<TaskLaunch> pending;
+  std::set<std::string> cancelled;  // keys cancelled before they started
   bool shutting_down = false;
   int crash_streak = 0;  // workers that died before saying hello, in a row
   std::string start_failure;
@@ -119,10 +125,21 @@ struct LocalWorkerPool::Impl : std::enable_shared_from_this<LocalWorkerPool::Imp
   void DrainOutput(const std::shared_ptr<Worker>& w, bool flush_partial);
   void EmitOutputLines(const std::shared_ptr<Worker>& w, bool flush_partial);
   void Kill(const std::shared_ptr<Worker>& w, TaskOutcome forced);
-  void ArmWatchdog(const std::shared_ptr<Worker>& w);
   void Finish(const std::shared_ptr<Worker>& w, TaskOutcome outcome);
   void SendScan();
+  bool Assign(TaskLaunch launch);
+  void DispatchPending();
+  // The worker runs its tries in order: when the one before ends, the next one starts. The
+  // engine counts it as started then (it arms the timeout and reports OnStarted), which saves
+  // a message per try; the worker may have begun it a few microseconds earlier.
+  void StartFront(const std::shared_ptr<Worker>& w);
+  void Watch();
+  std::unique_ptr<asio::steady_timer> watchdog_timer;
 };
+
+// Each worker holds one try running and one more waiting in its inbox, so that it never
+// idles while the engine records the previous result.
+constexpr size_t kDepth = 2;
 
 Status LocalWorkerPool::Impl::Spawn(size_t index) {
   int sv[2];
@@ -184,6 +201,7 @@ Status LocalWorkerPool::Impl::Spawn(size_t index) {
   w->index = index;
   w->pid = pid;
   w->socket.assign(asio::local::stream_protocol(), sv[0]);
+  fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);  // drained without blocking
   w->output.assign(out[0]);
   w->last_heard = std::chrono::steady_clock::now();
   if (index < workers.size())
@@ -245,17 +263,14 @@ void LocalWorkerPool::Impl::EmitOutputLines(const std::shared_ptr<Worker>& w, bo
 
 void LocalWorkerPool::Impl::DrainOutput(const std::shared_ptr<Worker>& w, bool flush_partial) {
   // The worker flushed stdout before it sent its result; read what is already in the pipe
-  // so that it lands in this try's log, without blocking.
-  int fd = w->output.native_handle();
-  int flags = fcntl(fd, F_GETFL);
-  fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  // (non-blocking since spawn) so that it lands in this try's log.
+  const int fd = w->output.native_handle();
   char buf[65536];
   for (;;) {
     ssize_t n = read(fd, buf, sizeof buf);
     if (n <= 0) break;
     w->output_pending.append(buf, static_cast<size_t>(n));
   }
-  fcntl(fd, F_SETFL, flags);
   EmitOutputLines(w, flush_partial);
 }
 
@@ -333,12 +348,19 @@ void LocalWorkerPool::Impl::HandleFrame(const std::shared_ptr<Worker>& w, Type t
       }
       return;
     case Type::kResult: {
-      if (w->key.empty()) return;
-      DrainOutput(w, true);
+      const std::string key = body.value("key", "");
+      auto it = std::find_if(w->assigned.begin(), w->assigned.end(),
+                             [&](const TaskLaunch& l) { return l.key == key; });
+      if (it == w->assigned.end()) return;
+      w->assigned.erase(it);
+      if (key == w->key) DrainOutput(w, true);
       int code = body.value("code", SLUICE_RESULT_FAILED);
       std::string message = body.value("message", "");
       TaskOutcome outcome;
-      if (w->forced && w->forced->kind == TaskOutcome::Kind::kCancelled) {
+      const bool was_cancelled =
+          cancelled.erase(key) > 0 ||
+          (key == w->key && w->forced && w->forced->kind == TaskOutcome::Kind::kCancelled);
+      if (was_cancelled) {
         outcome = {TaskOutcome::Kind::kCancelled,
                    "cancelled" + (message.empty() ? "" : ": " + message)};
       } else if (code == SLUICE_RESULT_SUCCESS) {
@@ -349,7 +371,13 @@ void LocalWorkerPool::Impl::HandleFrame(const std::shared_ptr<Worker>& w, Type t
         outcome = {TaskOutcome::Kind::kFailed,
                    message.empty() ? "the step failed without a message" : message};
       }
-      Finish(w, std::move(outcome));
+      if (key == w->key) {
+        Finish(w, std::move(outcome));
+      } else {
+        listener->OnFinished(key, std::move(outcome));
+      }
+      StartFront(w);
+      DispatchPending();
       return;
     }
     default:
@@ -362,7 +390,6 @@ void LocalWorkerPool::Impl::Finish(const std::shared_ptr<Worker>& w, TaskOutcome
   w->key.clear();
   w->forced.reset();
   w->timeout_timer.cancel();
-  w->watchdog.cancel();
   w->cancel_timer.cancel();
   listener->OnFinished(key, std::move(outcome));
 }
@@ -386,11 +413,15 @@ void LocalWorkerPool::Impl::HandleDeath(const std::shared_ptr<Worker>& w) {
   w->socket.close(ignored);
   w->output.close(ignored);
   w->timeout_timer.cancel();
-  w->watchdog.cancel();
   w->cancel_timer.cancel();
   const std::string how = DescribeExit(status);
 
   if (!w->hello) ++crash_streak;
+  // Tries that were waiting in its inbox never started: they go to another worker as they are.
+  for (auto it = w->assigned.rbegin(); it != w->assigned.rend(); ++it) {
+    if (it->key != w->key) pending.push_front(std::move(*it));
+  }
+  w->assigned.clear();
   if (!w->key.empty()) {
     TaskOutcome outcome;
     if (w->forced) {
@@ -426,28 +457,84 @@ void LocalWorkerPool::Impl::HandleDeath(const std::shared_ptr<Worker>& w) {
     return;
   }
   if (scan_done) SendScan();
+  DispatchPending();
 }
 
-void LocalWorkerPool::Impl::ArmWatchdog(const std::shared_ptr<Worker>& w) {
+bool LocalWorkerPool::Impl::Assign(TaskLaunch launch) {
+  std::shared_ptr<Worker> best;
+  for (auto& w : workers) {
+    if (w->dead || w->scanning || w->assigned.size() >= kDepth) continue;
+    if (!best || w->assigned.size() < best->assigned.size()) best = w;
+  }
+  if (!best) {
+    pending.push_back(std::move(launch));
+    return false;
+  }
+  Send(best, Type::kRun,
+       json{{"key", launch.key},
+            {"file", launch.plugin_file},
+            {"step", launch.step},
+            {"request", launch.request}}
+           .dump());
+  best->assigned.push_back(std::move(launch));
+  if (best->assigned.size() == 1) StartFront(best);
+  return true;
+}
+
+void LocalWorkerPool::Impl::StartFront(const std::shared_ptr<Worker>& w) {
+  if (w->dead || w->assigned.empty() || !w->key.empty()) return;
+  const TaskLaunch& front = w->assigned.front();
+  const std::string key = front.key;
+  w->key = key;
+  w->forced.reset();
+  w->last_heard = std::chrono::steady_clock::now();
+  if (cancelled.count(key)) {
+    // Cancelled while it waited: the worker skips it and answers at once.
+  } else if (front.timeout) {
+    auto self = shared_from_this();
+    const Duration limit = *front.timeout;
+    w->timeout_timer.expires_after(limit);
+    w->timeout_timer.async_wait([self, w, key, limit](boost::system::error_code ec) {
+      if (ec || w->dead || w->key != key) return;
+      self->Kill(w, {TaskOutcome::Kind::kTimedOut, "timed out after " + FormatDuration(limit) +
+                                                       "; the worker's process group was killed"});
+    });
+  }
+  listener->OnStarted(key, w->pid);
+}
+
+void LocalWorkerPool::Impl::Watch() {
+  // One timer for the pool: a busy worker that has been silent too long is killed.
   auto self = shared_from_this();
-  w->watchdog.expires_after(options.heartbeat_timeout / 2);
-  w->watchdog.async_wait([self, w](boost::system::error_code ec) {
-    if (ec || w->dead || w->key.empty()) return;
-    auto silent = std::chrono::steady_clock::now() - w->last_heard;
-    if (silent > self->options.heartbeat_timeout) {
-      self->Kill(w, {TaskOutcome::Kind::kLost,
-                     "the worker sent no heartbeat for " +
-                         FormatDuration(std::chrono::duration_cast<Duration>(silent)) +
-                         " and was killed (stopped or frozen?)"});
-      return;
+  watchdog_timer->expires_after(options.heartbeat_timeout / 4);
+  watchdog_timer->async_wait([self](boost::system::error_code ec) {
+    if (ec || self->shutting_down) return;
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& w : self->workers) {
+      if (w->dead || w->key.empty()) continue;
+      auto silent = now - w->last_heard;
+      if (silent > self->options.heartbeat_timeout) {
+        self->Kill(w, {TaskOutcome::Kind::kLost,
+                       "the worker sent no heartbeat for " +
+                           FormatDuration(std::chrono::duration_cast<Duration>(silent)) +
+                           " and was killed (stopped or frozen?)"});
+      }
     }
-    self->ArmWatchdog(w);
+    self->Watch();
   });
+}
+
+void LocalWorkerPool::Impl::DispatchPending() {
+  while (!pending.empty()) {
+    TaskLaunch next = std::move(pending.front());
+    pending.pop_front();
+    if (!Assign(std::move(next))) break;  // it went back to the end of `pending`
+  }
 }
 
 void LocalWorkerPool::Impl::SendScan() {
   for (auto& w : workers) {
-    if (!w->dead && w->key.empty() && !w->scanning) {
+    if (!w->dead && w->assigned.empty() && !w->scanning) {
       w->scanning = true;
       w->scanning_file.clear();
       Send(w, Type::kScan, json{{"dirs", scan_dirs}, {"exclude", scan_exclude}}.dump());
@@ -465,6 +552,7 @@ LocalWorkerPool::LocalWorkerPool(asio::io_context& io, Options options,
 
 LocalWorkerPool::~LocalWorkerPool() {
   impl_->shutting_down = true;
+  if (impl_->watchdog_timer) impl_->watchdog_timer->cancel();
   for (auto& w : impl_->workers) {
     if (w && !w->dead) {
       w->dead = true;
@@ -476,7 +564,6 @@ LocalWorkerPool::~LocalWorkerPool() {
       w->socket.close(ignored);
       w->output.close(ignored);
       w->timeout_timer.cancel();
-      w->watchdog.cancel();
       w->cancel_timer.cancel();
     }
   }
@@ -486,6 +573,8 @@ Status LocalWorkerPool::Start() {
   for (size_t i = 0; i < impl_->options.workers; ++i) {
     SLUICE_RETURN_IF_ERROR(impl_->Spawn(i));
   }
+  impl_->watchdog_timer = std::make_unique<asio::steady_timer>(impl_->io);
+  impl_->Watch();
   return Status::Ok();
 }
 
@@ -498,53 +587,42 @@ void LocalWorkerPool::ScanPlugins(std::vector<std::string> dirs,
   impl_->SendScan();
 }
 
-size_t LocalWorkerPool::capacity() const { return impl_->options.workers; }
+size_t LocalWorkerPool::capacity() const { return impl_->options.workers * kDepth; }
 
 void LocalWorkerPool::Launch(TaskLaunch launch) {
-  std::shared_ptr<Worker> w;
-  for (auto& candidate : impl_->workers) {
-    if (!candidate->dead && candidate->key.empty() && !candidate->scanning) {
-      w = candidate;
-      break;
-    }
-  }
-  if (!w) {
-    // Contract violation by the caller, or every worker is dead and cannot be replaced.
-    std::string why = impl_->start_failure.empty() ? "no idle worker" : impl_->start_failure;
+  if (!impl_->start_failure.empty()) {
     auto listener = impl_->listener;
-    asio::post(impl_->io, [listener, key = launch.key, why] {
+    asio::post(impl_->io, [listener, key = launch.key, why = impl_->start_failure] {
       listener->OnFinished(key, {TaskOutcome::Kind::kCrashed, "cannot start the try: " + why});
     });
     return;
   }
-  w->key = launch.key;
-  w->forced.reset();
-  w->last_heard = std::chrono::steady_clock::now();
-  impl_->Send(w, Type::kRun,
-              json{{"file", launch.plugin_file},
-                   {"step", launch.step},
-                   {"request", std::move(launch.request)}}
-                  .dump());
-  impl_->listener->OnStarted(w->key, w->pid);
-  auto self = impl_;
-  if (launch.timeout) {
-    w->timeout_timer.expires_after(*launch.timeout);
-    const std::string key = w->key;
-    const Duration limit = *launch.timeout;
-    w->timeout_timer.async_wait([self, w, key, limit](boost::system::error_code ec) {
-      if (ec || w->dead || w->key != key) return;
-      self->Kill(w, {TaskOutcome::Kind::kTimedOut, "timed out after " + FormatDuration(limit) +
-                                                       "; the worker's process group was killed"});
-    });
-  }
-  impl_->ArmWatchdog(w);
+  impl_->Assign(std::move(launch));
 }
 
 void LocalWorkerPool::Cancel(const std::string& key) {
+  auto& pending = impl_->pending;
+  auto queued = std::find_if(pending.begin(), pending.end(),
+                             [&](const TaskLaunch& l) { return l.key == key; });
+  if (queued != pending.end()) {
+    pending.erase(queued);
+    auto listener = impl_->listener;
+    asio::post(impl_->io, [listener, key] {
+      listener->OnFinished(key, {TaskOutcome::Kind::kCancelled, "cancelled before it started"});
+    });
+    return;
+  }
   for (auto& w : impl_->workers) {
-    if (w->dead || w->key != key) continue;
+    if (w->dead) continue;
+    const bool assigned = std::any_of(w->assigned.begin(), w->assigned.end(),
+                                      [&](const TaskLaunch& l) { return l.key == key; });
+    if (!assigned) continue;
+    impl_->Send(w, Type::kCancel, json{{"key", key}}.dump());
+    if (w->key != key) {
+      impl_->cancelled.insert(key);  // the worker answers when it reaches it
+      return;
+    }
     w->forced = TaskOutcome{TaskOutcome::Kind::kCancelled, "cancelled"};
-    impl_->Send(w, Type::kCancel, "{}");
     auto self = impl_;
     w->cancel_timer.expires_after(impl_->options.cancel_grace);
     w->cancel_timer.async_wait([self, w, key](boost::system::error_code ec) {
@@ -554,11 +632,13 @@ void LocalWorkerPool::Cancel(const std::string& key) {
                       "cancelled; the step did not stop within the grace period and was killed"};
       self->Kill(w, *w->forced);
     });
+    return;
   }
 }
 
 void LocalWorkerPool::Shutdown() {
   impl_->shutting_down = true;
+  if (impl_->watchdog_timer) impl_->watchdog_timer->cancel();
   for (auto& w : impl_->workers) {
     if (!w->dead) impl_->Send(w, Type::kShutdown, "{}");
   }

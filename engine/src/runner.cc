@@ -756,7 +756,11 @@ void Runner::Flush() {
 void Runner::OnStarted(const std::string& key, int64_t worker_pid) {
   auto it = running_.find(key);
   if (it == running_.end()) return;
-  it->second.run->tasks[it->second.task].record.worker_pid = worker_pid;
+  TaskRt& t = it->second.run->tasks[it->second.task];
+  t.record.worker_pid = worker_pid;
+  // Dispatched is not started: the try may have waited in the worker's inbox.
+  t.record.started_at = Now();
+  t.started = std::chrono::steady_clock::now();
 }
 
 void Runner::OnLog(const std::string& key, int level, std::string_view line) {

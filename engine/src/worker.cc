@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "sluice/plugin_abi.h"
@@ -167,6 +168,8 @@ int RunWorker(int fd) {
   std::condition_variable cv;
   std::deque<Job> jobs;
   bool stop = false;
+  std::string current;                  // key of the try running now; guarded by mutex
+  std::set<std::string> cancel_queued;  // keys cancelled before they started; guarded by mutex
   std::atomic<bool> cancelled{false};
   std::atomic<bool> busy{false};
 
@@ -177,21 +180,27 @@ int RunWorker(int fd) {
     Type type;
     std::string payload;
     while (conn.Receive(&type, &payload)) {
-      if (type == Type::kCancel) {
-        cancelled = true;
-        continue;
+      json body;
+      try {
+        body = json::parse(payload);
+      } catch (const json::exception&) {
+        continue;  // a frame we cannot read cannot be answered either
       }
       std::lock_guard<std::mutex> lock(mutex);
+      if (type == Type::kCancel) {
+        const std::string key = body.value("key", "");
+        if (key == current)
+          cancelled = true;
+        else
+          cancel_queued.insert(key);
+        continue;
+      }
       if (type == Type::kShutdown) {
         stop = true;
         cv.notify_all();
         return;
       }
-      try {
-        jobs.push_back({type, json::parse(payload)});
-      } catch (const json::exception&) {
-        continue;  // a frame we cannot read cannot be answered either
-      }
+      jobs.push_back({type, std::move(body)});
       cv.notify_all();
     }
     // The engine is gone (it crashed or was killed): take this worker's process group,
@@ -213,12 +222,21 @@ int RunWorker(int fd) {
   std::map<std::string, std::unique_ptr<PluginLibrary>> libraries;  // kept loaded
   for (;;) {
     Job job;
+    bool skip = false;
     {
       std::unique_lock<std::mutex> lock(mutex);
       cv.wait(lock, [&] { return stop || !jobs.empty(); });
       if (stop && jobs.empty()) return 0;
       job = std::move(jobs.front());
       jobs.pop_front();
+      if (job.type == Type::kRun) {
+        const std::string key = job.body.value("key", "");
+        skip = cancel_queued.erase(key) > 0;
+        if (!skip) {
+          current = key;
+          cancelled = false;
+        }
+      }
     }
     if (job.type == Type::kScan) {
       std::vector<std::string> dirs = job.body.value("dirs", std::vector<std::string>{});
@@ -232,18 +250,22 @@ int RunWorker(int fd) {
       continue;
     }
     if (job.type != Type::kRun) continue;
+    const std::string key = job.body.value("key", "");
+    if (skip) {
+      conn.Send(Type::kResult, json{{"key", key},
+                                    {"code", SLUICE_RESULT_FAILED},
+                                    {"message", "cancelled before it started"},
+                                    {"started", false}}
+                                   .dump());
+      continue;
+    }
 
-    cancelled = false;
     busy = true;
     const std::string file = job.body.value("file", "");
     const std::string step = job.body.value("step", "");
     json request = job.body.value("request", json::object());
     const std::filesystem::path scratch = request.value("scratch_dir", "");
     const std::filesystem::path output_dir = request.value("output_dir", "");
-    std::error_code ec;
-    std::filesystem::remove_all(scratch, ec);
-    std::filesystem::create_directories(scratch, ec);
-    std::filesystem::create_directories(output_dir, ec);
 
     StepResult result;
     auto it = libraries.find(file);
@@ -258,15 +280,24 @@ int RunWorker(int fd) {
       RemoteStepHost host(&conn, &cancelled, output_dir);
       result = it->second->Run(step, request.dump(), &host);
     }
-    std::filesystem::remove_all(scratch, ec);
-    std::filesystem::remove(output_dir, ec);  // only if the step left it empty
+    // The scratch dir exists only if the step asked for it: one syscall when it did not.
+    if (!scratch.empty() && ::rmdir(scratch.c_str()) != 0 && errno != ENOENT) {
+      std::error_code ec;
+      std::filesystem::remove_all(scratch, ec);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      current.clear();
+    }
     busy = false;
     // Anything the step printed with printf/std::cout goes to the task log through the
     // stdout pipe; flush it before the result so that it lands in this try's log.
     std::fflush(stdout);
     std::fflush(stderr);
-    conn.Send(Type::kResult, json{{"code", result.code}, {"message", result.message}}.dump(
-                                 -1, ' ', false, json::error_handler_t::replace));
+    conn.Send(
+        Type::kResult,
+        json{{"key", key}, {"code", result.code}, {"message", result.message}, {"started", true}}
+            .dump(-1, ' ', false, json::error_handler_t::replace));
   }
 }
 

@@ -21,12 +21,13 @@ enum class Type : uint8_t {
   kLog = 4,        // {"level": 1, "text": "..."}
   kMetric = 5,     // {"name": "...", "value": 1.5, "step": -1}
   kOutput = 6,     // {"name": "...", "kind": "file|dir|value", "path"|"value": ...}
-  kResult = 7,     // {"code": 0|1|2, "message": "..."}
+  kResult = 7,     // {"key": "...", "code": 0|1|2, "message": "...", "started": bool}
+                   // Tries run in the order sent; the next one starts when this one ends.
   kHeartbeat = 8,  // {}
   // engine -> worker
   kScan = 20,      // {"dirs": [...]}
-  kRun = 21,       // {"file": "...", "step": "...", "request": {...}}
-  kCancel = 22,    // {}
+  kRun = 21,       // {"key": "...", "file": "...", "step": "...", "request": {...}}
+  kCancel = 22,    // {"key": "..."}
   kShutdown = 23,  // {}
 };
 

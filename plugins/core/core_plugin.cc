@@ -208,6 +208,7 @@ class Fail : public sluice::sdk::Step {
     }
     if (mode == "exit") std::_Exit(static_cast<int>(ctx.Param<int64_t>("exit_code")));
     if (mode == "hang") {
+      ctx.Info("hanging until killed");
       for (;;) pause();  // ignores cancellation on purpose: only a kill ends it
     }
     if (mode == "flaky") {

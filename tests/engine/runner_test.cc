@@ -231,7 +231,7 @@ TEST_CASE("Runner.Retries.ExponentialBackoffOnTheInjectedClock" * doctest::timeo
   h.Finish("t", Kind::kFailed, json::object(), "boom");
   CHECK(h.State("t") == TaskState::kUpForRetry);
   CHECK(h.Latest("t").reason == "the step failed: boom");
-  CHECK(h.Latest("t").retry_at == "2026-01-02T03:00:10.000Z");
+  CHECK(h.Latest("t").retry_at == "2026-01-02T03:00:10.000000Z");
   h.clock_.Advance(std::chrono::milliseconds(9999));
   h.Settle();
   CHECK_FALSE(h.IsRunning("t"));

@@ -181,13 +181,14 @@ TEST_CASE("WorkerPool.Cancel.StopsACooperativeStepAndKillsAStubbornOne" * doctes
   PoolHarness h(2);
   h.Launch("sleepy", "core.sleep", {{"seconds", 30}});
   h.Launch("stubborn", "core.fail", {{"mode", "hang"}});
-  h.RunUntil([&] { return h.collector.pids.size() == 2; });
+  h.RunUntil([&] { return h.collector.lines["stubborn"] == 1; });  // it is in its step
   h.pool->Cancel("sleepy");
   h.pool->Cancel("stubborn");
   TaskOutcome sleepy = h.Wait("sleepy");
   CHECK(sleepy.kind == TaskOutcome::Kind::kCancelled);
   TaskOutcome stubborn = h.Wait("stubborn");
   CHECK(stubborn.kind == TaskOutcome::Kind::kCancelled);
+  CAPTURE(stubborn.message);
   CHECK(stubborn.message.find("did not stop within the grace period") != std::string::npos);
 }
 

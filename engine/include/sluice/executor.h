@@ -77,7 +77,7 @@ class Clock {
   virtual void RunAfter(Duration delay, std::function<void()> fn) = 0;
 };
 
-// "2026-11-27T15:04:05.123Z"
+// "2026-11-27T15:04:05.123456Z" (microseconds: task-to-task latencies are read from these)
 std::string FormatTimestamp(std::chrono::system_clock::time_point t);
 
 }  // namespace sluice

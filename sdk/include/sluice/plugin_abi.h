@@ -138,6 +138,9 @@ typedef struct sluice_plugin {
    *    "scratch_dir": "...", "output_dir": "...",
    *    "run": {"dag_id", "run_id", "task_id", "try_number", "logical_date",
    *            "idempotency_key"}}
+   * `scratch_dir` (private to the try, removed after it) and `output_dir` (kept with the
+   * try) do not exist yet: a step that uses one creates it (the C++ layer does so on first
+   * use). Most steps use neither, and creating them for every try would cost every try.
    * Returns a SLUICE_RESULT_* code. May set *message_out to a plugin-allocated string (the
    * failure or skip reason), which the host releases with free_message. */
   int (*run)(const char* step, const char* request_json, const sluice_host* host,

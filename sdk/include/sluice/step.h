@@ -224,15 +224,12 @@ class Context {
     return input["value"];
   }
 
-  // A private, empty directory for temporary files, removed after the try.
-  std::filesystem::path scratch_dir() const {
-    return std::filesystem::path(request_.value("scratch_dir", ""));
-  }
-  // Where to write files and directories that become outputs (any path works, this one is
-  // simply kept with the try).
-  std::filesystem::path output_dir() const {
-    return std::filesystem::path(request_.value("output_dir", ""));
-  }
+  // A private, empty directory for temporary files, removed after the try. Created on the
+  // first call (most steps never need one, and a no-op step should cost nothing).
+  std::filesystem::path scratch_dir() const { return EnsureDir("scratch_dir"); }
+  // Where to write files and directories that become outputs (any path works: outputs
+  // elsewhere are copied here). Created on the first call.
+  std::filesystem::path output_dir() const { return EnsureDir("output_dir"); }
 
   void OutputFile(const std::string& name, const std::filesystem::path& path) {
     Output(name, SLUICE_OUTPUT_FILE, path.string());
@@ -273,6 +270,13 @@ class Context {
       throw StepError("no input named \"" + name + "\"; declare it in the task's inputs");
     }
     return inputs_[name];
+  }
+  std::filesystem::path EnsureDir(const char* key) const {
+    std::filesystem::path dir(request_.value(key, ""));
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    if (ec) throw StepError("cannot create " + dir.string() + ": " + ec.message());
+    return dir;
   }
   void Output(const std::string& name, int kind, const std::string& data) {
     if (host_->output(host_->context, name.c_str(), kind, data.c_str()) != 0) {
