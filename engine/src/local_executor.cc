@@ -78,7 +78,9 @@ struct Worker {
   std::array<char, 65536> output_buffer{};
   protocol::FrameDecoder decoder;
   std::string output_pending;  // partial line from stdout/stderr
-  std::deque<std::string> write_queue;
+  std::string outgoing;        // frames waiting for the write in flight to finish
+  std::string in_write;        // the bytes of the write in flight
+  bool writing = false;
 
   // Tries sent to it and not finished, oldest first; the first may be running.
   std::deque<TaskLaunch> assigned;
@@ -120,6 +122,7 @@ struct LocalWorkerPool::Impl : std::enable_shared_from_this<LocalWorkerPool::Imp
   void StartReading(const std::shared_ptr<Worker>& w);
   void StartReadingOutput(const std::shared_ptr<Worker>& w);
   void Send(const std::shared_ptr<Worker>& w, Type type, const std::string& payload);
+  void StartWrite(const std::shared_ptr<Worker>& w);
   void HandleFrame(const std::shared_ptr<Worker>& w, Type type, const std::string& payload);
   void HandleDeath(const std::shared_ptr<Worker>& w);
   void DrainOutput(const std::shared_ptr<Worker>& w, bool flush_partial);
@@ -139,7 +142,7 @@ struct LocalWorkerPool::Impl : std::enable_shared_from_this<LocalWorkerPool::Imp
 
 // Each worker holds one try running and one more waiting in its inbox, so that it never
 // idles while the engine records the previous result.
-constexpr size_t kDepth = 2;
+constexpr size_t kDepth = 16;
 
 Status LocalWorkerPool::Impl::Spawn(size_t index) {
   int sv[2];
@@ -276,27 +279,25 @@ void LocalWorkerPool::Impl::DrainOutput(const std::shared_ptr<Worker>& w, bool f
 
 void LocalWorkerPool::Impl::Send(const std::shared_ptr<Worker>& w, Type type,
                                  const std::string& payload) {
-  const bool idle = w->write_queue.empty();
-  w->write_queue.push_back(protocol::EncodeFrame(type, payload));
-  if (!idle) return;
+  // Frames queue up in `outgoing` while a write is in flight and leave together in the next
+  // write: a burst of dispatches is one system call, not one loop turn per frame.
+  w->outgoing += protocol::EncodeFrame(type, payload);
+  if (w->writing || w->dead) return;
+  StartWrite(w);
+}
+
+void LocalWorkerPool::Impl::StartWrite(const std::shared_ptr<Worker>& w) {
+  w->writing = true;
+  w->in_write.swap(w->outgoing);
+  w->outgoing.clear();
   auto self = shared_from_this();
-  auto write_next = std::make_shared<std::function<void()>>();
-  *write_next = [self, w, write_next] {
-    asio::async_write(w->socket, asio::buffer(w->write_queue.front()),
-                      [self, w, write_next](boost::system::error_code ec, size_t) {
-                        if (ec || w->dead) {
-                          w->write_queue.clear();
-                          *write_next = nullptr;  // break the self-reference
-                          return;
-                        }
-                        w->write_queue.pop_front();
-                        if (!w->write_queue.empty())
-                          (*write_next)();
-                        else
-                          *write_next = nullptr;
-                      });
-  };
-  (*write_next)();
+  asio::async_write(w->socket, asio::buffer(w->in_write),
+                    [self, w](boost::system::error_code ec, size_t) {
+                      w->writing = false;
+                      w->in_write.clear();
+                      if (ec || w->dead) return;  // a dead worker is handled by the read side
+                      if (!w->outgoing.empty()) self->StartWrite(w);
+                    });
 }
 
 void LocalWorkerPool::Impl::HandleFrame(const std::shared_ptr<Worker>& w, Type type,

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include "sluice/dag_loader.h"
@@ -488,6 +489,7 @@ void Runner::Decide(RunRt* run, size_t task) {
 void Runner::Enqueue(RunRt* run, size_t task) {
   TaskRt& t = run->tasks[task];
   t.state = TaskState::kQueued;
+  t.record.state = TaskState::kQueued;
   const TaskSpec& spec = run->dag->tasks()[task];
   ready_.emplace(ReadyKey{spec.priority, run->seq, run->position[task]}, Running{run, task});
   changed_tasks_.emplace_back(run, task);
@@ -533,15 +535,16 @@ json Runner::TemplateContext(const RunRt& run, const TaskSpec& task) const {
 
 namespace {
 
-// Renders every string in `value` that holds a placeholder.
-Status RenderTree(json& value, const json& context) {
+// Renders every string in `value` that holds a placeholder. The context is built on first
+// need: most params of most tasks hold no placeholder.
+Status RenderTree(json& value, const std::function<const json&()>& context) {
   if (value.is_string()) {
     const std::string& text = value.get_ref<const std::string&>();
     if (text.find("{{") == std::string::npos) return Status::Ok();
     TemplateError error;
     std::optional<Template> t = Template::Parse(text, &error);
     if (!t) return Status::InvalidArgument(error.message);
-    StatusOr<json> rendered = t->Render(context);
+    StatusOr<json> rendered = t->Render(context());
     if (!rendered.ok()) return rendered.status();
     value = std::move(*rendered);
     return Status::Ok();
@@ -580,7 +583,11 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
                      .string();
 
   json params = spec.params;
-  Status rendered = RenderTree(params, TemplateContext(*run, spec));
+  std::optional<json> context;
+  Status rendered = RenderTree(params, [&]() -> const json& {
+    if (!context) context = TemplateContext(*run, spec);
+    return *context;
+  });
   json inputs = json::object();
   std::string problem;
   if (!rendered.ok()) problem = "cannot render params: " + rendered.message();
@@ -737,9 +744,7 @@ void Runner::Flush() {
     std::set<std::pair<RunRt*, size_t>> reported;
     for (auto& [run, task] : tasks) {
       if (!reported.insert({run, task}).second) continue;
-      TryRecord view = run->tasks[task].record;
-      view.state = run->tasks[task].state;
-      observer_->OnTaskChanged(run->record, view);
+      observer_->OnTaskChanged(run->record, run->tasks[task].record);
     }
   }
   for (RunRt* run : runs) {

@@ -64,6 +64,85 @@ std::string TryKey(const TryRecord& r) {
   return r.dag_id + "/" + r.run_id + "/" + r.task_id + "/" + Pad(r.try_number, 5);
 }
 
+// Writes a flat JSON object field by field. Records are written on the hot path of every
+// transition; building a json tree only to dump it costs twice the allocations.
+class JsonWriter {
+ public:
+  JsonWriter() {
+    out_.reserve(384);
+    out_ += '{';
+  }
+  JsonWriter& Str(std::string_view key, std::string_view value) {
+    Key(key);
+    AppendEscaped(value);
+    return *this;
+  }
+  JsonWriter& Int(std::string_view key, int64_t value) {
+    Key(key);
+    out_ += std::to_string(value);
+    return *this;
+  }
+  JsonWriter& Num(std::string_view key, double value) {
+    Key(key);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6f", value);
+    out_ += buf;
+    return *this;
+  }
+  JsonWriter& Json(std::string_view key, const json& value) {
+    Key(key);
+    out_ += value.dump(-1, ' ', false, json::error_handler_t::replace);
+    return *this;
+  }
+  std::string Done() {
+    out_ += '}';
+    return std::move(out_);
+  }
+
+ private:
+  void Key(std::string_view key) {
+    if (out_.size() > 1) out_ += ',';
+    out_ += '"';
+    out_ += key;
+    out_ += "\":";
+  }
+  // JSON string with escapes; bytes that are not valid UTF-8 become U+FFFD, so that a
+  // plugin's odd message can never make a record unreadable.
+  void AppendEscaped(std::string_view s) {
+    out_ += '"';
+    for (size_t i = 0; i < s.size();) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c == '"' || c == '\\') {
+        out_ += '\\';
+        out_ += static_cast<char>(c);
+        ++i;
+      } else if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out_ += buf;
+        ++i;
+      } else if (c < 0x80) {
+        out_ += static_cast<char>(c);
+        ++i;
+      } else {
+        size_t n = (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        bool valid = n != 0 && i + n <= s.size();
+        for (size_t k = 1; valid && k < n; ++k)
+          valid = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
+        if (valid) {
+          out_.append(s.data() + i, n);
+          i += n;
+        } else {
+          out_ += "\xef\xbf\xbd";
+          ++i;
+        }
+      }
+    }
+    out_ += '"';
+  }
+  std::string out_;
+};
+
 }  // namespace
 
 std::string_view TaskStateName(TaskState state) {
@@ -214,6 +293,48 @@ StatusOr<Event> Event::FromJson(const json& j) {
     return Status::Corruption(std::string("malformed event: ") + e.what());
   }
 }
+
+namespace {
+
+std::string Serialize(const TryRecord& t) {
+  return JsonWriter()
+      .Str("dag_id", t.dag_id)
+      .Str("run_id", t.run_id)
+      .Str("task_id", t.task_id)
+      .Int("try_number", t.try_number)
+      .Str("state", TaskStateName(t.state))
+      .Str("reason", t.reason)
+      .Str("queued_at", t.queued_at)
+      .Str("started_at", t.started_at)
+      .Str("ended_at", t.ended_at)
+      .Num("duration_seconds", t.duration_seconds)
+      .Int("worker_pid", t.worker_pid)
+      .Str("retry_at", t.retry_at)
+      .Str("log_path", t.log_path)
+      .Json("outputs", t.outputs)
+      .Json("metrics", t.metrics)
+      .Json("params", t.params)
+      .Str("idempotency_key", t.idempotency_key())
+      .Done();
+}
+
+std::string Serialize(const Event& e) {
+  return JsonWriter()
+      .Int("seq", e.seq)
+      .Str("time", e.time)
+      .Str("dag_id", e.dag_id)
+      .Str("run_id", e.run_id)
+      .Str("task_id", e.task_id)
+      .Int("try_number", e.try_number)
+      .Str("kind", e.kind)
+      .Str("from", e.from)
+      .Str("to", e.to)
+      .Str("reason", e.reason)
+      .Str("actor", e.actor)
+      .Done();
+}
+
+}  // namespace
 
 void StateStore::Batch::PutRun(const RunRecord& run) { runs_.push_back(run); }
 void StateStore::Batch::PutTry(const TryRecord& record) { tries_.push_back(record); }
@@ -370,14 +491,15 @@ Status StateStore::Commit(Batch* batch) {
   if (batch->empty()) return Status::Ok();
   rocksdb::WriteBatch wb;
   for (const RunRecord& run : batch->runs_) {
-    wb.Put(impl_->runs, RunKey(run.dag_id, run.run_id), run.ToJson().dump());
+    wb.Put(impl_->runs, RunKey(run.dag_id, run.run_id),
+           run.ToJson().dump(-1, ' ', false, json::error_handler_t::replace));
     wb.Put(impl_->run_index, run.run_id + "/" + run.dag_id, "");
   }
-  for (const TryRecord& t : batch->tries_) wb.Put(impl_->tries, TryKey(t), t.ToJson().dump());
+  for (const TryRecord& t : batch->tries_) wb.Put(impl_->tries, TryKey(t), Serialize(t));
   for (Event& e : batch->events_) {
     const std::string run_key = RunKey(e.dag_id, e.run_id);
     e.seq = impl_->NextSeq(run_key);
-    wb.Put(impl_->events, run_key + "/" + Pad(e.seq, 12), e.ToJson().dump());
+    wb.Put(impl_->events, run_key + "/" + Pad(e.seq, 12), Serialize(e));
   }
   rocksdb::WriteOptions options;
   options.sync = impl_->sync;

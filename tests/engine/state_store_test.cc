@@ -149,3 +149,30 @@ TEST_CASE("StateStore.States.NamesRoundTrip") {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST_CASE("StateStore.Records.OddTextSurvivesTheRoundTrip") {
+  testing::TempDir dir;
+  auto store = StateStore::Open(dir.path().string());
+  REQUIRE(store.ok());
+  TryRecord t = Try("a", "r", "t", 1, TaskState::kFailed);
+  t.reason = std::string(
+      "quote \" backslash \\ newline\n tab\t bell\x07 bad utf8 \xff\xfe end, ok utf8 \xc3\xa9");
+  t.params = {{"s", "x"}, {"n", 1.5}};
+  t.duration_seconds = 1.25;
+  StateStore::Batch batch;
+  batch.PutTry(t);
+  REQUIRE((*store)->Commit(&batch).ok());
+  std::vector<TryRecord> back = (*store)->ListTries("a", "r");
+  REQUIRE(back.size() == 1);
+  CHECK(back[0].reason == std::string("quote \" backslash \\ newline\n tab\t bell\x07 bad utf8 "
+                                      "\xef\xbf\xbd\xef\xbf\xbd end, ok utf8 \xc3\xa9"));
+  CHECK(back[0].params == t.params);
+  CHECK(back[0].duration_seconds == doctest::Approx(1.25));
+  CHECK(back[0].ToJson() == TryRecord::FromJson(back[0].ToJson())->ToJson());
+}
+
+}  // namespace
+}  // namespace sluice
