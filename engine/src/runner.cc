@@ -565,7 +565,6 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
 
   TryRecord& rec = t.record;
   rec.try_number += 1;
-  rec.state = TaskState::kRunning;
   rec.reason.clear();
   rec.outputs = json::object();
   rec.metrics = json::array();
@@ -611,7 +610,10 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
     inputs[input.name] = std::move(in);
   }
   rec.params = params;
-  t.state = TaskState::kRunning;
+  // Queued on a worker (it may wait in the worker's inbox behind another try); running when
+  // the executor says it started.
+  rec.state = TaskState::kQueued;
+  t.state = TaskState::kQueued;
   if (!problem.empty()) {
     // Not a try the step could have made better by retrying: the task fails here.
     t.state = from;
@@ -619,7 +621,7 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
     EndTask(run, task, TaskState::kFailed, problem);
     return;
   }
-  RecordTask(run, task, from, "dispatched");
+  RecordTask(run, task, from, "dispatched to a worker");
 
   TaskLaunch launch;
   launch.key = rec.idempotency_key();
@@ -761,11 +763,17 @@ void Runner::Flush() {
 void Runner::OnStarted(const std::string& key, int64_t worker_pid) {
   auto it = running_.find(key);
   if (it == running_.end()) return;
-  TaskRt& t = it->second.run->tasks[it->second.task];
+  RunRt* run = it->second.run;
+  const size_t task = it->second.task;
+  TaskRt& t = run->tasks[task];
   t.record.worker_pid = worker_pid;
   // Dispatched is not started: the try may have waited in the worker's inbox.
   t.record.started_at = Now();
   t.started = std::chrono::steady_clock::now();
+  t.state = TaskState::kRunning;
+  t.record.state = TaskState::kRunning;
+  RecordTask(run, task, TaskState::kQueued, "started on worker pid " + std::to_string(worker_pid));
+  MarkDirty();
 }
 
 void Runner::OnLog(const std::string& key, int level, std::string_view line) {

@@ -49,7 +49,7 @@ TEST_CASE("Cli.Run.HelloSucceedsAndLeavesLogsAndEvents" * doctest::timeout(60)) 
 
   auto events = RunSluice({"events", run_id, "--json", "--state-dir", state});
   json e = json::parse(events.out);
-  REQUIRE(e.size() == 8);  // run start, 3 x (dispatched, success), run end
+  REQUIRE(e.size() == 11);  // run start, 3 x (dispatched, started, success), run end
   CHECK(e.front()["to"] == "running");
   CHECK(e.back()["to"] == "success");
   CHECK(e.back()["actor"].get<std::string>().find("cli:") == 0);
