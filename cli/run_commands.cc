@@ -200,8 +200,8 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
   ColorMode color_mode = ColorMode::kAuto;
   ParseColorMode(global.color, &color_mode);
   const bool color_err = UseColor(color_mode, stderr);
-  const bool tty = isatty(fileno(stdout)) == 1 && std::getenv("TERM") != nullptr &&
-                   std::string(std::getenv("TERM")) != "dumb";
+  const char* term = std::getenv("TERM");
+  const bool tty = isatty(fileno(stdout)) == 1 && term != nullptr && std::string(term) != "dumb";
 
   // The state store first: a resumed run brings its own DAG.
   StatusOr<std::unique_ptr<StateStore>> opened = StateStore::Open(options.state_dir);

@@ -160,9 +160,10 @@ Status LocalWorkerPool::Impl::Spawn(size_t index) {
   close(sv[1]);
 
   std::vector<std::string> args = options.worker_command;
-  args.push_back("--fd");
-  args.push_back("3");
+  args.emplace_back("--fd");
+  args.emplace_back("3");
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 

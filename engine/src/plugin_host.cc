@@ -182,9 +182,7 @@ StatusOr<PluginCatalog> PluginCatalog::FromJson(const json& j) {
   try {
     catalog.dirs = j.value("dirs", std::vector<std::string>{});
     for (const json& p : j.at("plugins")) {
-      json manifest = p;
-      StatusOr<PluginManifest> m =
-          ParsePluginManifest(manifest.dump(), p.at("name").get<std::string>());
+      StatusOr<PluginManifest> m = ParsePluginManifest(p.dump(), p.at("name").get<std::string>());
       if (!m.ok()) return m.status();
       m->file = p.value("file", "");
       std::string abi = p.value("abi", "0.0");

@@ -107,7 +107,6 @@ std::string_view LevelName(int level) {
 enum class Decision { kWait, kRun, kSkip, kUpstreamFailed };
 
 Decision Evaluate(TriggerRule rule, uint32_t total, const Runner::TaskRt& t) {
-  const uint32_t done = total - t.waiting;
   const bool all_done = t.waiting == 0;
   if (total == 0) return Decision::kRun;
   switch (rule) {
@@ -140,7 +139,6 @@ Decision Evaluate(TriggerRule rule, uint32_t total, const Runner::TaskRt& t) {
       if (!all_done) return Decision::kWait;
       return t.n_skipped == 0 ? Decision::kRun : Decision::kSkip;
   }
-  (void)done;
   return Decision::kWait;
 }
 
