@@ -171,6 +171,11 @@ nlohmann::json DagToJson(const Dag& dag) {
     task["pool"] = t.pool;
     task["priority"] = t.priority;
     task["cache"] = t.cache;
+    json limits = json::object();
+    if (t.limits.memory_bytes) limits["memory"] = FormatSize(*t.limits.memory_bytes);
+    if (t.limits.cpu_time) limits["cpu_time"] = FormatDuration(*t.limits.cpu_time);
+    if (t.limits.open_files) limits["open_files"] = *t.limits.open_files;
+    task["limits"] = limits;
     task["when"] = t.when ? json(t.when->text()) : json();
     task["line"] = t.pos.line;
     tasks.push_back(std::move(task));

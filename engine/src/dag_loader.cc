@@ -154,7 +154,8 @@ const std::vector<std::string> kDagKeys = {
 // Settings a task may inherit from [defaults].
 const std::vector<std::string> kDefaultsKeys = {"retries",  "retry_delay",  "retry_backoff",
                                                 "timeout",  "trigger_rule", "pool",
-                                                "priority", "cache"};
+                                                "priority", "cache",        "limits"};
+const std::vector<std::string> kLimitKeys = {"memory", "cpu_time", "open_files"};
 const std::vector<std::string> kTaskOnlyKeys = {"id",     "plugin", "description", "depends_on",
                                                 "params", "inputs", "when"};
 const std::vector<std::string> kBackoffKeys = {"multiplier", "max_delay", "jitter"};
@@ -202,6 +203,7 @@ struct TaskSettings {
   std::optional<std::string> pool;
   std::optional<int> priority;
   std::optional<bool> cache;
+  ResourceLimits limits;  // each limit set only if written
 };
 
 class Loader {
@@ -234,6 +236,7 @@ class Loader {
   std::optional<TimePoint> GetTime(const toml::table& t, std::string_view key,
                                    std::string_view where, const std::string& timezone);
   std::optional<RetryBackoff> GetBackoff(const toml::table& t, std::string_view where);
+  ResourceLimits GetLimits(const toml::table& t, std::string_view where);
 
   void WrongType(const toml::node& node, std::string_view key, std::string_view where,
                  std::string_view expected, std::string hint = {}) {
@@ -490,6 +493,38 @@ std::optional<RetryBackoff> Loader::GetBackoff(const toml::table& t, std::string
   return backoff;
 }
 
+ResourceLimits Loader::GetLimits(const toml::table& t, std::string_view where) {
+  ResourceLimits limits;
+  const toml::node* node = t.get("limits");
+  if (node == nullptr) return limits;
+  if (!node->is_table()) {
+    WrongType(*node, "limits", where, "a table",
+              "write limits = { memory = \"2GiB\", cpu_time = \"10m\", open_files = 1024 }");
+    return limits;
+  }
+  const toml::table& table = *node->as_table();
+  const std::string inner = std::string(where) + " limits";
+  CheckKeys(table, kLimitKeys, inner);
+  if (const toml::node* memory = table.get("memory")) {
+    if (!memory->is_string()) {
+      WrongType(*memory, "memory", inner, "a size string", "e.g. memory = \"2GiB\"");
+    } else {
+      StatusOr<uint64_t> bytes = ParseSize(*memory->value<std::string>());
+      if (!bytes.ok()) {
+        Error(PosOf(*memory), inner + ": " + bytes.status().message());
+      } else if (*bytes < (64ull << 20)) {
+        Error(PosOf(*memory), inner + ": \"memory\" is below 64MiB",
+              "the limit covers the whole worker process, which needs tens of MiB itself");
+      } else {
+        limits.memory_bytes = *bytes;
+      }
+    }
+  }
+  limits.cpu_time = GetDuration(table, "cpu_time", inner, false);
+  if (auto files = GetInt(table, "open_files", inner, 16, 1 << 20)) limits.open_files = *files;
+  return limits;
+}
+
 TaskSettings Loader::ParseSettings(const toml::table& t, std::string_view where) {
   TaskSettings s;
   if (auto v = GetInt(t, "retries", where, 0, 1000)) s.retries = static_cast<int>(*v);
@@ -519,6 +554,7 @@ TaskSettings Loader::ParseSettings(const toml::table& t, std::string_view where)
     s.priority = static_cast<int>(*v);
   }
   s.cache = GetBool(t, "cache", where);
+  s.limits = GetLimits(t, where);
   return s;
 }
 
@@ -762,6 +798,11 @@ void Loader::ParseTask(const toml::table& t, size_t index, const TaskSettings& d
   task->pool = own.pool.value_or(defaults.pool.value_or("default"));
   task->priority = own.priority.value_or(defaults.priority.value_or(1));
   task->cache = own.cache.value_or(defaults.cache.value_or(false));
+  task->limits.memory_bytes =
+      own.limits.memory_bytes ? own.limits.memory_bytes : defaults.limits.memory_bytes;
+  task->limits.cpu_time = own.limits.cpu_time ? own.limits.cpu_time : defaults.limits.cpu_time;
+  task->limits.open_files =
+      own.limits.open_files ? own.limits.open_files : defaults.limits.open_files;
 }
 
 void Loader::CheckDependencies(std::vector<TaskSpec>* tasks) {

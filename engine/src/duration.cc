@@ -90,4 +90,55 @@ std::string FormatDuration(Duration d) {
   return out;
 }
 
+StatusOr<uint64_t> ParseSize(std::string_view text) {
+  auto bad = [&](std::string_view why) {
+    return Status::InvalidArgument("invalid size \"" + std::string(text) +
+                                   "\": " + std::string(why) +
+                                   " (write e.g. \"512MiB\", \"2GiB\" or \"1.5GB\")");
+  };
+  size_t i = 0;
+  double number = 0;
+  bool digits = false;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    number = number * 10 + (text[i++] - '0');
+    digits = true;
+  }
+  if (i < text.size() && text[i] == '.') {
+    double scale = 0.1;
+    for (++i; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, scale /= 10) {
+      number += (text[i] - '0') * scale;
+      digits = true;
+    }
+  }
+  if (!digits) return bad("expected a number");
+  std::string_view unit = text.substr(i);
+  static const std::pair<std::string_view, double> kUnits[] = {{"", 1},
+                                                               {"B", 1},
+                                                               {"KiB", 1024.0},
+                                                               {"MiB", 1048576.0},
+                                                               {"GiB", 1073741824.0},
+                                                               {"TiB", 1099511627776.0},
+                                                               {"KB", 1e3},
+                                                               {"MB", 1e6},
+                                                               {"GB", 1e9},
+                                                               {"TB", 1e12}};
+  for (const auto& [name, factor] : kUnits) {
+    if (unit == name) {
+      const double bytes = number * factor;
+      if (bytes >= 1.8e19) return bad("too large");
+      return static_cast<uint64_t>(bytes);
+    }
+  }
+  return bad("unknown unit \"" + std::string(unit) + "\"");
+}
+
+std::string FormatSize(uint64_t bytes) {
+  static const std::pair<const char*, uint64_t> kUnits[] = {
+      {"TiB", 1ull << 40}, {"GiB", 1ull << 30}, {"MiB", 1ull << 20}, {"KiB", 1ull << 10}};
+  for (const auto& [name, factor] : kUnits) {
+    if (bytes != 0 && bytes % factor == 0) return std::to_string(bytes / factor) + name;
+  }
+  return std::to_string(bytes) + "B";
+}
+
 }  // namespace sluice

@@ -472,12 +472,22 @@ bool LocalWorkerPool::Impl::Assign(TaskLaunch launch) {
     pending.push_back(std::move(launch));
     return false;
   }
-  Send(best, Type::kRun,
-       json{{"key", launch.key},
-            {"file", launch.plugin_file},
-            {"step", launch.step},
-            {"request", launch.request}}
-           .dump());
+  // Written by hand: building a json tree around the request only to dump it costs a copy.
+  std::string frame =
+      "{\"key\":" + json(launch.key).dump() + ",\"file\":" + json(launch.plugin_file).dump() +
+      ",\"step\":" + json(launch.step).dump() + ",\"request\":" + launch.request.dump();
+  if (!launch.limits.empty()) {
+    json limits = json::object();
+    if (launch.limits.memory_bytes) limits["memory_bytes"] = *launch.limits.memory_bytes;
+    if (launch.limits.cpu_time) {
+      // RLIMIT_CPU counts whole seconds.
+      limits["cpu_seconds"] = (launch.limits.cpu_time->count() + 999) / 1000;
+    }
+    if (launch.limits.open_files) limits["open_files"] = *launch.limits.open_files;
+    frame += ",\"limits\":" + limits.dump();
+  }
+  frame += "}";
+  Send(best, Type::kRun, frame);
   best->assigned.push_back(std::move(launch));
   if (best->assigned.size() == 1) StartFront(best);
   return true;

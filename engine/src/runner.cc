@@ -627,6 +627,7 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
   const PluginManifest* plugin = catalog_->FindPluginOfStep(spec.plugin);
   launch.plugin_file = plugin ? plugin->file : "";
   launch.timeout = spec.timeout;
+  launch.limits = spec.limits;
   launch.request = {{"params", std::move(params)},
                     {"inputs", std::move(inputs)},
                     {"scratch_dir", (try_dir / "tmp").string()},

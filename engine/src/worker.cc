@@ -3,6 +3,7 @@
 #include "sluice/worker.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include <set>
 #include <thread>
 
+#include "sluice/duration.h"
 #include "sluice/plugin_abi.h"
 #include "sluice/plugin_host.h"
 #include "worker_protocol.h"
@@ -68,6 +70,41 @@ class Connection {
 struct Job {
   Type type;
   json body;
+};
+
+// Lowers the worker's soft limits for one try and puts them back after it. Only soft limits
+// move, so they can always be restored (a process may raise a soft limit up to its hard one).
+class TryLimits {
+ public:
+  explicit TryLimits(const json& limits) {
+    if (limits.contains("memory_bytes")) Lower(RLIMIT_AS, limits["memory_bytes"].get<uint64_t>());
+    if (limits.contains("cpu_seconds")) {
+      // RLIMIT_CPU counts the process's whole life: the try gets its share on top of what
+      // the worker has used so far.
+      rusage usage{};
+      getrusage(RUSAGE_SELF, &usage);
+      const uint64_t used =
+          static_cast<uint64_t>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + 1;
+      Lower(RLIMIT_CPU, used + limits["cpu_seconds"].get<uint64_t>());
+    }
+    if (limits.contains("open_files")) Lower(RLIMIT_NOFILE, limits["open_files"].get<uint64_t>());
+  }
+  ~TryLimits() {
+    for (const auto& [resource, previous] : saved_) setrlimit(resource, &previous);
+  }
+  TryLimits(const TryLimits&) = delete;
+  TryLimits& operator=(const TryLimits&) = delete;
+
+ private:
+  void Lower(__rlimit_resource resource, uint64_t value) {
+    rlimit current{};
+    if (getrlimit(resource, &current) != 0) return;
+    saved_.emplace_back(resource, current);
+    rlimit lowered = current;
+    lowered.rlim_cur = std::min<rlim_t>(static_cast<rlim_t>(value), current.rlim_max);
+    setrlimit(resource, &lowered);
+  }
+  std::vector<std::pair<__rlimit_resource, rlimit>> saved_;
 };
 
 // Sends what a step reports to the engine as frames.
@@ -278,7 +315,17 @@ int RunWorker(int fd) {
     }
     if (it != libraries.end()) {
       RemoteStepHost host(&conn, &cancelled, output_dir);
-      result = it->second->Run(step, request.dump(), &host);
+      const std::string request_text = request.dump();
+      const json limits = job.body.value("limits", json::object());
+      {
+        TryLimits applied(limits);
+        result = it->second->Run(step, request_text, &host);
+      }
+      if (result.code == SLUICE_RESULT_FAILED && limits.contains("memory_bytes") &&
+          result.message.find("bad_alloc") != std::string::npos) {
+        result.message += " (the task's memory limit of " +
+                          FormatSize(limits["memory_bytes"].get<uint64_t>()) + " was reached)";
+      }
     }
     // The scratch dir exists only if the step asked for it: one syscall when it did not.
     if (!scratch.empty() && ::rmdir(scratch.c_str()) != 0 && errno != ENOENT) {

@@ -220,6 +220,16 @@ class Fail : public sluice::sdk::Step {
       ctx.OutputValue("succeeded_on_try", ctx.run().try_number);
       return;
     }
+    if (mode == "allocate") {
+      // Allocates and touches `bytes`, to test memory limits.
+      std::vector<char> block(static_cast<size_t>(ctx.Param<int64_t>("bytes")), 1);
+      ctx.OutputValue("allocated", static_cast<int64_t>(block.size()));
+      return;
+    }
+    if (mode == "spin") {
+      for (volatile uint64_t i = 0;; i = i + 1) {
+      }  // burns CPU until a limit or a kill stops it
+    }
     if (mode == "flood") {
       const int64_t bytes = ctx.Param<int64_t>("bytes");
       const std::string line(99, 'x');
@@ -227,7 +237,8 @@ class Fail : public sluice::sdk::Step {
       return;
     }
     throw StepError("unknown mode \"" + mode +
-                    "\" (use error, throw, throw_int, abort, segfault, exit, hang, flaky, flood)");
+                    "\" (use error, throw, throw_int, abort, segfault, exit, hang, flaky, flood, "
+                    "allocate, spin)");
   }
 };
 
@@ -249,14 +260,16 @@ sluice::sdk::Plugin Describe() {
       .Param("seconds", ParamType::kNumber, "How long to wait");
   plugin.Add<Fail>("core.fail", "Misbehaves on purpose, for testing")
       .Param("mode", ParamType::kString,
-             "error | throw | throw_int | abort | segfault | exit | hang | flaky | flood", "error")
+             "error | throw | throw_int | abort | segfault | exit | hang | flaky | flood | "
+             "allocate | spin",
+             "error")
       .Param("message", ParamType::kString, "Error message for error and throw",
              "failed on purpose")
       .Param("exit_code", ParamType::kInteger, "Exit code for mode exit", 3)
       .Param("succeed_on_try", ParamType::kInteger, "For mode flaky: the first try that succeeds",
              2)
-      .Param("bytes", ParamType::kInteger, "For mode flood: how many bytes of log to write",
-             1 << 20)
+      .Param("bytes", ParamType::kInteger,
+             "flood: bytes of log to write; allocate: bytes to allocate", 1 << 20)
       .NotCacheable();
   return plugin;
 }

@@ -194,3 +194,50 @@ TEST_CASE("WorkerPool.Cancel.StopsACooperativeStepAndKillsAStubbornOne" * doctes
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST_CASE("WorkerPool.Limits.MemoryCpuAndFilesApplyToOneTryOnly" * doctest::timeout(60)) {
+  PoolHarness h(1);
+  auto launch = [&](const std::string& key, json params, ResourceLimits limits) {
+    TaskLaunch l;
+    l.key = key;
+    l.plugin_file = std::string(SLUICE_PLUGIN_DIR) + "/core.so";
+    l.step = key.rfind("sh", 0) == 0 ? "core.shell" : "core.fail";
+    l.limits = limits;
+    l.request = {{"params", std::move(params)},
+                 {"inputs", json::object()},
+                 {"scratch_dir", h.dir.file(key + "/tmp")},
+                 {"output_dir", h.dir.file(key + "/out")},
+                 {"run", {{"dag_id", "d"}, {"run_id", "r"}, {"task_id", key}, {"try_number", 1}}}};
+    h.pool->Launch(std::move(l));
+  };
+  ResourceLimits memory;
+  memory.memory_bytes = 300ull << 20;
+  launch("big", {{"mode", "allocate"}, {"bytes", 1000000000}}, memory);
+  TaskOutcome big = h.Wait("big");
+  CHECK(big.kind == TaskOutcome::Kind::kFailed);
+  CHECK(big.message == "std::bad_alloc (the task's memory limit of 300MiB was reached)");
+
+  // The next try on the same worker has no limit again.
+  launch("unlimited", {{"mode", "allocate"}, {"bytes", 500000000}}, {});
+  CHECK(h.Wait("unlimited").kind == TaskOutcome::Kind::kSuccess);
+
+  ResourceLimits files;
+  files.open_files = 20;
+  launch("sh_files", {{"command", "test \"$(ulimit -n)\" = 20"}}, files);
+  CHECK(h.Wait("sh_files").kind == TaskOutcome::Kind::kSuccess);
+  launch("sh_files_after", {{"command", "test \"$(ulimit -n)\" != 20"}}, {});
+  CHECK(h.Wait("sh_files_after").kind == TaskOutcome::Kind::kSuccess);
+
+  ResourceLimits cpu;
+  cpu.cpu_time = std::chrono::seconds(1);
+  launch("spin", {{"mode", "spin"}}, cpu);
+  TaskOutcome spin = h.Wait("spin");
+  CHECK(spin.kind == TaskOutcome::Kind::kCrashed);
+  CHECK(spin.message.find("signal 24 (CPU time limit exceeded)") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice

@@ -67,6 +67,16 @@ struct RetryBackoff {
 Duration RetryDelay(Duration retry_delay, const RetryBackoff& backoff, int failed_tries,
                     double random01);
 
+// Limits on the worker process while it runs one try, set with setrlimit. Cheap and coarse:
+// memory is the address space of the whole worker process (its own ~100 MiB included);
+// CPU time counts from the start of the try; both apply to commands the step starts.
+struct ResourceLimits {
+  std::optional<uint64_t> memory_bytes;  // RLIMIT_AS: allocation fails beyond it
+  std::optional<Duration> cpu_time;      // RLIMIT_CPU: the worker gets SIGXCPU and dies
+  std::optional<int64_t> open_files;     // RLIMIT_NOFILE
+  bool empty() const { return !memory_bytes && !cpu_time && !open_files; }
+};
+
 struct TaskSpec {
   std::string id;
   std::string plugin;
@@ -88,6 +98,7 @@ struct TaskSpec {
   std::string pool = "default";
   int priority = 1;  // higher runs first among ready tasks
   bool cache = false;
+  ResourceLimits limits;
   std::shared_ptr<const Expression> when;  // null = always run
 
   // Where things were written, for messages that point back into the file.

@@ -4,6 +4,7 @@
 #define SLUICE_DURATION_H_
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,12 @@ inline constexpr std::string_view kDurationHint =
 
 // The shortest text that ParseDuration reads back as `d`: "1h30m", "250ms", "0s".
 std::string FormatDuration(Duration d);
+
+// Sizes as users write them: "512MiB", "2GiB", "1.5GB", "4096" (bytes). Binary units KiB MiB
+// GiB TiB, decimal units KB MB GB TB, and B.
+StatusOr<uint64_t> ParseSize(std::string_view text);
+// "2GiB", "1536MiB", "100B": exact, in the largest binary unit that divides it.
+std::string FormatSize(uint64_t bytes);
 
 }  // namespace sluice
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "sluice/dag.h"
 #include "sluice/duration.h"
 #include "sluice/plugin_host.h"
 
@@ -27,6 +28,7 @@ struct TaskLaunch {
   std::string step;         // the step name, e.g. "core.shell"
   nlohmann::json request;   // see sluice_plugin.run in plugin_abi.h
   std::optional<Duration> timeout;
+  ResourceLimits limits;  // applied to the worker process while the try runs
 };
 
 struct TaskOutcome {
