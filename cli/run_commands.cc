@@ -273,7 +273,7 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
   LocalWorkerPool pool(io, pool_options, &runner);
   runner.AttachExecutor(&pool);
   ProgressPrinter progress(dag->size(), tty, UseColor(color_mode, stdout), options.quiet);
-  runner.SetObserver(&progress);
+  if (!options.quiet) runner.SetObserver(&progress);  // quiet: the summary reads the store
 
   int exit_code = kExitFailed;
   std::optional<RunRecord> finished;

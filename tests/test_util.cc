@@ -49,17 +49,29 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+namespace {
+
+// argv for the sluice binary; the strings in `storage` must outlive the result.
+std::vector<char*> SluiceArgv(const std::vector<std::string>& args,
+                              std::vector<std::string>* storage) {
+  *storage = {SLUICE_BINARY};
+  storage->insert(storage->end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : *storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  return argv;
+}
+
+}  // namespace
+
 CommandResult RunSluice(const std::vector<std::string>& args) {
   int out_pipe[2];
   int err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
     throw std::runtime_error("pipe failed");
   }
-  std::vector<std::string> argv_storage = {SLUICE_BINARY};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  std::vector<std::string> storage;
+  std::vector<char*> argv = SluiceArgv(args, &storage);
 
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
@@ -103,11 +115,8 @@ CommandResult RunSluice(const std::vector<std::string>& args) {
 }
 
 int SpawnSluice(const std::vector<std::string>& args, const std::string& output_file) {
-  std::vector<std::string> argv_storage = {SLUICE_BINARY};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  std::vector<std::string> storage;
+  std::vector<char*> argv = SluiceArgv(args, &storage);
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {

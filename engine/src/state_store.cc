@@ -551,16 +551,29 @@ StatusOr<RunRecord> StateStore::FindRun(const std::string& run_id) const {
   return GetRun(dags[0], run_id);
 }
 
+namespace {
+
+// Every record of type T under `prefix`. A value that does not parse is skipped: one damaged
+// record must not hide the rest of a run.
+template <typename T, typename Impl>
+std::vector<T> ScanRecords(const Impl& impl, rocksdb::ColumnFamilyHandle* cf,
+                           const std::string& prefix) {
+  std::vector<T> out;
+  impl.ScanPrefix(cf, prefix, [&](const rocksdb::Slice&, const rocksdb::Slice& value) {
+    try {
+      StatusOr<T> record = T::FromJson(json::parse(value.ToStringView()));
+      if (record.ok()) out.push_back(std::move(*record));
+    } catch (const json::exception&) {
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
 std::vector<RunRecord> StateStore::ListRuns(const std::string& dag_id, size_t limit) const {
-  std::vector<RunRecord> runs;
-  impl_->ScanPrefix(impl_->runs, dag_id.empty() ? "" : dag_id + "/",
-                    [&](const rocksdb::Slice&, const rocksdb::Slice& value) {
-                      try {
-                        auto r = RunRecord::FromJson(json::parse(value.ToStringView()));
-                        if (r.ok()) runs.push_back(std::move(*r));
-                      } catch (const json::exception&) {
-                      }
-                    });
+  std::vector<RunRecord> runs =
+      ScanRecords<RunRecord>(*impl_, impl_->runs, dag_id.empty() ? "" : dag_id + "/");
   std::stable_sort(runs.begin(), runs.end(), [](const RunRecord& a, const RunRecord& b) {
     return a.created_at > b.created_at;
   });
@@ -570,30 +583,12 @@ std::vector<RunRecord> StateStore::ListRuns(const std::string& dag_id, size_t li
 
 std::vector<TryRecord> StateStore::ListTries(const std::string& dag_id,
                                              const std::string& run_id) const {
-  std::vector<TryRecord> tries;
-  impl_->ScanPrefix(impl_->tries, RunKey(dag_id, run_id) + "/",
-                    [&](const rocksdb::Slice&, const rocksdb::Slice& value) {
-                      try {
-                        auto r = TryRecord::FromJson(json::parse(value.ToStringView()));
-                        if (r.ok()) tries.push_back(std::move(*r));
-                      } catch (const json::exception&) {
-                      }
-                    });
-  return tries;
+  return ScanRecords<TryRecord>(*impl_, impl_->tries, RunKey(dag_id, run_id) + "/");
 }
 
 std::vector<Event> StateStore::ListEvents(const std::string& dag_id,
                                           const std::string& run_id) const {
-  std::vector<Event> events;
-  impl_->ScanPrefix(impl_->events, RunKey(dag_id, run_id) + "/",
-                    [&](const rocksdb::Slice&, const rocksdb::Slice& value) {
-                      try {
-                        auto e = Event::FromJson(json::parse(value.ToStringView()));
-                        if (e.ok()) events.push_back(std::move(*e));
-                      } catch (const json::exception&) {
-                      }
-                    });
-  return events;
+  return ScanRecords<Event>(*impl_, impl_->events, RunKey(dag_id, run_id) + "/");
 }
 
 }  // namespace sluice

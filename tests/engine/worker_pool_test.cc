@@ -1,6 +1,7 @@
 // LocalWorkerPool with real worker processes (the built `sluice worker`) running real plugins:
 // crashes, hangs, timeouts, floods of output, and a plugin that crashes the worker on load.
 #include <doctest/doctest.h>
+#include <signal.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -45,11 +46,12 @@ class Collector : public ExecutorListener {
 
 class PoolHarness {
  public:
-  explicit PoolHarness(size_t workers) {
+  explicit PoolHarness(size_t workers, Duration heartbeat_timeout = std::chrono::seconds(30)) {
     LocalWorkerPool::Options options;
     options.workers = workers;
     options.worker_command = {SLUICE_BINARY, "worker"};
     options.cancel_grace = std::chrono::milliseconds(500);
+    options.heartbeat_timeout = heartbeat_timeout;
     pool = std::make_unique<LocalWorkerPool>(io, options, &collector);
     REQUIRE(pool->Start().ok());
   }
@@ -237,6 +239,25 @@ TEST_CASE("WorkerPool.Limits.MemoryCpuAndFilesApplyToOneTryOnly" * doctest::time
   TaskOutcome spin = h.Wait("spin");
   CHECK(spin.kind == TaskOutcome::Kind::kCrashed);
   CHECK(spin.message.find("signal 24 (CPU time limit exceeded)") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST_CASE("WorkerPool.Heartbeat.AStoppedWorkerIsKilledAsLost" * doctest::timeout(60)) {
+  PoolHarness h(1, std::chrono::milliseconds(1500));
+  h.Launch("frozen", "core.sleep", {{"seconds", 30}});
+  h.RunUntil([&] { return h.collector.pids.count("frozen") > 0; });
+  // SIGSTOP freezes the worker: no heartbeats, no progress, no exit.
+  REQUIRE(kill(static_cast<pid_t>(h.collector.pids["frozen"]), SIGSTOP) == 0);
+  TaskOutcome outcome = h.Wait("frozen");
+  CHECK(outcome.kind == TaskOutcome::Kind::kLost);
+  CHECK(outcome.message.find("sent no heartbeat for") != std::string::npos);
+  h.Launch("next", "core.noop", json::object());
+  CHECK(h.Wait("next").kind == TaskOutcome::Kind::kSuccess);
 }
 
 }  // namespace

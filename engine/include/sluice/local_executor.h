@@ -29,7 +29,8 @@ class LocalWorkerPool : public Executor {
     // The command that starts a worker; "--fd N" is appended. Default: this executable
     // with "worker" (`sluice worker`).
     std::vector<std::string> worker_command;
-    // A busy worker silent for this long is killed and its try fails as lost.
+    // A busy worker silent for this long is killed and its try fails as lost. Workers send a
+    // heartbeat every second while they run a step, so keep this well above one second.
     Duration heartbeat_timeout = std::chrono::seconds(30);
     // After Cancel, a try that has not stopped within this grace period is killed.
     Duration cancel_grace = std::chrono::seconds(10);
