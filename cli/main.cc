@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   AddRunCommands(app, global, &exit_code);
   AddStateCommands(app, &exit_code);
   AddPluginCommands(app, &exit_code);
+  AddCronCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);

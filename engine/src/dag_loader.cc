@@ -616,7 +616,15 @@ void Loader::ParseDagTable(const toml::table& root, DagSpec* spec) {
             "write a cron expression such as \"0 3 * * *\" or \"@daily\", or leave it out for "
             "a DAG that only runs when triggered");
     } else {
-      spec->schedule = *sched;
+      CronError error;
+      std::optional<CronSchedule> cron = CronSchedule::Parse(*sched, &error);
+      if (!cron) {
+        Error(PosInString(*dag.get("schedule"), error.offset), "[dag]: schedule: " + error.message,
+              error.hint);
+      } else {
+        spec->schedule = *sched;
+        spec->cron = std::make_shared<const CronSchedule>(std::move(*cron));
+      }
     }
   }
   spec->start_date = GetTime(dag, "start_date", where, timezone_);

@@ -122,3 +122,27 @@ TEST_CASE("Cli.Help.ListsCommandsAndVersion" * doctest::timeout(60)) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST_CASE("Cli.CronNext.PrintsUtcTimesOnePerLine" * doctest::timeout(30)) {
+  auto r = testing::RunSluice({"cron", "next", "30 2 * * *", "--tz", "Europe/Berlin", "--from",
+                               "2026-03-28T00:00:00Z", "--count", "3"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "2026-03-28T01:30:00Z\n2026-03-29T01:00:00Z\n2026-03-30T00:30:00Z\n");
+  auto offset = testing::RunSluice(
+      {"cron", "next", "@daily", "--from", "2026-01-01T23:30:00-01:00", "-n", "1"});
+  CHECK(offset.out == "2026-01-03T00:00:00Z\n");
+  auto bad = testing::RunSluice({"cron", "next", "0 0 31 2 *"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("never fires") != std::string::npos);
+  auto bad_tz = testing::RunSluice({"cron", "next", "@daily", "--tz", "Europe/Berln"});
+  CHECK(bad_tz.exit_code == 2);
+  CHECK(bad_tz.err.find("did you mean \"Europe/Berlin\"?") != std::string::npos);
+  auto bad_from = testing::RunSluice({"cron", "next", "@daily", "--from", "yesterday"});
+  CHECK(bad_from.exit_code == 2);
+}
+
+}  // namespace
+}  // namespace sluice

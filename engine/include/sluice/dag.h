@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sluice/cron.h"
 #include "sluice/diagnostics.h"
 #include "sluice/duration.h"
 #include "sluice/expression.h"
@@ -113,7 +114,8 @@ struct DagSpec {
   std::string description;
   std::string owner;
   std::vector<std::string> tags;
-  std::optional<std::string> schedule;  // cron text or @macro; absent = manual only
+  std::optional<std::string> schedule;       // cron text or @macro; absent = manual only
+  std::shared_ptr<const CronSchedule> cron;  // `schedule`, parsed; null when absent
   std::string timezone = "UTC";
   std::optional<TimePoint> start_date;
   std::optional<TimePoint> end_date;
