@@ -1,4 +1,6 @@
 // `sluice dag validate` and `sluice dag show`.
+#include <date/tz.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +11,7 @@
 #include "commands.h"
 #include "common.h"
 #include "sluice/dag_loader.h"
+#include "sluice/intervals.h"
 #include "sluice/plugin_check.h"
 #include "terminal.h"
 
@@ -257,6 +260,47 @@ int RunShow(const ShowOptions& options, const GlobalOptions& global) {
   return kExitOk;
 }
 
+struct NextOptions {
+  std::string path;
+  int count = 5;
+};
+
+// Upcoming scheduled runs: their data intervals and when each becomes due.
+int RunNext(const NextOptions& options) {
+  DagLoadResult result = LoadDagFile(options.path);
+  if (!result.ok()) {
+    PrintDiagnostics(result, false, stderr);
+    return kExitFailed;
+  }
+  const DagSpec& spec = result.dag->spec();
+  if (!spec.cron) {
+    std::printf("DAG %s has no schedule: it runs only when triggered\n", spec.id.c_str());
+    return kExitOk;
+  }
+  StatusOr<const date::time_zone*> zone = FindTimeZone(spec.timezone);
+  if (!zone.ok()) {
+    std::fprintf(stderr, "sluice dag next: %s\n", zone.status().message().c_str());
+    return kExitFailed;
+  }
+  std::optional<DataInterval> interval = FirstInterval(*spec.cron, *zone, *spec.start_date);
+  // Skip to the intervals that end after now: those are the runs still to come.
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  while (interval && interval->end <= now) interval = NextInterval(*spec.cron, *zone, *interval);
+  std::printf("DAG %s: schedule \"%s\" in %s, catchup %s\n", spec.id.c_str(),
+              spec.schedule->c_str(), spec.timezone.c_str(),
+              std::string(CatchupPolicyName(spec.catchup)).c_str());
+  std::vector<std::vector<std::string>> rows = {
+      {"LOGICAL DATE (UTC)", "DATA INTERVAL END", "DUE AT (local)"}};
+  for (int i = 0; i < options.count && interval; ++i) {
+    if (spec.end_date && interval->start > *spec.end_date) break;
+    rows.push_back({FormatTimeUtc(interval->start), FormatTimeUtc(interval->end),
+                    date::format("%Y-%m-%d %H:%M %Z", date::make_zoned(*zone, interval->end))});
+    interval = NextInterval(*spec.cron, *zone, *interval);
+  }
+  PrintTable(rows);
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddDagCommands(CLI::App& app, const GlobalOptions& global, int* exit_code) {
@@ -304,6 +348,16 @@ void AddDagCommands(CLI::App& app, const GlobalOptions& global, int* exit_code) 
       "  sluice dag show dags/hello.toml --format dot | dot -Tsvg > hello.svg");
   show->callback(
       [show_options, &global, exit_code] { *exit_code = RunShow(*show_options, global); });
+
+  auto next_options = std::make_shared<NextOptions>();
+  CLI::App* next = dag->add_subcommand(
+      "next",
+      "Print a scheduled DAG's next runs: each run's logical date (the start of its data\n"
+      "interval), the interval's end, and when the run becomes due (when the interval ends).");
+  next->add_option("file", next_options->path, "DAG file")->required()->check(CLI::ExistingFile);
+  next->add_option("-n,--count", next_options->count, "How many runs (default 5)");
+  next->footer("Example:\n  sluice dag next dags/nightly.toml --count 3");
+  next->callback([next_options, exit_code] { *exit_code = RunNext(*next_options); });
 }
 
 }  // namespace sluice::cli

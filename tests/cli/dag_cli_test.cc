@@ -146,3 +146,30 @@ TEST_CASE("Cli.CronNext.PrintsUtcTimesOnePerLine" * doctest::timeout(30)) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST_CASE("Cli.DagNext.ShowsUpcomingIntervals" * doctest::timeout(30)) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.file("future.toml"), R"([dag]
+id = "future"
+schedule = "0 6 * * *"
+timezone = "America/New_York"
+start_date = 2030-01-01
+[[task]]
+id = "a"
+plugin = "core.noop"
+)");
+  auto r = testing::RunSluice({"dag", "next", dir.file("future.toml"), "--count", "2"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("2030-01-01T11:00:00Z  2030-01-02T11:00:00Z  2030-01-02 06:00 EST") !=
+        std::string::npos);
+  CHECK(r.out.find("2030-01-02T11:00:00Z  2030-01-03T11:00:00Z") != std::string::npos);
+  auto manual = testing::RunSluice({"dag", "next", testing::SourcePath("dags/hello.toml")});
+  CHECK(manual.exit_code == 0);
+  CHECK(manual.out.find("has no schedule") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice
