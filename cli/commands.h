@@ -27,6 +27,7 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, int* exit_code);
 void AddStateCommands(CLI::App& app, int* exit_code);
 void AddPluginCommands(CLI::App& app, int* exit_code);
 void AddCronCommands(CLI::App& app, int* exit_code);
+void AddServeCommands(CLI::App& app, int* exit_code);
 
 }  // namespace sluice::cli
 

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   AddStateCommands(app, &exit_code);
   AddPluginCommands(app, &exit_code);
   AddCronCommands(app, &exit_code);
+  AddServeCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);

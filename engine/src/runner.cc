@@ -173,6 +173,14 @@ Runner::~Runner() {
 
 size_t Runner::active_runs() const { return runs_.size(); }
 
+size_t Runner::active_runs(const std::string& dag_id) const {
+  size_t n = 0;
+  for (auto it = runs_.lower_bound(dag_id + "/");
+       it != runs_.end() && it->first.rfind(dag_id + "/", 0) == 0; ++it)
+    ++n;
+  return n;
+}
+
 std::string Runner::Now() const { return FormatTimestamp(clock_->Now()); }
 
 void Runner::MarkDirty() {
@@ -249,13 +257,14 @@ StatusOr<RunRecord> Runner::Trigger(TriggerRequest request) {
   r.dag_id = dag.id();
   r.run_id =
       request.run_id.empty() ? NewRunId(dag.id(), request.run_type, logical) : request.run_id;
-  if (store_->GetRun(r.dag_id, r.run_id).ok()) {
+  if (runs_.count(r.dag_id + "/" + r.run_id) > 0 || store_->GetRun(r.dag_id, r.run_id).ok()) {
     return Status::AlreadyExists("DAG \"" + r.dag_id + "\" already has a run \"" + r.run_id + "\"");
   }
   r.run_type = request.run_type;
   r.logical_date = IsoUtc(logical);
   r.data_interval_start = r.logical_date;
-  r.data_interval_end = r.logical_date;
+  r.data_interval_end =
+      request.data_interval_end ? IsoUtc(*request.data_interval_end) : r.logical_date;
   json params = dag.spec().params;
   for (const auto& item : request.params.items()) params[item.key()] = item.value();
   r.params = params;

@@ -64,6 +64,8 @@ struct TriggerRequest {
   nlohmann::json params = nlohmann::json::object();  // overrides (already resolved)
   std::string run_type = "manual";
   std::optional<std::chrono::system_clock::time_point> logical_date;  // default: now
+  // The data interval; default: empty, at the logical date (a manual run).
+  std::optional<std::chrono::system_clock::time_point> data_interval_end;
   std::string run_id;  // default: "<run_type>__<logical date>"
 };
 
@@ -91,6 +93,8 @@ class Runner : public ExecutorListener {
   // The first state-store failure, which stops the runner (nothing more is dispatched).
   const Status& fatal_error() const { return fatal_; }
   size_t active_runs() const;
+  // Runs of `dag_id` in progress in this runner.
+  size_t active_runs(const std::string& dag_id) const;
 
   // ExecutorListener.
   void OnStarted(const std::string& key, int64_t worker_pid) override;

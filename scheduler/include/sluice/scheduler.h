@@ -1,0 +1,92 @@
+// Scheduler: the trigger loop of `sluice serve`. It keeps the DAG folder loaded, creates a
+// run for every data interval a DAG is owed (per its schedule, start/end dates, catchup
+// policy and max_active_runs), and resumes the runs a previous process left unfinished.
+//
+// Exactly-once per slot: a scheduled run's id is "scheduled__<logical date>", so creating it
+// twice (after a crash, a restart, or a race) fails in the Runner and is treated as done.
+// The cursor (the last interval that has a run) is read back from the stored runs on start.
+//
+// DAG folder: new, changed and deleted *.toml files are picked up on the next scan; a file
+// that stops validating keeps its last good version scheduled and its errors visible.
+//
+// Threading: everything runs on the io_context thread given at construction.
+#ifndef SLUICE_SCHEDULER_H_
+#define SLUICE_SCHEDULER_H_
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/dag.h"
+#include "sluice/diagnostics.h"
+#include "sluice/executor.h"
+#include "sluice/plugin_host.h"
+#include "sluice/runner.h"
+#include "sluice/state_store.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace sluice {
+
+class Scheduler {
+ public:
+  struct Options {
+    std::string dags_dir;
+    Duration tick = std::chrono::seconds(1);    // how often due intervals are checked
+    Duration rescan = std::chrono::seconds(2);  // how often the DAG folder is scanned
+  };
+
+  // What the scheduler knows of one DAG file.
+  struct DagEntry {
+    std::string path;
+    std::shared_ptr<const Dag> dag;  // the last version that validated; null if none ever did
+    std::string source;              // its text
+    Diagnostics errors;              // of the current file, when it does not validate
+    std::filesystem::file_time_type mtime;
+    uintmax_t size = 0;
+    std::optional<std::chrono::sys_seconds> cursor;  // start of the last interval with a run
+  };
+
+  // `catalog`: the plugins DAGs are checked against when loaded (a DAG that does not fit them
+  // is treated like one that does not validate).
+  Scheduler(boost::asio::io_context& io, StateStore* store, Runner* runner,
+            const PluginCatalog* catalog, Clock* clock, Options options);
+  ~Scheduler();
+
+  // Scans the DAG folder, resumes unfinished runs, and starts the loop.
+  Status Start();
+  void Stop();
+
+  // One pass, for tests and for the loop: rescan if due, then create the runs that are owed.
+  void Tick();
+
+  const std::map<std::string, DagEntry>& dags() const { return dags_; }  // by path
+
+ private:
+  void Scan();
+  void ScheduleDag(DagEntry* entry, std::chrono::sys_seconds now);
+  void Arm();
+
+  boost::asio::io_context& io_;
+  StateStore* store_;
+  Runner* runner_;
+  const PluginCatalog* catalog_;
+  Clock* clock_;
+  Options options_;
+  std::map<std::string, DagEntry> dags_;
+  std::chrono::sys_seconds started_;
+  std::chrono::steady_clock::time_point last_scan_{};
+  struct Timer;
+  std::unique_ptr<Timer> timer_;
+  bool stopped_ = false;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_SCHEDULER_H_

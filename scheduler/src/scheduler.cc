@@ -1,0 +1,203 @@
+#include "sluice/scheduler.h"
+
+#include <date/date.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <set>
+
+#include "sluice/cron.h"
+#include "sluice/dag_loader.h"
+#include "sluice/intervals.h"
+#include "sluice/plugin_check.h"
+
+namespace sluice {
+
+namespace fs = std::filesystem;
+using std::chrono::sys_seconds;
+
+struct Scheduler::Timer {
+  explicit Timer(boost::asio::io_context& io) : timer(io) {}
+  boost::asio::steady_timer timer;
+};
+
+namespace {
+
+constexpr std::string_view kScheduledPrefix = "scheduled__";
+
+std::string ScheduledRunId(sys_seconds logical_date) {
+  return std::string(kScheduledPrefix) + FormatTimeUtc(logical_date);
+}
+
+// The logical date a scheduled run id names, if it is one.
+std::optional<sys_seconds> LogicalDateOf(const std::string& run_id) {
+  if (run_id.rfind(kScheduledPrefix, 0) != 0) return std::nullopt;
+  int y, mo, d, h, mi, s;
+  if (std::sscanf(run_id.c_str() + kScheduledPrefix.size(), "%d-%d-%dT%d:%d:%dZ", &y, &mo, &d, &h,
+                  &mi, &s) != 6) {
+    return std::nullopt;
+  }
+  const date::year_month_day ymd{date::year(y), date::month(static_cast<unsigned>(mo)),
+                                 date::day(static_cast<unsigned>(d))};
+  return sys_seconds(date::sys_days(ymd).time_since_epoch()) + std::chrono::hours(h) +
+         std::chrono::minutes(mi) + std::chrono::seconds(s);
+}
+
+}  // namespace
+
+Scheduler::Scheduler(boost::asio::io_context& io, StateStore* store, Runner* runner,
+                     const PluginCatalog* catalog, Clock* clock, Options options)
+    : io_(io),
+      store_(store),
+      runner_(runner),
+      catalog_(catalog),
+      clock_(clock),
+      options_(std::move(options)),
+      timer_(std::make_unique<Timer>(io)) {}
+
+Scheduler::~Scheduler() { Stop(); }
+
+Status Scheduler::Start() {
+  started_ = std::chrono::floor<std::chrono::seconds>(clock_->Now());
+  std::error_code ec;
+  if (!fs::is_directory(options_.dags_dir, ec)) {
+    return Status::NotFound("DAG folder " + options_.dags_dir +
+                            " does not exist (pass --dags DIR)");
+  }
+  // Unfinished runs of an earlier process go on first, so that their tries are retried before
+  // anything new is owed.
+  for (const RunRecord& run : store_->ListRuns("", std::numeric_limits<size_t>::max())) {
+    if (run.state != RunState::kQueued && run.state != RunState::kRunning) continue;
+    StatusOr<RunRecord> resumed = runner_->Resume(run.dag_id, run.run_id);
+    if (!resumed.ok()) {
+      std::fprintf(stderr, "sluice serve: cannot resume run %s of DAG %s: %s\n", run.run_id.c_str(),
+                   run.dag_id.c_str(), resumed.status().message().c_str());
+    }
+  }
+  Scan();
+  last_scan_ = std::chrono::steady_clock::now();
+  Tick();
+  return Status::Ok();
+}
+
+void Scheduler::Stop() {
+  stopped_ = true;
+  timer_->timer.cancel();
+}
+
+void Scheduler::Arm() {
+  if (stopped_) return;
+  timer_->timer.expires_after(options_.tick);
+  timer_->timer.async_wait([this](boost::system::error_code ec) {
+    if (!ec) Tick();
+  });
+}
+
+void Scheduler::Scan() {
+  std::set<std::string> seen;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(options_.dags_dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec) || it->path().extension() != ".toml") continue;
+    const std::string path = it->path().string();
+    seen.insert(path);
+    DagEntry& entry = dags_[path];
+    entry.path = path;
+    const auto mtime = fs::last_write_time(it->path(), ec);
+    const auto size = fs::file_size(it->path(), ec);
+    if (entry.dag && mtime == entry.mtime && size == entry.size) continue;
+    if (!entry.dag && !entry.errors.empty() && mtime == entry.mtime && size == entry.size) continue;
+    entry.mtime = mtime;
+    entry.size = size;
+    DagLoadResult loaded = LoadDagFile(path);
+    if (loaded.ok()) {
+      CheckDagAgainstPlugins(*loaded.dag, *catalog_, /*missing_step_is_error=*/true,
+                             &loaded.diagnostics);
+      if (loaded.diagnostics.has_errors()) loaded.dag.reset();
+    }
+    if (!loaded.ok()) {
+      // Keep the last good version scheduled; make the errors visible.
+      entry.errors = loaded.diagnostics;
+      for (const Diagnostic& d : loaded.diagnostics.items()) {
+        std::fprintf(stderr, "%s", Render(d).c_str());
+      }
+      std::fprintf(stderr, "sluice serve: %s does not validate; %s\n", path.c_str(),
+                   entry.dag ? "its last good version stays scheduled" : "it is not scheduled");
+      continue;
+    }
+    // A DAG id is owned by one file.
+    bool taken = false;
+    for (const auto& [other_path, other] : dags_) {
+      if (other_path != path && other.dag && other.dag->id() == loaded.dag->id()) taken = true;
+    }
+    if (taken) {
+      entry.errors = Diagnostics();
+      entry.errors.Error(path, loaded.dag->spec().id_pos,
+                         "DAG id \"" + loaded.dag->id() + "\" is used by another file",
+                         "DAG ids must be unique in the DAG folder");
+      std::fprintf(stderr, "%s", Render(entry.errors.items()[0]).c_str());
+      continue;
+    }
+    const bool first_load = entry.dag == nullptr;
+    entry.errors = Diagnostics();
+    entry.source = loaded.source;
+    entry.dag = std::shared_ptr<const Dag>(std::move(loaded.dag));
+    if (first_load) {
+      // The cursor: the latest scheduled run already recorded for this DAG.
+      for (const RunRecord& run :
+           store_->ListRuns(entry.dag->id(), std::numeric_limits<size_t>::max())) {
+        std::optional<sys_seconds> start = LogicalDateOf(run.run_id);
+        if (start && (!entry.cursor || *start > *entry.cursor)) entry.cursor = start;
+      }
+    }
+  }
+  // Deleted files stop being scheduled; their runs in progress go on.
+  for (auto it = dags_.begin(); it != dags_.end();) {
+    it = seen.count(it->first) ? std::next(it) : dags_.erase(it);
+  }
+}
+
+void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
+  if (!entry->dag || !entry->dag->spec().cron) return;
+  const DagSpec& spec = entry->dag->spec();
+  const size_t active = runner_->active_runs(spec.id);
+  if (active >= static_cast<size_t>(spec.max_active_runs)) return;
+  StatusOr<const date::time_zone*> zone = FindTimeZone(spec.timezone);
+  if (!zone.ok()) return;
+  DueQuery query;
+  query.now = now;
+  query.last_start = entry->cursor;
+  query.since = started_;
+  query.limit = static_cast<size_t>(spec.max_active_runs) - active;
+  for (const DataInterval& interval : DueIntervals(spec, *zone, query)) {
+    TriggerRequest request;
+    request.dag = entry->dag;
+    request.dag_source = entry->source;
+    request.run_type = "scheduled";
+    request.logical_date = interval.start;
+    request.data_interval_end = interval.end;
+    request.run_id = ScheduledRunId(interval.start);
+    StatusOr<RunRecord> run = runner_->Trigger(std::move(request));
+    if (!run.ok() && run.status().code() != Status::Code::kAlreadyExists) {
+      std::fprintf(stderr, "sluice serve: DAG %s: cannot create the run for %s: %s\n",
+                   spec.id.c_str(), FormatTimeUtc(interval.start).c_str(),
+                   run.status().message().c_str());
+      return;  // try again next tick
+    }
+    entry->cursor = interval.start;  // created now, or by an earlier process: done either way
+  }
+}
+
+void Scheduler::Tick() {
+  if (stopped_) return;
+  if (std::chrono::steady_clock::now() - last_scan_ >= options_.rescan) {
+    Scan();
+    last_scan_ = std::chrono::steady_clock::now();
+  }
+  const sys_seconds now = std::chrono::floor<std::chrono::seconds>(clock_->Now());
+  for (auto& [path, entry] : dags_) ScheduleDag(&entry, now);
+  Arm();
+}
+
+}  // namespace sluice
