@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "engine_setup.h"
 #include "sluice/dag_loader.h"
 #include "sluice/local_executor.h"
 #include "sluice/plugin_check.h"
@@ -286,52 +287,38 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
     io.stop();
   });
 
-  Status started = pool.Start();
-  if (!started.ok()) {
-    std::fprintf(stderr, "sluice run: %s\n", started.message().c_str());
-    return kExitFailed;
+  if (!StartWithPlugins(pool, io, options.plugin_dirs, "run", &catalog, &exit_code, [&] {
+        Diagnostics problems;
+        CheckDagAgainstPlugins(*dag, catalog, /*missing_step_is_error=*/true, &problems);
+        if (problems.has_errors()) {
+          PrintDiagnostics(problems, options.resume.empty() ? dag_source : resumed.dag_source,
+                           color_err);
+          std::fprintf(stderr,
+                       "sluice run: the DAG does not fit the installed plugins; nothing was run\n");
+          exit_code = kExitUsage;
+          io.stop();
+          return;
+        }
+        StatusOr<RunRecord> run = Status::Internal("unset");
+        if (!options.resume.empty()) {
+          run = runner.Resume(resumed.dag_id, resumed.run_id);
+        } else {
+          TriggerRequest request;
+          request.dag = dag;
+          request.dag_source = dag_source;
+          request.params = params;
+          run = runner.Trigger(std::move(request));
+        }
+        if (!run.ok()) {
+          std::fprintf(stderr, "sluice run: %s\n", run.status().message().c_str());
+          exit_code = kExitUsage;
+          io.stop();
+          return;
+        }
+        run_id = run->run_id;
+      })) {
+    return exit_code;
   }
-  pool.ScanPlugins(PluginSearchPath(options.plugin_dirs), [&](StatusOr<PluginCatalog> scanned) {
-    if (!scanned.ok()) {
-      std::fprintf(stderr, "sluice run: cannot read the plugins: %s\n",
-                   scanned.status().message().c_str());
-      exit_code = kExitFailed;
-      io.stop();
-      return;
-    }
-    catalog = std::move(*scanned);
-    for (const auto& problem : catalog.problems) {
-      std::fprintf(stderr, "warning: plugin refused: %s\n", problem.message.c_str());
-    }
-    Diagnostics problems;
-    CheckDagAgainstPlugins(*dag, catalog, /*missing_step_is_error=*/true, &problems);
-    if (problems.has_errors()) {
-      PrintDiagnostics(problems, options.resume.empty() ? dag_source : resumed.dag_source,
-                       color_err);
-      std::fprintf(stderr,
-                   "sluice run: the DAG does not fit the installed plugins; nothing was run\n");
-      exit_code = kExitUsage;
-      io.stop();
-      return;
-    }
-    StatusOr<RunRecord> run = Status::Internal("unset");
-    if (!options.resume.empty()) {
-      run = runner.Resume(resumed.dag_id, resumed.run_id);
-    } else {
-      TriggerRequest request;
-      request.dag = dag;
-      request.dag_source = dag_source;
-      request.params = params;
-      run = runner.Trigger(std::move(request));
-    }
-    if (!run.ok()) {
-      std::fprintf(stderr, "sluice run: %s\n", run.status().message().c_str());
-      exit_code = kExitUsage;
-      io.stop();
-      return;
-    }
-    run_id = run->run_id;
-  });
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   bool interrupted = false;

@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "engine_setup.h"
 #include "sluice/local_executor.h"
 #include "sluice/runner.h"
 #include "sluice/scheduler.h"
@@ -65,35 +66,21 @@ int RunServe(const ServeOptions& o) {
   runner.OnRunFinished([&](const RunRecord&) { boost::asio::post(io, [&] { scheduler.Tick(); }); });
 
   int exit_code = kExitOk;
-  Status started = pool.Start();
-  if (!started.ok()) {
-    std::fprintf(stderr, "sluice serve: %s\n", started.message().c_str());
-    return kExitFailed;
+  if (!StartWithPlugins(pool, io, o.plugin_dirs, "serve", &catalog, &exit_code, [&] {
+        Status s = scheduler.Start();
+        if (!s.ok()) {
+          std::fprintf(stderr, "sluice serve: %s\n", s.message().c_str());
+          exit_code = kExitUsage;
+          io.stop();
+          return;
+        }
+        std::printf("sluice serve: scheduling %zu DAG file(s) from %s; state in %s (pid %d)\n",
+                    scheduler.dags().size(), o.dags.c_str(), o.state_dir.c_str(),
+                    static_cast<int>(getpid()));
+        std::fflush(stdout);
+      })) {
+    return exit_code;
   }
-  pool.ScanPlugins(PluginSearchPath(o.plugin_dirs), [&](StatusOr<PluginCatalog> scanned) {
-    if (!scanned.ok()) {
-      std::fprintf(stderr, "sluice serve: cannot read the plugins: %s\n",
-                   scanned.status().message().c_str());
-      exit_code = kExitFailed;
-      io.stop();
-      return;
-    }
-    catalog = std::move(*scanned);
-    for (const auto& problem : catalog.problems) {
-      std::fprintf(stderr, "warning: plugin refused: %s\n", problem.message.c_str());
-    }
-    Status s = scheduler.Start();
-    if (!s.ok()) {
-      std::fprintf(stderr, "sluice serve: %s\n", s.message().c_str());
-      exit_code = kExitUsage;
-      io.stop();
-      return;
-    }
-    std::printf("sluice serve: scheduling %zu DAG file(s) from %s; state in %s (pid %d)\n",
-                scheduler.dags().size(), o.dags.c_str(), o.state_dir.c_str(),
-                static_cast<int>(getpid()));
-    std::fflush(stdout);
-  });
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int signal) {

@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <date/date.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -28,6 +29,11 @@ std::string ReadFile(const std::string& path) {
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
+}
+
+std::chrono::sys_seconds UtcTime(int y, unsigned mo, unsigned d, int h, int mi) {
+  return std::chrono::sys_seconds(date::sys_days(date::year(y) / mo / d).time_since_epoch()) +
+         std::chrono::hours(h) + std::chrono::minutes(mi);
 }
 
 void WriteFile(const std::string& path, const std::string& text) {

@@ -2,6 +2,7 @@
 #ifndef SLUICE_TESTS_TEST_UTIL_H_
 #define SLUICE_TESTS_TEST_UTIL_H_
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -14,6 +15,9 @@ std::string DataPath(const std::string& relative);
 std::string SourcePath(const std::string& relative);
 
 std::string ReadFile(const std::string& path);
+
+// y-mo-d h:mi:00 UTC.
+std::chrono::sys_seconds UtcTime(int y, unsigned mo, unsigned d, int h = 0, int mi = 0);
 void WriteFile(const std::string& path, const std::string& text);
 
 // A fresh folder under the system temp dir, removed with everything in it on destruction.

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "sluice/dag.h"
+#include "test_util.h"
 
 namespace sluice {
 namespace {
@@ -15,8 +16,7 @@ namespace {
 using std::chrono::sys_seconds;
 
 sys_seconds At(int y, unsigned mo, unsigned d, int h = 0, int mi = 0) {
-  return sys_seconds(date::sys_days(date::year(y) / mo / d).time_since_epoch()) +
-         std::chrono::hours(h) + std::chrono::minutes(mi);
+  return testing::UtcTime(y, mo, d, h, mi);
 }
 
 std::vector<std::string> NextTimes(const std::string& expr, sys_seconds from, int count,

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "sluice/dag_loader.h"
+#include "test_util.h"
 
 namespace sluice {
 namespace {
@@ -11,8 +12,7 @@ namespace {
 using std::chrono::sys_seconds;
 
 sys_seconds At(int y, unsigned mo, unsigned d, int h = 0, int mi = 0) {
-  return sys_seconds(date::sys_days(date::year(y) / mo / d).time_since_epoch()) +
-         std::chrono::hours(h) + std::chrono::minutes(mi);
+  return testing::UtcTime(y, mo, d, h, mi);
 }
 
 std::unique_ptr<const Dag> Load(const std::string& dag_table) {
