@@ -12,6 +12,8 @@
 #include "commands.h"
 #include "common.h"
 #include "engine_setup.h"
+#include "sluice/api.h"
+#include "sluice/http_server.h"
 #include "sluice/local_executor.h"
 #include "sluice/runner.h"
 #include "sluice/scheduler.h"
@@ -22,6 +24,7 @@ namespace {
 
 struct ServeOptions {
   std::string dags = "dags";
+  std::string listen = "127.0.0.1:8080";
   std::string state_dir;
   size_t workers = 0;
   std::vector<std::string> plugin_dirs;
@@ -62,21 +65,38 @@ int RunServe(const ServeOptions& o) {
   Scheduler::Options scheduler_options;
   scheduler_options.dags_dir = o.dags;
   Scheduler scheduler(io, store.get(), &runner, &catalog, &clock, scheduler_options);
+  HttpServer::Options server_options;
+  const size_t colon = o.listen.rfind(':');
+  int port = colon == std::string::npos ? -1 : std::atoi(o.listen.c_str() + colon + 1);
+  if (colon == std::string::npos || port < 0 || port > 65535) {
+    std::fprintf(stderr, "sluice serve: --listen \"%s\" is not HOST:PORT (e.g. 127.0.0.1:8080)\n",
+                 o.listen.c_str());
+    return kExitUsage;
+  }
+  server_options.address = o.listen.substr(0, colon);
+  server_options.port = static_cast<unsigned short>(port);
+  Api api(&scheduler, &runner, store.get());
+  HttpServer server(io, server_options,
+                    [&api](const HttpRequest& request) { return api.Handle(request); });
   // A run that ends frees a max_active_runs slot: look for owed intervals at once.
   runner.OnRunFinished([&](const RunRecord&) { boost::asio::post(io, [&] { scheduler.Tick(); }); });
 
   int exit_code = kExitOk;
   if (!StartWithPlugins(pool, io, o.plugin_dirs, "serve", &catalog, &exit_code, [&] {
         Status s = scheduler.Start();
+        if (s.ok()) s = server.Start();
         if (!s.ok()) {
           std::fprintf(stderr, "sluice serve: %s\n", s.message().c_str());
           exit_code = kExitUsage;
           io.stop();
           return;
         }
-        std::printf("sluice serve: scheduling %zu DAG file(s) from %s; state in %s (pid %d)\n",
-                    scheduler.dags().size(), o.dags.c_str(), o.state_dir.c_str(),
-                    static_cast<int>(getpid()));
+        std::printf(
+            "sluice serve: scheduling %zu DAG file(s) from %s; state in %s; API on "
+            "http://%s:%u/api/v1 (pid %d)\n",
+            scheduler.dags().size(), o.dags.c_str(), o.state_dir.c_str(),
+            server_options.address.c_str(), static_cast<unsigned>(server.port()),
+            static_cast<int>(getpid()));
         std::fflush(stdout);
       })) {
     return exit_code;
@@ -109,8 +129,12 @@ void AddServeCommands(CLI::App& app, int* exit_code) {
       "picked up), create a run for every data interval a scheduled DAG is owed (schedule,\n"
       "start_date/end_date, catchup, max_active_runs), and run them in a local worker pool\n"
       "with durable state. Runs left unfinished by an earlier process are resumed at start.\n"
-      "One daemon per state directory. SIGTERM or Ctrl-C stops it.");
+      "REST API under /api/v1 (docs/api.md). One daemon per state directory. SIGTERM or\n"
+      "Ctrl-C stops it.");
   serve->add_option("--dags", o->dags, "DAG folder (default: dags)");
+  serve->add_option(
+      "--listen", o->listen,
+      "Address of the REST API, HOST:PORT (default 127.0.0.1:8080; port 0 picks one)");
   serve->add_option("--state-dir", o->state_dir,
                     "State directory (default: $SLUICE_STATE_DIR or .sluice)");
   serve->add_option("-w,--workers", o->workers, "Worker processes (default: number of cores)");

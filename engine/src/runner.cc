@@ -20,8 +20,37 @@ using std::chrono::system_clock;
 // ---------------------------------------------------------------------------------------------
 // Params
 
+namespace {
+
+Status CheckOverride(const DagSpec& dag, const std::string& name, const json& value,
+                     const std::string& shown) {
+  if (!dag.params.contains(name)) {
+    std::string declared;
+    for (const auto& item : dag.params.items())
+      declared += (declared.empty() ? "" : ", ") + item.key();
+    return Status::InvalidArgument(
+        "param " + name + ": DAG \"" + dag.id + "\" declares no param \"" + name + "\"" +
+        (declared.empty() ? " (it has no [params])" : " (declared: " + declared + ")"));
+  }
+  const json& declared = dag.params[name];
+  bool ok = (declared.is_number() && value.is_number()) ||
+            (declared.is_boolean() && value.is_boolean()) ||
+            (declared.is_string() && value.is_string()) ||
+            (declared.is_array() && value.is_array()) ||
+            (declared.is_object() && value.is_object()) || declared.is_null();
+  if (declared.is_number_integer() && value.is_number_float()) ok = false;
+  if (!ok) {
+    return Status::InvalidArgument("param " + name + "=" + shown +
+                                   ": expected a value like the default " + declared.dump() + " (" +
+                                   std::string(declared.type_name()) + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<json> ResolveRunParams(const DagSpec& dag, const std::vector<std::string>& assignments) {
-  json params = dag.params;
+  json overrides = json::object();
   for (const std::string& assignment : assignments) {
     size_t eq = assignment.find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -29,34 +58,28 @@ StatusOr<json> ResolveRunParams(const DagSpec& dag, const std::vector<std::strin
     }
     const std::string name = assignment.substr(0, eq);
     const std::string text = assignment.substr(eq + 1);
-    if (!dag.params.contains(name)) {
-      std::string declared;
-      for (const auto& item : dag.params.items())
-        declared += (declared.empty() ? "" : ", ") + item.key();
-      return Status::InvalidArgument(
-          "--param " + name + ": DAG \"" + dag.id + "\" declares no param \"" + name + "\"" +
-          (declared.empty() ? " (it has no [params])" : " (declared: " + declared + ")"));
-    }
-    const json& declared = dag.params[name];
     json value;
     try {
       value = json::parse(text);
     } catch (const json::exception&) {
       value = text;
     }
-    if (declared.is_string() && !value.is_string()) value = text;  // --param name=123 on a string
-    bool ok = (declared.is_number() && value.is_number()) ||
-              (declared.is_boolean() && value.is_boolean()) ||
-              (declared.is_string() && value.is_string()) ||
-              (declared.is_array() && value.is_array()) ||
-              (declared.is_object() && value.is_object()) || declared.is_null();
-    if (declared.is_number_integer() && value.is_number_float()) ok = false;
-    if (!ok) {
-      return Status::InvalidArgument("--param " + name + "=" + text +
-                                     ": expected a value like the default " + declared.dump() +
-                                     " (" + std::string(declared.type_name()) + ")");
-    }
-    params[name] = value;
+    // --param name=123 on a string param means the text "123".
+    if (dag.params.contains(name) && dag.params[name].is_string() && !value.is_string())
+      value = text;
+    Status s = CheckOverride(dag, name, value, text);
+    if (!s.ok()) return Status::InvalidArgument("--" + s.message());
+    overrides[name] = value;
+  }
+  return ResolveRunParamsJson(dag, overrides);
+}
+
+StatusOr<json> ResolveRunParamsJson(const DagSpec& dag, const json& overrides) {
+  if (!overrides.is_object()) return Status::InvalidArgument("params must be a JSON object");
+  json params = dag.params;
+  for (const auto& item : overrides.items()) {
+    SLUICE_RETURN_IF_ERROR(CheckOverride(dag, item.key(), item.value(), item.value().dump()));
+    params[item.key()] = item.value();
   }
   return params;
 }
@@ -183,6 +206,11 @@ size_t Runner::active_runs(const std::string& dag_id) const {
 
 std::string Runner::Now() const { return FormatTimestamp(clock_->Now()); }
 
+Status Runner::Sync() {
+  Flush();
+  return fatal_;
+}
+
 void Runner::MarkDirty() {
   if (flush_posted_) return;
   flush_posted_ = true;
@@ -272,7 +300,7 @@ StatusOr<RunRecord> Runner::Trigger(TriggerRequest request) {
   r.dag_source = request.dag_source;
   r.created_at = Now();
   r.started_at = r.created_at;
-  r.triggered_by = options_.actor;
+  r.triggered_by = request.triggered_by.empty() ? options_.actor : request.triggered_by;
   r.state = RunState::kRunning;
   run->tasks.resize(dag.size());
   for (size_t i = 0; i < dag.size(); ++i) {
@@ -283,7 +311,7 @@ StatusOr<RunRecord> Runner::Trigger(TriggerRequest request) {
     t.record.task_id = dag.tasks()[i].id;
     t.record.try_number = 0;
   }
-  RecordRun(run.get(), RunState::kQueued, "triggered");
+  RecordRun(run.get(), RunState::kQueued, "triggered by " + r.triggered_by);
   RunRecord copy = r;
   StartRun(std::move(run));
   return copy;

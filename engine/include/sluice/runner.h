@@ -42,6 +42,9 @@ namespace sluice {
 // then must have the declared param's type. Errors name the param and what to do.
 StatusOr<nlohmann::json> ResolveRunParams(const DagSpec& dag,
                                           const std::vector<std::string>& assignments);
+// The same for overrides given as a JSON object (the API's trigger body): every key must be
+// a declared param and every value of the declared param's type.
+StatusOr<nlohmann::json> ResolveRunParamsJson(const DagSpec& dag, const nlohmann::json& overrides);
 
 struct RunnerOptions {
   std::string state_dir;  // logs and outputs are kept under it
@@ -66,7 +69,8 @@ struct TriggerRequest {
   std::optional<std::chrono::system_clock::time_point> logical_date;  // default: now
   // The data interval; default: empty, at the logical date (a manual run).
   std::optional<std::chrono::system_clock::time_point> data_interval_end;
-  std::string run_id;  // default: "<run_type>__<logical date>"
+  std::string run_id;        // default: "<run_type>__<logical date>"
+  std::string triggered_by;  // who asked for the run; default: RunnerOptions::actor
 };
 
 class Runner : public ExecutorListener {
@@ -89,6 +93,10 @@ class Runner : public ExecutorListener {
   // were in flight when the previous process stopped count as failed tries and are retried
   // per their policy; the rest continues. Fails for a run that already ended.
   StatusOr<RunRecord> Resume(const std::string& dag_id, const std::string& run_id);
+
+  // Commits what is pending now (and dispatches), instead of at the end of this loop turn;
+  // for callers that must not answer before a change is durable. Returns fatal_error().
+  Status Sync();
 
   // The first state-store failure, which stops the runner (nothing more is dispatched).
   const Status& fatal_error() const { return fatal_; }
