@@ -1,5 +1,6 @@
 #include "sluice/api.h"
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "sluice/suggest.h"
@@ -80,6 +81,14 @@ HttpResponse Api::Handle(const HttpRequest& request) {
   if (p.size() == 2 && p[0] == "runs") {
     if (m != "GET") return only("GET");
     return GetRun(p[1]);
+  }
+  if (p.size() == 3 && p[0] == "runs" && p[2] == "events") {
+    if (m != "GET") return only("GET");
+    return GetEvents(p[1]);
+  }
+  if (p.size() == 5 && p[0] == "runs" && p[2] == "tasks" && p[4] == "log") {
+    if (m != "GET") return only("GET");
+    return GetLog(p[1], p[3], request);
   }
   return Error(404, "not_found", "no such endpoint: " + request.path);
 }
@@ -189,6 +198,63 @@ HttpResponse Api::GetRun(const std::string& run_id) {
   for (const TryRecord& t : store_->ListTries(run->dag_id, run->run_id))
     tasks.push_back(t.ToJson());
   return Json(200, {{"run", RunJson(*run)}, {"tasks", tasks}});
+}
+
+HttpResponse Api::GetEvents(const std::string& run_id) {
+  StatusOr<RunRecord> run = store_->FindRun(run_id);
+  if (!run.ok()) return Error(404, "not_found", run.status().message());
+  json events = json::array();
+  for (const Event& e : store_->ListEvents(run->dag_id, run->run_id)) events.push_back(e.ToJson());
+  return Json(200, {{"events", events}});
+}
+
+HttpResponse Api::GetLog(const std::string& run_id, const std::string& task_id,
+                         const HttpRequest& request) {
+  StatusOr<RunRecord> run = store_->FindRun(run_id);
+  if (!run.ok()) return Error(404, "not_found", run.status().message());
+  int wanted = 0;
+  if (auto it = request.query.find("try"); it != request.query.end()) {
+    try {
+      wanted = std::stoi(it->second);
+    } catch (const std::exception&) {
+      return Error(400, "bad_request", "try must be a number, not \"" + it->second + "\"");
+    }
+  }
+  std::optional<TryRecord> chosen;
+  for (TryRecord& t : store_->ListTries(run->dag_id, run->run_id)) {
+    if (t.task_id != task_id || t.try_number == 0) continue;
+    if (wanted == 0 ? (!chosen || t.try_number > chosen->try_number) : t.try_number == wanted)
+      chosen = std::move(t);
+  }
+  if (!chosen) {
+    return Error(404, "not_found",
+                 "run " + run_id + " has no try" + (wanted ? " " + std::to_string(wanted) : "") +
+                     " of task \"" + task_id + "\"");
+  }
+  // A range of the file: ?offset=N (bytes) lets a client follow a log by polling.
+  size_t offset = 0;
+  if (auto it = request.query.find("offset"); it != request.query.end()) {
+    try {
+      offset = std::stoul(it->second);
+    } catch (const std::exception&) {
+      return Error(400, "bad_request", "offset must be a number, not \"" + it->second + "\"");
+    }
+  }
+  std::string text;
+  if (std::FILE* f = std::fopen(chosen->log_path.c_str(), "rb")) {
+    if (std::fseek(f, static_cast<long>(offset), SEEK_SET) == 0) {
+      char buf[65536];
+      for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() < (8u << 20);)
+        text.append(buf, n);
+    }
+    std::fclose(f);
+  }
+  return Json(200, {{"task_id", task_id},
+                    {"try_number", chosen->try_number},
+                    {"state", TaskStateName(chosen->state)},
+                    {"offset", offset},
+                    {"next_offset", offset + text.size()},
+                    {"text", text}});
 }
 
 }  // namespace sluice

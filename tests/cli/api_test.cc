@@ -109,6 +109,18 @@ params = { command = "echo hello {{ params.name }}" }
             .get<std::string>()
             .find("[params]") != std::string::npos);
 
+  Reply log = Call(port, http::verb::get, "/api/v1/runs/" + run_id + "/tasks/say/log");
+  CHECK(log.status == 200);
+  CHECK(log.body["text"].get<std::string>().find("INFO  hello api") != std::string::npos);
+  const size_t end = log.body["next_offset"];
+  Reply tail = Call(port, http::verb::get,
+                    "/api/v1/runs/" + run_id + "/tasks/say/log?offset=" + std::to_string(end));
+  CHECK(tail.body["text"] == "");  // nothing new since
+  CHECK(Call(port, http::verb::get, "/api/v1/runs/" + run_id + "/tasks/nope/log").status == 404);
+  Reply run_events = Call(port, http::verb::get, "/api/v1/runs/" + run_id + "/events");
+  CHECK(run_events.status == 200);
+  CHECK(run_events.body["events"].back()["to"] == "success");
+
   // Bad requests get a status, a stable code and a message that says what is wrong.
   Reply bad_param =
       Call(port, http::verb::post, "/api/v1/dags/greet/runs", R"({"params": {"count": "two"}})");

@@ -26,6 +26,9 @@ class Api {
   HttpResponse ListRuns(const std::string& dag_id, const HttpRequest& request);
   HttpResponse Trigger(const std::string& dag_id, const HttpRequest& request);
   HttpResponse GetRun(const std::string& run_id);
+  HttpResponse GetEvents(const std::string& run_id);
+  HttpResponse GetLog(const std::string& run_id, const std::string& task_id,
+                      const HttpRequest& request);
   const Scheduler::DagEntry* FindDag(const std::string& dag_id) const;
 
   Scheduler* scheduler_;
