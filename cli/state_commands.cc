@@ -100,25 +100,10 @@ int Logs(const StateOptions& o) {
   if (!store.ok()) return Fail("logs", store.status());
   auto run = FindRun(**store, o);
   if (!run.ok()) return Fail("logs", run.status());
-  const TryRecord* chosen = nullptr;
-  std::vector<TryRecord> tries = (*store)->ListTries(run->dag_id, run->run_id);
-  for (const TryRecord& t : tries) {
-    if (t.task_id != o.task_id || t.try_number == 0) continue;
-    if (o.try_number == 0 ? (chosen == nullptr || t.try_number > chosen->try_number)
-                          : t.try_number == o.try_number) {
-      chosen = &t;
-    }
-  }
-  if (chosen == nullptr) {
-    bool known = false;
-    for (const TryRecord& t : tries) known |= t.task_id == o.task_id;
-    return Fail(
-        "logs",
-        Status::NotFound(
-            known ? "task \"" + o.task_id + "\" has no try" +
-                        (o.try_number ? " " + std::to_string(o.try_number) : std::string()) +
-                        " in run " + run->run_id + " (`sluice tasks list " + run->run_id + "`)"
-                  : "run " + run->run_id + " has no task \"" + o.task_id + "\""));
+  StatusOr<TryRecord> chosen = (*store)->FindTry(run->dag_id, run->run_id, o.task_id, o.try_number);
+  if (!chosen.ok()) {
+    return Fail("logs", Status::NotFound(chosen.status().message() + " (`sluice tasks list " +
+                                         run->run_id + "` lists the tries)"));
   }
   std::ifstream in(chosen->log_path, std::ios::binary);
   if (!in) {

@@ -586,6 +586,26 @@ std::vector<TryRecord> StateStore::ListTries(const std::string& dag_id,
   return ScanRecords<TryRecord>(*impl_, impl_->tries, RunKey(dag_id, run_id) + "/");
 }
 
+StatusOr<TryRecord> StateStore::FindTry(const std::string& dag_id, const std::string& run_id,
+                                        const std::string& task_id, int try_number) const {
+  std::optional<TryRecord> chosen;
+  bool known = false;
+  for (TryRecord& t : ListTries(dag_id, run_id)) {
+    if (t.task_id != task_id) continue;
+    known = true;
+    if (t.try_number == 0) continue;  // ended without running
+    if (try_number == 0 ? (!chosen || t.try_number > chosen->try_number)
+                        : t.try_number == try_number) {
+      chosen = std::move(t);
+    }
+  }
+  if (chosen) return *std::move(chosen);
+  if (!known) return Status::NotFound("run " + run_id + " has no task \"" + task_id + "\"");
+  return Status::NotFound("task \"" + task_id + "\" has no try" +
+                          (try_number ? " " + std::to_string(try_number) : std::string()) +
+                          " in run " + run_id);
+}
+
 std::vector<Event> StateStore::ListEvents(const std::string& dag_id,
                                           const std::string& run_id) const {
   return ScanRecords<Event>(*impl_, impl_->events, RunKey(dag_id, run_id) + "/");

@@ -220,17 +220,8 @@ HttpResponse Api::GetLog(const std::string& run_id, const std::string& task_id,
       return Error(400, "bad_request", "try must be a number, not \"" + it->second + "\"");
     }
   }
-  std::optional<TryRecord> chosen;
-  for (TryRecord& t : store_->ListTries(run->dag_id, run->run_id)) {
-    if (t.task_id != task_id || t.try_number == 0) continue;
-    if (wanted == 0 ? (!chosen || t.try_number > chosen->try_number) : t.try_number == wanted)
-      chosen = std::move(t);
-  }
-  if (!chosen) {
-    return Error(404, "not_found",
-                 "run " + run_id + " has no try" + (wanted ? " " + std::to_string(wanted) : "") +
-                     " of task \"" + task_id + "\"");
-  }
+  StatusOr<TryRecord> chosen = store_->FindTry(run->dag_id, run->run_id, task_id, wanted);
+  if (!chosen.ok()) return Error(404, "not_found", chosen.status().message());
   // A range of the file: ?offset=N (bytes) lets a client follow a log by polling.
   size_t offset = 0;
   if (auto it = request.query.find("offset"); it != request.query.end()) {

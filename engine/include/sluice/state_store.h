@@ -161,6 +161,10 @@ class StateStore {
   std::vector<RunRecord> ListRuns(const std::string& dag_id, size_t limit) const;
   // Every try of every task of a run, ordered by task id then try number.
   std::vector<TryRecord> ListTries(const std::string& dag_id, const std::string& run_id) const;
+  // One try of a task: `try_number`, or the latest that ran when it is 0. NotFound says
+  // whether the task or only that try is missing.
+  StatusOr<TryRecord> FindTry(const std::string& dag_id, const std::string& run_id,
+                              const std::string& task_id, int try_number) const;
   std::vector<Event> ListEvents(const std::string& dag_id, const std::string& run_id) const;
 
  private:
