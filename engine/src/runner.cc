@@ -94,7 +94,9 @@ struct Runner::TaskRt {
   uint32_t n_failed = 0;  // failed or upstream_failed
   uint32_t n_skipped = 0;
   bool decided = false;  // the trigger rule has fired (queued, running or ended)
-  TryRecord record;      // the latest try, or try 0 for a task that ended without one
+  // record.try_number is the next try already (a cleared task), not the last one made.
+  bool try_reserved = false;
+  TryRecord record;  // the latest try, or try 0 for a task that ended without one
   FILE* log = nullptr;
   std::chrono::steady_clock::time_point started;
 };
@@ -107,6 +109,7 @@ struct Runner::RunRt {
   std::vector<uint32_t> position;  // task -> index in topological order
   size_t ended = 0;
   bool finished = false;
+  std::string cancelled_by;  // set by CancelRun: nothing more starts
   std::string key() const { return record.dag_id + "/" + record.run_id; }
 };
 
@@ -233,7 +236,7 @@ void Runner::RecordTask(RunRt* run, size_t task, TaskState from, const std::stri
   e.from = TaskStateName(from);
   e.to = TaskStateName(t.state);
   e.reason = reason;
-  e.actor = options_.actor;
+  e.actor = Actor();
   batch_.AddEvent(std::move(e));
   changed_tasks_.emplace_back(run, task);
 }
@@ -248,7 +251,7 @@ void Runner::RecordRun(RunRt* run, RunState from, const std::string& reason) {
   e.from = RunStateName(from);
   e.to = RunStateName(run->record.state);
   e.reason = reason;
-  e.actor = options_.actor;
+  e.actor = Actor();
   batch_.AddEvent(std::move(e));
   changed_runs_.push_back(run);
 }
@@ -317,20 +320,14 @@ StatusOr<RunRecord> Runner::Trigger(TriggerRequest request) {
   return copy;
 }
 
-StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string& run_id) {
-  if (!fatal_.ok()) return fatal_;
-  StatusOr<RunRecord> stored = store_->GetRun(dag_id, run_id);
-  if (!stored.ok()) return stored.status();
-  if (stored->state == RunState::kSuccess || stored->state == RunState::kFailed) {
-    return Status::FailedPrecondition("run \"" + run_id + "\" already ended (" +
-                                      std::string(RunStateName(stored->state)) +
-                                      "); nothing to resume");
-  }
+StatusOr<Runner::RunRt*> Runner::LoadRun(const RunRecord& stored) {
+  const std::string& dag_id = stored.dag_id;
+  const std::string& run_id = stored.run_id;
   if (runs_.count(dag_id + "/" + run_id)) {
     return Status::FailedPrecondition("run \"" + run_id + "\" is already running here");
   }
   // The run goes on with the DAG as it was when the run started, not as the file is now.
-  DagLoadResult loaded = LoadDagText(stored->dag_source, stored->dag_path);
+  DagLoadResult loaded = LoadDagText(stored.dag_source, stored.dag_path);
   if (!loaded.ok()) {
     return Status::Corruption("the DAG stored with run \"" + run_id + "\" no longer validates");
   }
@@ -343,7 +340,7 @@ StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string&
   }
   auto run = std::make_unique<RunRt>();
   run->dag = dag;
-  run->record = *stored;
+  run->record = stored;
   run->tasks.resize(dag->size());
   for (size_t i = 0; i < dag->size(); ++i) {
     TaskRt& t = run->tasks[i];
@@ -363,8 +360,7 @@ StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string&
     }
   }
   RunRt* r = run.get();
-  const std::string key = r->key();
-  runs_[key] = std::move(run);
+  runs_[r->key()] = std::move(run);
   r->seq = next_run_seq_++;
   r->position.resize(dag->size());
   for (size_t k = 0; k < dag->topological_order().size(); ++k)
@@ -390,7 +386,25 @@ StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string&
       t.decided = true;
       ++r->ended;
     }
+    // A cleared task's record is its next try, recorded as pending.
+    if (t.state == TaskState::kPending && t.record.try_number > 0) t.try_reserved = true;
   }
+  return r;
+}
+
+StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string& run_id) {
+  if (!fatal_.ok()) return fatal_;
+  StatusOr<RunRecord> stored = store_->GetRun(dag_id, run_id);
+  if (!stored.ok()) return stored.status();
+  if (stored->state == RunState::kSuccess || stored->state == RunState::kFailed) {
+    return Status::FailedPrecondition("run \"" + run_id + "\" already ended (" +
+                                      std::string(RunStateName(stored->state)) +
+                                      "); nothing to resume");
+  }
+  StatusOr<RunRt*> loaded = LoadRun(*stored);
+  if (!loaded.ok()) return loaded.status();
+  RunRt* r = *loaded;
+  const Dag* dag = r->dag.get();
   // Tries that were in flight died with the previous process: each is a failed try.
   for (size_t i = 0; i < dag->size(); ++i) {
     TaskRt& t = r->tasks[i];
@@ -402,11 +416,12 @@ StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string&
       const std::string reason =
           "interrupted: the process running this try stopped (crash, kill or reboot) before it "
           "finished";
-      if (t.record.try_number <= spec.retries) {
+      const int tries = t.record.try_number - t.record.retry_base;
+      if (tries <= spec.retries) {
         t.state = TaskState::kUpForRetry;
         t.record.state = t.state;
         t.record.reason = reason;
-        const Duration delay = RetryDelay(spec.retry_delay, spec.retry_backoff, t.record.try_number,
+        const Duration delay = RetryDelay(spec.retry_delay, spec.retry_backoff, tries,
                                           std::uniform_real_distribution<double>(0, 1)(rng_));
         ScheduleRetry(r, i, delay);
         RecordTask(r, i, from, reason + "; retry in " + FormatDuration(delay));
@@ -431,6 +446,176 @@ StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string&
   return r->record;
 }
 
+Status Runner::CancelRun(const std::string& dag_id, const std::string& run_id,
+                         const std::string& actor) {
+  if (!fatal_.ok()) return fatal_;
+  auto found = runs_.find(dag_id + "/" + run_id);
+  if (found == runs_.end() || found->second->finished) {
+    StatusOr<RunRecord> stored = store_->GetRun(dag_id, run_id);
+    if (!stored.ok()) return stored.status();
+    if (stored->state == RunState::kSuccess || stored->state == RunState::kFailed) {
+      return Status::FailedPrecondition("run \"" + run_id + "\" already ended (" +
+                                        std::string(RunStateName(stored->state)) +
+                                        "); there is nothing to cancel");
+    }
+    return Status::FailedPrecondition("run \"" + run_id +
+                                      "\" is not in progress in this process (is another "
+                                      "process running it?)");
+  }
+  RunRt* run = found->second.get();
+  if (!run->cancelled_by.empty()) {
+    return Status::FailedPrecondition("run \"" + run_id + "\" is already being cancelled (by " +
+                                      run->cancelled_by + ")");
+  }
+  acting_ = actor;
+  run->cancelled_by = actor;
+  const std::string reason = "run cancelled by " + actor;
+  // Queued tasks leave the ready queue and end; so do tasks waiting for upstream tasks or a
+  // retry. Running tries are asked to stop and end when the executor says so.
+  for (auto it = ready_.begin(); it != ready_.end();) {
+    it = it->second.run == run ? ready_.erase(it) : std::next(it);
+  }
+  std::vector<std::string> in_flight;
+  for (const auto& [key, where] : running_) {
+    if (where.run == run) in_flight.push_back(key);
+  }
+  for (uint32_t i : run->dag->topological_order()) {
+    TaskRt& t = run->tasks[i];
+    if (IsTerminal(t.state)) continue;
+    if (t.state == TaskState::kUpForRetry) {
+      EndTask(run, i, TaskState::kFailed, t.record.reason + "; no retry: " + reason);
+    } else if (t.state == TaskState::kPending || !running_.count(t.record.idempotency_key())) {
+      EndTask(run, i, TaskState::kSkipped, reason);
+    }
+  }
+  for (const std::string& key : in_flight) executor_->Cancel(key);
+  MarkDirty();
+  acting_.clear();
+  return Status::Ok();
+}
+
+StatusOr<std::vector<std::string>> Runner::ClearTasks(const ClearRequest& request) {
+  Flush();  // a run that ended this turn is then in the store, and out of runs_
+  if (!fatal_.ok()) return fatal_;
+  RunRt* run = nullptr;
+  bool reopened = false;
+  if (auto found = runs_.find(request.dag_id + "/" + request.run_id);
+      found != runs_.end() && !found->second->finished) {
+    run = found->second.get();
+    if (!run->cancelled_by.empty()) {
+      return Status::FailedPrecondition("run \"" + request.run_id +
+                                        "\" is being cancelled; clear it once it has ended");
+    }
+  } else {
+    StatusOr<RunRecord> stored = store_->GetRun(request.dag_id, request.run_id);
+    if (!stored.ok()) return stored.status();
+    if (stored->state != RunState::kSuccess && stored->state != RunState::kFailed) {
+      return Status::FailedPrecondition("run \"" + request.run_id +
+                                        "\" is in progress in another process");
+    }
+    StatusOr<RunRt*> loaded = LoadRun(*stored);
+    if (!loaded.ok()) return loaded.status();
+    run = *loaded;
+    reopened = true;
+  }
+  const Dag& dag = *run->dag;
+  auto give_up = [&](Status status) -> Status {
+    if (reopened) runs_.erase(run->key());
+    return status;
+  };
+  std::vector<char> chosen(dag.size(), request.task_ids.empty() ? 1 : 0);
+  for (const std::string& id : request.task_ids) {
+    const int64_t i = dag.IndexOf(id);
+    if (i < 0) {
+      return give_up(Status::NotFound("DAG \"" + dag.id() + "\" has no task \"" + id + "\"" +
+                                      " (run " + request.run_id + ")"));
+    }
+    const TaskState state = run->tasks[static_cast<size_t>(i)].state;
+    if (state == TaskState::kQueued || state == TaskState::kRunning ||
+        state == TaskState::kUpForRetry) {
+      return give_up(Status::FailedPrecondition(
+          "task \"" + id + "\" is " + std::string(TaskStateName(state)) +
+          "; only ended tasks can be cleared (wait for it, or cancel the run)"));
+    }
+    chosen[static_cast<size_t>(i)] = 1;
+  }
+  if (request.downstream) {
+    for (uint32_t i : dag.topological_order()) {
+      if (!chosen[i]) continue;
+      for (uint32_t d : dag.downstream(i)) chosen[d] = 1;
+    }
+  }
+  std::vector<std::string> cleared;
+  for (uint32_t i : dag.topological_order()) {
+    const TaskState state = run->tasks[i].state;
+    if (!chosen[i] || !IsTerminal(state)) {
+      chosen[i] = 0;
+      continue;
+    }
+    if (request.only_failed && state != TaskState::kFailed && state != TaskState::kUpstreamFailed) {
+      chosen[i] = 0;
+      continue;
+    }
+    cleared.push_back(dag.tasks()[i].id);
+  }
+  if (cleared.empty()) {
+    return give_up(Status::FailedPrecondition(
+        "nothing to clear in run " + request.run_id +
+        (request.only_failed ? ": no chosen task ended failed" : ": no chosen task has ended")));
+  }
+  acting_ = request.actor;
+  const std::string reason = "cleared by " + request.actor;
+  for (uint32_t i : dag.topological_order()) {
+    if (!chosen[i]) continue;
+    TaskRt& t = run->tasks[i];
+    const TaskState from = t.state;
+    // Its downstream tasks wait for it again.
+    for (uint32_t d : dag.downstream(i)) {
+      TaskRt& dt = run->tasks[d];
+      ++dt.waiting;
+      if (from == TaskState::kSuccess) {
+        --dt.n_success;
+      } else if (from == TaskState::kSkipped) {
+        --dt.n_skipped;
+      } else {
+        --dt.n_failed;
+      }
+    }
+    --run->ended;
+    t.state = TaskState::kPending;
+    t.decided = false;
+    TryRecord& rec = t.record;
+    rec.retry_base = rec.try_number;
+    rec.try_number += 1;
+    t.try_reserved = true;
+    rec.state = TaskState::kPending;
+    rec.reason = reason;
+    rec.queued_at.clear();
+    rec.started_at.clear();
+    rec.ended_at.clear();
+    rec.retry_at.clear();
+    rec.duration_seconds = 0;
+    rec.worker_pid = 0;
+    rec.log_path.clear();
+    rec.outputs = json::object();
+    rec.metrics = json::array();
+    RecordTask(run, i, from, reason);
+  }
+  if (run->finished || reopened) {
+    run->finished = false;
+    const RunState from = run->record.state;
+    run->record.state = RunState::kRunning;
+    run->record.ended_at.clear();
+    RecordRun(run, from, std::to_string(cleared.size()) + " task(s) " + reason);
+  }
+  for (uint32_t i : dag.topological_order()) {
+    if (chosen[i] && run->tasks[i].waiting == 0) Decide(run, i);
+  }
+  MarkDirty();
+  acting_.clear();
+  return cleared;
+}
+
 void Runner::StartRun(std::unique_ptr<RunRt> run) {
   RunRt* r = run.get();
   r->seq = next_run_seq_++;
@@ -452,6 +637,10 @@ void Runner::StartRun(std::unique_ptr<RunRt> run) {
 void Runner::Decide(RunRt* run, size_t task) {
   TaskRt& t = run->tasks[task];
   if (t.decided) return;
+  if (!run->cancelled_by.empty()) {
+    EndTask(run, task, TaskState::kSkipped, "run cancelled by " + run->cancelled_by);
+    return;
+  }
   const TaskSpec& spec = run->dag->tasks()[task];
   const uint32_t total = static_cast<uint32_t>(run->dag->upstream(task).size());
   switch (Evaluate(spec.trigger_rule, total, t)) {
@@ -599,7 +788,12 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
   const TaskState from = t.state;
 
   TryRecord& rec = t.record;
-  rec.try_number += 1;
+  const bool was_reserved = t.try_reserved;
+  if (t.try_reserved) {
+    t.try_reserved = false;  // a cleared task: its next try number is recorded already
+  } else {
+    rec.try_number += 1;
+  }
   rec.reason.clear();
   rec.outputs = json::object();
   rec.metrics = json::array();
@@ -652,7 +846,11 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
   if (!problem.empty()) {
     // Not a try the step could have made better by retrying: the task fails here.
     t.state = from;
-    rec.try_number -= 1;
+    if (was_reserved) {
+      t.try_reserved = true;
+    } else {
+      rec.try_number -= 1;
+    }
     EndTask(run, task, TaskState::kFailed, problem);
     return;
   }
@@ -733,11 +931,13 @@ void Runner::FinishRunIfDone(RunRt* run) {
     }
   }
   const RunState from = run->record.state;
-  run->record.state = failed_leaf.empty() ? RunState::kSuccess : RunState::kFailed;
+  run->record.state =
+      failed_leaf.empty() && run->cancelled_by.empty() ? RunState::kSuccess : RunState::kFailed;
   run->record.ended_at = Now();
   RecordRun(run, from,
-            failed_leaf.empty() ? "every task ended without a failed leaf"
-                                : "leaf task \"" + failed_leaf + "\" did not succeed");
+            !run->cancelled_by.empty() ? "cancelled by " + run->cancelled_by
+            : failed_leaf.empty()      ? "every task ended without a failed leaf"
+                                       : "leaf task \"" + failed_leaf + "\" did not succeed");
 }
 
 void Runner::ScheduleRetry(RunRt* run, size_t task, Duration delay) {
@@ -748,7 +948,7 @@ void Runner::ScheduleRetry(RunRt* run, size_t task, Duration delay) {
     auto it = runs_.find(run_key);
     if (it == runs_.end()) return;
     RunRt* r = it->second.get();
-    if (r->tasks[task].state != TaskState::kUpForRetry) return;
+    if (r->tasks[task].state != TaskState::kUpForRetry || !r->cancelled_by.empty()) return;
     Enqueue(r, task);
   });
 }
@@ -868,7 +1068,12 @@ void Runner::OnFinished(const std::string& key, TaskOutcome outcome) {
   }
   std::string reason = outcome.message;
   if (outcome.kind == TaskOutcome::Kind::kFailed) reason = "the step failed: " + reason;
-  if (t.record.try_number <= spec.retries && outcome.kind != TaskOutcome::Kind::kCancelled) {
+  if (!run->cancelled_by.empty()) {
+    EndTask(run, task, TaskState::kFailed, "run cancelled by " + run->cancelled_by + ": " + reason);
+    return;
+  }
+  const int tries = t.record.try_number - t.record.retry_base;
+  if (tries <= spec.retries && outcome.kind != TaskOutcome::Kind::kCancelled) {
     const TaskState from = t.state;
     t.state = TaskState::kUpForRetry;
     t.record.state = t.state;
@@ -877,11 +1082,11 @@ void Runner::OnFinished(const std::string& key, TaskOutcome outcome) {
       std::fclose(t.log);
       t.log = nullptr;
     }
-    const Duration delay = RetryDelay(spec.retry_delay, spec.retry_backoff, t.record.try_number,
+    const Duration delay = RetryDelay(spec.retry_delay, spec.retry_backoff, tries,
                                       std::uniform_real_distribution<double>(0, 1)(rng_));
     ScheduleRetry(run, task, delay);
     RecordTask(run, task, from,
-               reason + "; try " + std::to_string(t.record.try_number + 1) + " of " +
+               reason + "; try " + std::to_string(tries + 1) + " of " +
                    std::to_string(spec.retries + 1) + " in " + FormatDuration(delay));
     MarkDirty();
     return;

@@ -44,8 +44,14 @@ std::string Pad(int64_t n, int width) {
 
 // Column families, in the order their handles are kept.
 const std::vector<std::string>& ColumnFamilyNames() {
-  static const std::vector<std::string> kNames = {
-      rocksdb::kDefaultColumnFamilyName, "meta", "runs", "run_index", "task_instances", "events"};
+  static const std::vector<std::string> kNames = {rocksdb::kDefaultColumnFamilyName,
+                                                  "meta",
+                                                  "runs",
+                                                  "run_index",
+                                                  "task_instances",
+                                                  "events",
+                                                  "run_order",
+                                                  "control"};
   return kNames;
 }
 
@@ -58,6 +64,14 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(
 
 std::string RunKey(const std::string& dag_id, const std::string& run_id) {
   return dag_id + "/" + run_id;
+}
+
+// Creation-time index keys; created_at is fixed-width ISO 8601, so keys sort by time.
+std::string OrderKeyAll(const RunRecord& r) {
+  return "a/" + r.created_at + "/" + r.dag_id + "/" + r.run_id;
+}
+std::string OrderKeyDag(const RunRecord& r) {
+  return "d/" + r.dag_id + "/" + r.created_at + "/" + r.run_id;
 }
 
 std::string TryKey(const TryRecord& r) {
@@ -225,6 +239,7 @@ json TryRecord::ToJson() const {
           {"run_id", run_id},
           {"task_id", task_id},
           {"try_number", try_number},
+          {"retry_base", retry_base},
           {"state", TaskStateName(state)},
           {"reason", reason},
           {"queued_at", queued_at},
@@ -247,6 +262,7 @@ StatusOr<TryRecord> TryRecord::FromJson(const json& j) {
     r.run_id = j.at("run_id").get<std::string>();
     r.task_id = j.at("task_id").get<std::string>();
     r.try_number = j.at("try_number").get<int>();
+    r.retry_base = j.value("retry_base", 0);
     auto state = ParseTaskState(j.at("state").get<std::string>());
     if (!state) return Status::Corruption("task record has unknown state " + j.at("state").dump());
     r.state = *state;
@@ -302,6 +318,7 @@ std::string Serialize(const TryRecord& t) {
       .Str("run_id", t.run_id)
       .Str("task_id", t.task_id)
       .Int("try_number", t.try_number)
+      .Int("retry_base", t.retry_base)
       .Str("state", TaskStateName(t.state))
       .Str("reason", t.reason)
       .Str("queued_at", t.queued_at)
@@ -338,6 +355,9 @@ std::string Serialize(const Event& e) {
 
 void StateStore::Batch::PutRun(const RunRecord& run) { runs_.push_back(run); }
 void StateStore::Batch::PutTry(const TryRecord& record) { tries_.push_back(record); }
+void StateStore::Batch::PutControl(const std::string& key, json value) {
+  control_.emplace_back(key, std::move(value));
+}
 void StateStore::Batch::AddEvent(Event event) { events_.push_back(std::move(event)); }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,6 +370,8 @@ struct StateStore::Impl {
   rocksdb::ColumnFamilyHandle* run_index = nullptr;
   rocksdb::ColumnFamilyHandle* tries = nullptr;
   rocksdb::ColumnFamilyHandle* events = nullptr;
+  rocksdb::ColumnFamilyHandle* run_order = nullptr;
+  rocksdb::ColumnFamilyHandle* control = nullptr;
   bool sync = true;
 
   // Next event sequence number per run ("dag/run"), loaded lazily from the last key.
@@ -362,6 +384,8 @@ struct StateStore::Impl {
     run_index = handles[3];
     tries = handles[4];
     events = handles[5];
+    run_order = handles[6];
+    control = handles[7];
   }
 
   ~Impl() {
@@ -501,6 +525,15 @@ Status StateStore::Commit(Batch* batch) {
     wb.Put(impl_->runs, RunKey(run.dag_id, run.run_id),
            run.ToJson().dump(-1, ' ', false, json::error_handler_t::replace));
     wb.Put(impl_->run_index, run.run_id + "/" + run.dag_id, "");
+    wb.Put(impl_->run_order, OrderKeyAll(run), "");
+    wb.Put(impl_->run_order, OrderKeyDag(run), "");
+  }
+  for (const auto& [key, value] : batch->control_) {
+    if (value.is_null()) {
+      wb.Delete(impl_->control, key);
+    } else {
+      wb.Put(impl_->control, key, value.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
   }
   for (const TryRecord& t : batch->tries_) wb.Put(impl_->tries, TryKey(t), Serialize(t));
   for (Event& e : batch->events_) {
@@ -514,6 +547,7 @@ Status StateStore::Commit(Batch* batch) {
   batch->runs_.clear();
   batch->tries_.clear();
   batch->events_.clear();
+  batch->control_.clear();
   if (!s.ok()) return Status::IoError("cannot write to the state store: " + s.ToString());
   return Status::Ok();
 }
@@ -594,6 +628,8 @@ StatusOr<TryRecord> StateStore::FindTry(const std::string& dag_id, const std::st
     if (t.task_id != task_id) continue;
     known = true;
     if (t.try_number == 0) continue;  // ended without running
+    // The latest is the latest that was dispatched: not a cleared task's next try.
+    if (try_number == 0 && t.queued_at.empty()) continue;
     if (try_number == 0 ? (!chosen || t.try_number > chosen->try_number)
                         : t.try_number == try_number) {
       chosen = std::move(t);
@@ -609,6 +645,78 @@ StatusOr<TryRecord> StateStore::FindTry(const std::string& dag_id, const std::st
 std::vector<Event> StateStore::ListEvents(const std::string& dag_id,
                                           const std::string& run_id) const {
   return ScanRecords<Event>(*impl_, impl_->events, RunKey(dag_id, run_id) + "/");
+}
+
+StatusOr<StateStore::RunPage> StateStore::QueryRuns(const RunQuery& query) const {
+  const std::string prefix = query.dag_id.empty() ? "a/" : "d/" + query.dag_id + "/";
+  RunPage page;
+  if (query.limit == 0) return page;
+  std::unique_ptr<rocksdb::Iterator> iter(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->run_order));
+  if (query.page_token.empty()) {
+    iter->SeekForPrev(prefix + "\xff");
+  } else {
+    const std::string from = prefix + query.page_token;
+    iter->SeekForPrev(from);
+    if (iter->Valid() && iter->key() == from) iter->Prev();
+  }
+  for (; iter->Valid() && iter->key().starts_with(prefix); iter->Prev()) {
+    if (page.runs.size() == query.limit) {
+      // The token names the last run returned: the next page starts after it.
+      const RunRecord& last = page.runs.back();
+      page.next_page_token = query.dag_id.empty()
+                                 ? last.created_at + "/" + last.dag_id + "/" + last.run_id
+                                 : last.created_at + "/" + last.run_id;
+      break;
+    }
+    // The key's tail names the run: a/<created>/<dag>/<run> or d/<dag>/<created>/<run>.
+    const std::string rest = iter->key().ToString().substr(prefix.size());
+    const size_t slash = rest.find('/');
+    if (slash == std::string::npos) continue;
+    std::string dag_id = query.dag_id;
+    std::string run_id = rest.substr(slash + 1);
+    if (query.dag_id.empty()) {
+      const size_t second = run_id.find('/');
+      if (second == std::string::npos) continue;
+      dag_id = run_id.substr(0, second);
+      run_id = run_id.substr(second + 1);
+    }
+    StatusOr<RunRecord> run = GetRun(dag_id, run_id);
+    if (!run.ok()) continue;
+    if (!query.run_type.empty() && run->run_type != query.run_type) continue;
+    if (!query.states.empty() &&
+        std::find(query.states.begin(), query.states.end(), run->state) == query.states.end()) {
+      continue;
+    }
+    page.runs.push_back(*std::move(run));
+  }
+  if (!iter->status().ok())
+    return Status::IoError("cannot list runs: " + iter->status().ToString());
+  return page;
+}
+
+StatusOr<json> StateStore::GetControl(const std::string& key) const {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->control, key, &value);
+  if (s.IsNotFound()) return Status::NotFound("no value for \"" + key + "\"");
+  if (!s.ok()) return Status::IoError(s.ToString());
+  try {
+    return json::parse(value);
+  } catch (const json::exception& e) {
+    return Status::Corruption("the value of \"" + key + "\" is not JSON: " + e.what());
+  }
+}
+
+std::vector<std::pair<std::string, json>> StateStore::ListControl(const std::string& prefix) const {
+  std::vector<std::pair<std::string, json>> out;
+  impl_->ScanPrefix(impl_->control, prefix,
+                    [&](const rocksdb::Slice& key, const rocksdb::Slice& value) {
+                      try {
+                        out.emplace_back(key.ToString(), json::parse(value.ToStringView()));
+                      } catch (const json::exception&) {
+                      }
+                    });
+  return out;
 }
 
 }  // namespace sluice

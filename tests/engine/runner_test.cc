@@ -49,10 +49,11 @@ class FakeExecutor : public Executor {
     order.push_back(launch.request["run"]["task_id"].get<std::string>());
     running[launch.request["run"]["task_id"].get<std::string>()] = std::move(launch);
   }
-  void Cancel(const std::string&) override {}
+  void Cancel(const std::string& key) override { cancelled.push_back(key); }
 
   std::map<std::string, TaskLaunch> running;  // task id -> launch
   std::vector<std::string> order;             // task ids in launch order
+  std::vector<std::string> cancelled;         // keys Cancel was called with
 
  private:
   size_t capacity_;
@@ -419,6 +420,113 @@ TEST_CASE("Runner.Params.OverridesAreCheckedAgainstTheDeclaredOnes") {
   CHECK(wrong.status().message().find("expected a value like the default 3") != std::string::npos);
   CHECK_FALSE(ResolveRunParams(spec, {"n=1.5"}).ok());
   CHECK_FALSE(ResolveRunParams(spec, {"novalue"}).ok());
+}
+
+TEST_CASE("Runner.Cancel.SkipsWhatHasNotStartedAndStopsWhatRuns" * doctest::timeout(30)) {
+  Harness h;
+  h.Trigger("[dag]\nid = \"c\"\n" + Task("a") + Task("slow") + Task("b", "depends_on = [\"a\"]\n") +
+            Task("cleanup", "depends_on = [\"a\"]\ntrigger_rule = \"all_done\"\n"));
+  REQUIRE(h.IsRunning("a"));
+  REQUIRE(h.IsRunning("slow"));
+  REQUIRE(h.runner_->CancelRun("c", h.run_.run_id, "api:alice").ok());
+  h.Settle();
+  CHECK(h.executor_.cancelled.size() == 2);
+  // Not started: skipped at once, even a task whose trigger rule would run it.
+  CHECK(h.State("b") == TaskState::kSkipped);
+  CHECK(h.State("cleanup") == TaskState::kSkipped);
+  CHECK(h.Latest("cleanup").reason == "run cancelled by api:alice");
+  CHECK_FALSE(h.finished_.has_value());  // two tries are still stopping
+  h.Finish("a", Kind::kCancelled, json::object(), "cancelled");
+  CHECK(h.State("a") == TaskState::kFailed);
+  CHECK(h.Latest("a").reason.find("run cancelled by api:alice") == 0);
+  h.Finish("slow", Kind::kSuccess);  // it ended before it saw the request
+  REQUIRE(h.finished_.has_value());
+  CHECK(h.finished_->state == RunState::kFailed);
+  std::vector<Event> events = h.store_->ListEvents("c", h.run_.run_id);
+  bool by_alice = false;
+  for (const Event& e : events) by_alice |= e.task_id == "b" && e.actor == "api:alice";
+  CHECK(by_alice);
+  CHECK(events.back().reason == "cancelled by api:alice");
+  // An ended run cannot be cancelled again.
+  Status again = h.runner_->CancelRun("c", h.run_.run_id, "api:alice");
+  CHECK(again.code() == Status::Code::kFailedPrecondition);
+  CHECK(again.message().find("already ended") != std::string::npos);
+}
+
+TEST_CASE("Runner.Clear.RerunsATaskAndItsDownstreamWithNewTries" * doctest::timeout(30)) {
+  Harness h;
+  const std::string dag = "[dag]\nid = \"cl\"\n" + Task("a") +
+                          Task("b", "depends_on = [\"a\"]\nretries = 1\nretry_delay = \"1s\"\n") +
+                          Task("c", "depends_on = [\"b\"]\n");
+  h.Trigger(dag);
+  h.Finish("a", Kind::kSuccess);
+  h.Finish("b", Kind::kFailed);
+  h.clock_.Advance(std::chrono::seconds(2));
+  h.Settle();
+  h.Finish("b", Kind::kFailed);
+  REQUIRE(h.finished_.has_value());
+  REQUIRE(h.finished_->state == RunState::kFailed);
+  CHECK(h.State("c") == TaskState::kUpstreamFailed);
+
+  // Naming an unknown task is an error that changes nothing.
+  ClearRequest bad{"cl", h.run_.run_id, {"nope"}, true, false, "api:bob"};
+  CHECK(h.runner_->ClearTasks(bad).status().code() == Status::Code::kNotFound);
+  CHECK(h.store_->GetRun("cl", h.run_.run_id)->state == RunState::kFailed);
+
+  h.finished_.reset();
+  ClearRequest clear{"cl", h.run_.run_id, {"b"}, true, false, "api:bob"};
+  StatusOr<std::vector<std::string>> cleared = h.runner_->ClearTasks(clear);
+  REQUIRE_MESSAGE(cleared.ok(), cleared.status().ToString());
+  CHECK(*cleared == std::vector<std::string>{"b", "c"});
+  h.Settle();
+  CHECK(h.store_->GetRun("cl", h.run_.run_id)->state == RunState::kRunning);
+  REQUIRE(h.IsRunning("b"));
+  CHECK(h.executor_.running["b"].key == "cl/" + h.run_.run_id + "/b/3");
+  // Recorded before it runs: a crash now would not lose the clear of c.
+  CHECK(h.Latest("c").state == TaskState::kPending);
+  CHECK(h.Latest("c").try_number == 1);
+
+  // Crash, restart: b's interrupted try is a failed try, and the clear gave it its retry back.
+  h.Restart();
+  REQUIRE(h.runner_->Resume("cl", h.run_.run_id).ok());
+  h.Settle();
+  CHECK(h.State("b") == TaskState::kUpForRetry);
+  h.clock_.Advance(std::chrono::seconds(5));
+  h.Settle();
+  REQUIRE(h.IsRunning("b"));
+  CHECK(h.executor_.running["b"].key == "cl/" + h.run_.run_id + "/b/4");
+  h.Finish("b", Kind::kSuccess);
+  REQUIRE(h.IsRunning("c"));
+  CHECK(h.executor_.running["c"].key == "cl/" + h.run_.run_id + "/c/1");
+  h.Finish("c", Kind::kSuccess);
+  REQUIRE(h.finished_.has_value());
+  CHECK(h.finished_->state == RunState::kSuccess);
+  // The earlier tries stay in the history; a is untouched.
+  int b_tries = 0;
+  for (const TryRecord& t : h.store_->ListTries("cl", h.run_.run_id)) b_tries += t.task_id == "b";
+  CHECK(b_tries == 4);
+  CHECK(h.Latest("a").try_number == 1);
+  // The latest try that ran is what logs show, not a placeholder.
+  CHECK(h.store_->FindTry("cl", h.run_.run_id, "b", 0)->try_number == 4);
+}
+
+TEST_CASE("Runner.Clear.OnlyFailedAndRunningTasksAreRefused" * doctest::timeout(30)) {
+  Harness h;
+  h.Trigger("[dag]\nid = \"of\"\n" + Task("ok") + Task("bad") + Task("slow"));
+  h.Finish("ok", Kind::kSuccess);
+  h.Finish("bad", Kind::kFailed);
+  ClearRequest running{"of", h.run_.run_id, {"slow"}, false, false, "api:bob"};
+  auto refused = h.runner_->ClearTasks(running);
+  CHECK(refused.status().code() == Status::Code::kFailedPrecondition);
+  CHECK(refused.status().message().find("\"slow\" is queued; only ended tasks") !=
+        std::string::npos);
+  ClearRequest failed{"of", h.run_.run_id, {}, false, true, "api:bob"};
+  auto cleared = h.runner_->ClearTasks(failed);
+  REQUIRE(cleared.ok());
+  CHECK(*cleared == std::vector<std::string>{"bad"});
+  h.Settle();
+  CHECK(h.IsRunning("bad"));
+  CHECK(h.State("ok") == TaskState::kSuccess);
 }
 
 }  // namespace

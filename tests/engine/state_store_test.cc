@@ -174,5 +174,67 @@ TEST_CASE("StateStore.Records.OddTextSurvivesTheRoundTrip") {
   CHECK(back[0].ToJson() == TryRecord::FromJson(back[0].ToJson())->ToJson());
 }
 
+TEST_CASE("StateStore.QueryRuns.PagesNewestFirstWithFilters") {
+  testing::TempDir dir;
+  auto store = StateStore::Open(dir.path().string());
+  REQUIRE(store.ok());
+  StateStore::Batch batch;
+  for (int i = 0; i < 25; ++i) {
+    char created[40];
+    std::snprintf(created, sizeof created, "2026-01-01T00:00:%02d.000000Z", i);
+    RunRecord r = Run(i % 2 ? "odd" : "even", "r" + std::to_string(i), created);
+    r.state = i % 5 == 0 ? RunState::kFailed : RunState::kSuccess;
+    batch.PutRun(r);
+    batch.PutRun(r);  // written twice (a state change): still one index entry
+  }
+  REQUIRE((*store)->Commit(&batch).ok());
+
+  std::vector<std::string> seen;
+  StateStore::RunQuery query;
+  query.limit = 10;
+  for (int page = 0; page < 5; ++page) {
+    auto got = (*store)->QueryRuns(query);
+    REQUIRE(got.ok());
+    for (const RunRecord& r : got->runs) seen.push_back(r.run_id);
+    if (got->next_page_token.empty()) break;
+    query.page_token = got->next_page_token;
+  }
+  REQUIRE(seen.size() == 25);
+  CHECK(seen.front() == "r24");
+  CHECK(seen.back() == "r0");
+
+  StateStore::RunQuery failed_odd;
+  failed_odd.dag_id = "odd";
+  failed_odd.states = {RunState::kFailed};
+  auto got = (*store)->QueryRuns(failed_odd);
+  REQUIRE(got.ok());
+  REQUIRE(got->runs.size() == 2);  // r15, r5
+  CHECK(got->runs[0].run_id == "r15");
+  CHECK(got->runs[1].run_id == "r5");
+  CHECK(got->next_page_token.empty());
+}
+
+TEST_CASE("StateStore.Control.PutGetListDelete") {
+  testing::TempDir dir;
+  {
+    auto store = StateStore::Open(dir.path().string());
+    REQUIRE(store.ok());
+    StateStore::Batch batch;
+    batch.PutControl("dag/a", {{"paused", true}});
+    batch.PutControl("dag/b", {{"paused", false}});
+    batch.PutControl("token/x", {{"name", "ci"}});
+    REQUIRE((*store)->Commit(&batch).ok());
+    batch.PutControl("dag/b", nullptr);
+    REQUIRE((*store)->Commit(&batch).ok());
+  }
+  auto store = StateStore::Open(dir.path().string());
+  REQUIRE(store.ok());
+  CHECK((*store)->GetControl("dag/a")->at("paused") == true);
+  CHECK((*store)->GetControl("dag/b").status().code() == Status::Code::kNotFound);
+  auto dags = (*store)->ListControl("dag/");
+  REQUIRE(dags.size() == 1);
+  CHECK(dags[0].first == "dag/a");
+}
+
 }  // namespace
 }  // namespace sluice

@@ -73,6 +73,17 @@ struct TriggerRequest {
   std::string triggered_by;  // who asked for the run; default: RunnerOptions::actor
 };
 
+// Clearing tasks of a run so that they run again (Airflow's "clear"). Earlier tries stay in
+// the history; the next try of each cleared task gets the next try number.
+struct ClearRequest {
+  std::string dag_id;
+  std::string run_id;
+  std::vector<std::string> task_ids;  // empty: every task of the run
+  bool downstream = false;            // also the tasks downstream of them, transitively
+  bool only_failed = false;           // only tasks that ended failed or upstream_failed
+  std::string actor;                  // who asked, recorded with every event
+};
+
 class Runner : public ExecutorListener {
  public:
   Runner(boost::asio::io_context& io, StateStore* store, const PluginCatalog* catalog, Clock* clock,
@@ -93,6 +104,17 @@ class Runner : public ExecutorListener {
   // were in flight when the previous process stopped count as failed tries and are retried
   // per their policy; the rest continues. Fails for a run that already ended.
   StatusOr<RunRecord> Resume(const std::string& dag_id, const std::string& run_id);
+
+  // Cancels a run in progress. Tasks that have not started end as skipped, a task waiting
+  // for a retry ends as failed, and running tries are asked to stop (a command gets SIGTERM;
+  // the executor kills the try after its grace period) and end as failed. The run ends as
+  // failed with "cancelled by <actor>". FailedPrecondition when the run already ended.
+  Status CancelRun(const std::string& dag_id, const std::string& run_id, const std::string& actor);
+
+  // Clears ended tasks so that they run again, reopening the run if it had ended. Tasks that
+  // are still pending are left as they are; naming a task that is queued or running is an
+  // error (cancel the run, or wait for it). Returns the ids of the cleared tasks.
+  StatusOr<std::vector<std::string>> ClearTasks(const ClearRequest& request);
 
   // Commits what is pending now (and dispatches), instead of at the end of this loop turn;
   // for callers that must not answer before a change is durable. Returns fatal_error().
@@ -121,6 +143,10 @@ class Runner : public ExecutorListener {
   void Flush();
   void Dispatch();
   void StartRun(std::unique_ptr<RunRt> run);
+  // Builds a stored run's runtime state (tasks, counters) and registers it. Tries that were
+  // in flight are left as stored; the caller decides what they mean.
+  StatusOr<RunRt*> LoadRun(const RunRecord& stored);
+  const std::string& Actor() const { return acting_.empty() ? options_.actor : acting_; }
   void Decide(RunRt* run, size_t task);
   void Enqueue(RunRt* run, size_t task);
   void PrepareAndLaunch(RunRt* run, size_t task);
@@ -170,6 +196,7 @@ class Runner : public ExecutorListener {
   std::vector<std::pair<RunRt*, size_t>> changed_tasks_;  // to tell the observer
   std::vector<RunRt*> changed_runs_;
   bool flush_posted_ = false;
+  std::string acting_;  // who the current API call acts for; empty: options_.actor
   Status fatal_;
   std::mt19937_64 rng_;
 };

@@ -6,7 +6,11 @@
 //   runs            dag_id/run_id                   -> RunRecord
 //   run_index       run_id/dag_id                   -> ""      (find a run by its id alone)
 //   task_instances  dag_id/run_id/task_id/TTTTT     -> TryRecord (TTTTT: try number, 5 digits)
-//   events          dag_id/run_id/SSSSSSSSSSSS      -> Event     (append-only, 12-digit seq)
+//   events          dag_id/run_id/SSSSSSSSSSSS      -> Event     (append-only, 12-digit seq;
+//                                                                  run_id empty: DAG events)
+//   run_order       a/<created_at>/<dag_id>/<run_id> -> ""      (all runs, by creation time)
+//                   d/<dag_id>/<created_at>/<run_id> -> ""      (one DAG's runs)
+//   control         dag/<dag_id>, token/<sha256>, backfill/<id> -> JSON (operator state)
 // Ids never contain '/': DAG and task ids are validated; run ids are generated.
 //
 // A state transition is one Batch (record + event) committed with sync before the engine
@@ -77,6 +81,9 @@ struct TryRecord {
   std::string run_id;
   std::string task_id;
   int try_number = 1;
+  // Tries made before the task was last cleared: retries count from here, so a cleared task
+  // gets its full `retries` again.
+  int retry_base = 0;
   TaskState state = TaskState::kQueued;
   std::string reason;  // why it is in this state ("command exited with code 2", …)
   std::string queued_at;
@@ -128,14 +135,32 @@ class StateStore {
     void PutRun(const RunRecord& run);
     void PutTry(const TryRecord& record);
     void AddEvent(Event event);
-    bool empty() const { return runs_.empty() && tries_.empty() && events_.empty(); }
-    size_t size() const { return runs_.size() + tries_.size() + events_.size(); }
+    // Operator state (pause flags, tokens, backfills): a JSON value, or null to delete.
+    void PutControl(const std::string& key, nlohmann::json value);
+    bool empty() const {
+      return runs_.empty() && tries_.empty() && events_.empty() && control_.empty();
+    }
+    size_t size() const { return runs_.size() + tries_.size() + events_.size() + control_.size(); }
 
    private:
     friend class StateStore;
     std::vector<RunRecord> runs_;
     std::vector<TryRecord> tries_;
     std::vector<Event> events_;
+    std::vector<std::pair<std::string, nlohmann::json>> control_;
+  };
+
+  // A page of runs, newest first. Filters apply before the page is cut.
+  struct RunQuery {
+    std::string dag_id;            // empty: every DAG
+    std::vector<RunState> states;  // empty: any state
+    std::string run_type;          // empty: any type
+    size_t limit = 50;
+    std::string page_token;  // from RunPage::next_page_token; empty: the first page
+  };
+  struct RunPage {
+    std::vector<RunRecord> runs;
+    std::string next_page_token;  // empty when there are no more
   };
 
   // Opens (creating if needed) the store in `dir`. Fails with a clear message when another
@@ -159,6 +184,8 @@ class StateStore {
   StatusOr<RunRecord> FindRun(const std::string& run_id) const;
   // Runs, newest first (by created_at), optionally of one DAG; at most `limit`.
   std::vector<RunRecord> ListRuns(const std::string& dag_id, size_t limit) const;
+  // A page of runs through the creation-time index: O(page), not O(runs), without filters.
+  StatusOr<RunPage> QueryRuns(const RunQuery& query) const;
   // Every try of every task of a run, ordered by task id then try number.
   std::vector<TryRecord> ListTries(const std::string& dag_id, const std::string& run_id) const;
   // One try of a task: `try_number`, or the latest that ran when it is 0. NotFound says
@@ -166,6 +193,11 @@ class StateStore {
   StatusOr<TryRecord> FindTry(const std::string& dag_id, const std::string& run_id,
                               const std::string& task_id, int try_number) const;
   std::vector<Event> ListEvents(const std::string& dag_id, const std::string& run_id) const;
+
+  // Operator state. NotFound when the key has no value.
+  StatusOr<nlohmann::json> GetControl(const std::string& key) const;
+  // Every (key, value) whose key starts with `prefix`, in key order.
+  std::vector<std::pair<std::string, nlohmann::json>> ListControl(const std::string& prefix) const;
 
  private:
   StateStore();
