@@ -122,6 +122,40 @@ int64_t Dag::IndexOf(std::string_view task_id) const {
 
 std::string FormatTimeUtc(TimePoint t) { return date::format("%Y-%m-%dT%H:%M:%SZ", t); }
 
+std::optional<std::chrono::sys_seconds> ParseTimeUtc(const std::string& text) {
+  int y, mo, d, h = 0, mi = 0, sec = 0;
+  char rest[32] = "";
+  int n = std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d%31s", &y, &mo, &d, &h, &mi, &sec, rest);
+  if (n < 3) return std::nullopt;
+  if (n == 3 && text.size() != 10) return std::nullopt;
+  if (n == 4) return std::nullopt;
+  if (n == 5) {  // no seconds: what follows the minutes is the zone
+    const size_t pos = text.find(':');
+    std::snprintf(rest, sizeof rest, "%s", text.substr(pos + 3).c_str());
+  }
+  const date::year_month_day ymd{date::year(y), date::month(static_cast<unsigned>(mo)),
+                                 date::day(static_cast<unsigned>(d))};
+  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  std::string zone = rest;
+  if (!zone.empty() && zone[0] == '.') {  // fractional seconds: dropped
+    size_t k = 1;
+    while (k < zone.size() && std::isdigit(static_cast<unsigned char>(zone[k]))) ++k;
+    zone = zone.substr(k);
+  }
+  int offset_minutes = 0;
+  if (zone == "Z" || zone.empty()) {
+    offset_minutes = 0;
+  } else if ((zone[0] == '+' || zone[0] == '-') && zone.size() == 6 && zone[3] == ':') {
+    offset_minutes = std::stoi(zone.substr(1, 2)) * 60 + std::stoi(zone.substr(4, 2));
+    if (zone[0] == '-') offset_minutes = -offset_minutes;
+  } else {
+    return std::nullopt;
+  }
+  return std::chrono::sys_seconds(date::sys_days(ymd).time_since_epoch()) + std::chrono::hours(h) +
+         std::chrono::minutes(mi) + std::chrono::seconds(sec) -
+         std::chrono::minutes(offset_minutes);
+}
+
 }  // namespace sluice
 
 namespace sluice {

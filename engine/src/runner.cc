@@ -207,6 +207,11 @@ size_t Runner::active_runs(const std::string& dag_id) const {
   return n;
 }
 
+bool Runner::IsActive(const std::string& dag_id, const std::string& run_id) const {
+  auto it = runs_.find(dag_id + "/" + run_id);
+  return it != runs_.end() && !it->second->finished;
+}
+
 std::string Runner::Now() const { return FormatTimestamp(clock_->Now()); }
 
 Status Runner::Sync() {
@@ -438,6 +443,7 @@ StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string&
   const RunState from = r->record.state;
   r->record.state = RunState::kRunning;
   RecordRun(r, from, "resumed");
+  ArmRunTimeout(r);
   for (size_t i = 0; i < dag->size(); ++i) {
     if (!r->tasks[i].decided) Decide(r, i);
   }
@@ -616,8 +622,26 @@ StatusOr<std::vector<std::string>> Runner::ClearTasks(const ClearRequest& reques
   return cleared;
 }
 
+void Runner::ArmRunTimeout(RunRt* run) {
+  const std::optional<Duration>& timeout = run->dag->spec().dagrun_timeout;
+  if (!timeout) return;
+  Duration left = *timeout;
+  if (std::optional<std::chrono::sys_seconds> started = ParseTimeUtc(run->record.started_at)) {
+    left -= std::chrono::duration_cast<Duration>(clock_->Now() - *started);
+  }
+  const std::string dag_id = run->record.dag_id;
+  const std::string run_id = run->record.run_id;
+  const std::string actor = "dagrun_timeout (" + FormatDuration(*timeout) + ")";
+  clock_->RunAfter(std::max(left, Duration(0)), [this, dag_id, run_id, actor] {
+    auto it = runs_.find(dag_id + "/" + run_id);
+    if (it == runs_.end() || it->second->finished || !it->second->cancelled_by.empty()) return;
+    CancelRun(dag_id, run_id, actor).IgnoreError();
+  });
+}
+
 void Runner::StartRun(std::unique_ptr<RunRt> run) {
   RunRt* r = run.get();
+  ArmRunTimeout(r);
   r->seq = next_run_seq_++;
   const Dag& dag = *r->dag;
   r->position.resize(dag.size());

@@ -11,6 +11,7 @@
 #include "sluice/dag_loader.h"
 #include "sluice/intervals.h"
 #include "sluice/plugin_check.h"
+#include "src/run_ids.h"
 
 namespace sluice {
 
@@ -23,12 +24,6 @@ struct Scheduler::Timer {
 };
 
 namespace {
-
-constexpr std::string_view kScheduledPrefix = "scheduled__";
-
-std::string ScheduledRunId(sys_seconds logical_date) {
-  return std::string(kScheduledPrefix) + FormatTimeUtc(logical_date);
-}
 
 // The logical date a scheduled run id names, if it is one.
 std::optional<sys_seconds> LogicalDateOf(const std::string& run_id) {
@@ -77,8 +72,16 @@ Status Scheduler::Start() {
   }
   Scan();
   last_scan_ = std::chrono::steady_clock::now();
+  LoadControl();
   Tick();
   return Status::Ok();
+}
+
+const Scheduler::DagEntry* Scheduler::FindDag(const std::string& dag_id) const {
+  for (const auto& [path, entry] : dags_) {
+    if (entry.dag && entry.dag->id() == dag_id) return &entry;
+  }
+  return nullptr;
 }
 
 void Scheduler::Stop() {
@@ -161,6 +164,7 @@ void Scheduler::Scan() {
 void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
   if (!entry->dag || !entry->dag->spec().cron) return;
   const DagSpec& spec = entry->dag->spec();
+  if (paused(spec.id)) return;
   const size_t active = runner_->active_runs(spec.id);
   if (active >= static_cast<size_t>(spec.max_active_runs)) return;
   StatusOr<const date::time_zone*> zone = FindTimeZone(spec.timezone);
@@ -169,6 +173,8 @@ void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
   query.now = now;
   query.last_start = entry->cursor;
   query.since = started_;
+  if (auto it = unpaused_at_.find(spec.id); it != unpaused_at_.end() && it->second > started_)
+    query.since = it->second;
   query.limit = static_cast<size_t>(spec.max_active_runs) - active;
   for (const DataInterval& interval : DueIntervals(spec, *zone, query)) {
     TriggerRequest request;
@@ -178,6 +184,11 @@ void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
     request.logical_date = interval.start;
     request.data_interval_end = interval.end;
     request.run_id = ScheduledRunId(interval.start);
+    // One run per slot: a backfill may have made this one already.
+    if (store_->GetRun(spec.id, BackfillRunId(interval.start)).ok()) {
+      entry->cursor = interval.start;
+      continue;
+    }
     StatusOr<RunRecord> run = runner_->Trigger(std::move(request));
     if (!run.ok() && run.status().code() != Status::Code::kAlreadyExists) {
       std::fprintf(stderr, "sluice serve: DAG %s: cannot create the run for %s: %s\n",
@@ -197,6 +208,7 @@ void Scheduler::Tick() {
   }
   const sys_seconds now = std::chrono::floor<std::chrono::seconds>(clock_->Now());
   for (auto& [path, entry] : dags_) ScheduleDag(&entry, now);
+  AdvanceBackfills();
   Arm();
 }
 

@@ -529,5 +529,23 @@ TEST_CASE("Runner.Clear.OnlyFailedAndRunningTasksAreRefused" * doctest::timeout(
   CHECK(h.State("ok") == TaskState::kSuccess);
 }
 
+TEST_CASE("Runner.DagrunTimeout.CancelsTheRun" * doctest::timeout(30)) {
+  Harness h;
+  h.Trigger("[dag]\nid = \"t\"\ndagrun_timeout = \"10s\"\n" + Task("slow") +
+            Task("after", "depends_on = [\"slow\"]\n"));
+  h.clock_.Advance(std::chrono::seconds(9));
+  h.Settle();
+  CHECK(h.executor_.cancelled.empty());
+  h.clock_.Advance(std::chrono::seconds(2));
+  h.Settle();
+  REQUIRE(h.executor_.cancelled.size() == 1);
+  CHECK(h.State("after") == TaskState::kSkipped);
+  h.Finish("slow", Kind::kCancelled, json::object(), "cancelled");
+  REQUIRE(h.finished_.has_value());
+  CHECK(h.finished_->state == RunState::kFailed);
+  CHECK(h.store_->ListEvents("t", h.run_.run_id).back().reason ==
+        "cancelled by dagrun_timeout (10s)");
+}
+
 }  // namespace
 }  // namespace sluice

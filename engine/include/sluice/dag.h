@@ -166,6 +166,9 @@ class Dag {
 
 // Formats a time point as ISO 8601 UTC: "2026-01-01T03:00:00Z".
 std::string FormatTimeUtc(TimePoint t);
+// An ISO 8601 instant: "2026-01-01T03:00:00Z", "2026-01-01T04:00:00+01:00", "2026-01-01T03:00"
+// (UTC) or "2026-01-01" (midnight UTC). Fractional seconds are dropped. Null when malformed.
+std::optional<std::chrono::sys_seconds> ParseTimeUtc(const std::string& text);
 
 // The resolved DAG as JSON (defaults applied; durations as text, times as ISO 8601 UTC), with
 // its topological order and layers. The shape is documented in docs/dag-format.md.

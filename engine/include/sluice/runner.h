@@ -125,6 +125,7 @@ class Runner : public ExecutorListener {
   size_t active_runs() const;
   // Runs of `dag_id` in progress in this runner.
   size_t active_runs(const std::string& dag_id) const;
+  bool IsActive(const std::string& dag_id, const std::string& run_id) const;
 
   // ExecutorListener.
   void OnStarted(const std::string& key, int64_t worker_pid) override;
@@ -143,6 +144,8 @@ class Runner : public ExecutorListener {
   void Flush();
   void Dispatch();
   void StartRun(std::unique_ptr<RunRt> run);
+  // Cancels the run when the DAG's dagrun_timeout has passed since it started.
+  void ArmRunTimeout(RunRt* run);
   // Builds a stored run's runtime state (tasks, counters) and registers it. Tries that were
   // in flight are left as stored; the caller decides what they mean.
   StatusOr<RunRt*> LoadRun(const RunRecord& stored);

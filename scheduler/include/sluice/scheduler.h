@@ -67,11 +67,48 @@ class Scheduler {
   void Tick();
 
   const std::map<std::string, DagEntry>& dags() const { return dags_; }  // by path
+  // The loaded DAG with this id, or null.
+  const DagEntry* FindDag(const std::string& dag_id) const;
+
+  // Pausing stops new scheduled and backfill runs of a DAG; runs in progress go on (cancel
+  // them to stop them). Manual triggers still work. The flag is kept in the state store with
+  // who set it, and survives restarts. On unpause, missed intervals follow the catchup policy
+  // (with catchup = "none", intervals that ended while paused are not run).
+  Status SetPaused(const std::string& dag_id, bool paused, const std::string& actor);
+  bool paused(const std::string& dag_id) const;
+
+  // Backfills: the daemon creates (or reruns) the runs of a date range itself, at most
+  // max_active_runs at a time, and keeps going across restarts.
+  struct BackfillRequest {
+    std::string dag_id;
+    std::chrono::sys_seconds from;  // logical dates from..to, inclusive
+    std::chrono::sys_seconds to;
+    std::string reprocess = "none";  // none | failed | all: what to do with slots that have a run
+    int max_active_runs = 0;         // 0: the DAG's max_active_runs
+    bool dry_run = false;            // plan only
+    std::string actor;
+  };
+  // The plan (and, unless dry_run, the started backfill) as JSON; see docs/api.md.
+  StatusOr<nlohmann::json> CreateBackfill(const BackfillRequest& request);
+  Status CancelBackfill(const std::string& id, const std::string& actor);
+  StatusOr<nlohmann::json> GetBackfill(const std::string& id) const;
+  std::vector<nlohmann::json> ListBackfills(const std::string& dag_id) const;
 
  private:
   void Scan();
   void ScheduleDag(DagEntry* entry, std::chrono::sys_seconds now);
   void Arm();
+  void LoadControl();
+  void AdvanceBackfills();
+  bool AdvanceBackfill(nlohmann::json& backfill);  // true when it changed
+  void ActOnBackfillItem(const nlohmann::json& backfill, const nlohmann::json& item,
+                         bool recovering);
+  Status SaveBackfill(const nlohmann::json& backfill, const std::string& event_reason,
+                      const std::string& actor);
+  nlohmann::json BackfillView(const nlohmann::json& backfill) const;
+  Status RecordDagEvent(const std::string& dag_id, const std::string& kind,
+                        const std::string& reason, const std::string& actor,
+                        StateStore::Batch* batch);
 
   boost::asio::io_context& io_;
   StateStore* store_;
@@ -81,6 +118,9 @@ class Scheduler {
   Options options_;
   std::map<std::string, DagEntry> dags_;
   std::chrono::sys_seconds started_;
+  std::map<std::string, nlohmann::json> paused_;  // dag id -> {by, at}
+  std::map<std::string, std::chrono::sys_seconds> unpaused_at_;
+  std::map<std::string, nlohmann::json> backfills_;  // id -> record
   std::chrono::steady_clock::time_point last_scan_{};
   struct Timer;
   std::unique_ptr<Timer> timer_;
