@@ -28,6 +28,8 @@ void AddStateCommands(CLI::App& app, int* exit_code);
 void AddPluginCommands(CLI::App& app, int* exit_code);
 void AddCronCommands(CLI::App& app, int* exit_code);
 void AddServeCommands(CLI::App& app, int* exit_code);
+// REQUIRES: after AddStateCommands (it adds to `runs` and `tasks`).
+void AddClientCommands(CLI::App& app, int* exit_code);
 
 }  // namespace sluice::cli
 

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   AddPluginCommands(app, &exit_code);
   AddCronCommands(app, &exit_code);
   AddServeCommands(app, &exit_code);
+  AddClientCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -1,70 +1,146 @@
-// `sluice serve`: the daemon. For now: the trigger loop over a DAG folder, with a local
-// worker pool and durable state; the REST API, the web UI and metrics come next.
+// `sluice serve`: the daemon: the trigger loop over a DAG folder, a local worker pool with
+// durable state, the REST API with token auth, and Prometheus metrics.
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdio>
+#include <filesystem>
 
+#include "client.h"
 #include "commands.h"
 #include "common.h"
 #include "engine_setup.h"
+#include "server_config.h"
 #include "sluice/api.h"
 #include "sluice/http_server.h"
 #include "sluice/local_executor.h"
 #include "sluice/runner.h"
 #include "sluice/scheduler.h"
 #include "sluice/system_clock.h"
+#include "sluice/tokens.h"
 
 namespace sluice::cli {
 namespace {
 
 struct ServeOptions {
-  std::string dags = "dags";
-  std::string listen = "127.0.0.1:8080";
+  std::string config;
+  std::string dags;
+  std::string listen;
   std::string state_dir;
   size_t workers = 0;
   std::vector<std::string> plugin_dirs;
+  bool allow_unauthenticated = false;
 };
 
-// One line per run that starts or ends, for the daemon's log.
+// One line per run that starts or ends, for the daemon's log; and the metrics of task and run
+// outcomes.
 class RunLogger : public RunObserver {
  public:
+  explicit RunLogger(Metrics* metrics) : metrics_(metrics) {
+    metrics_->Declare("sluice_runs_finished_total", "counter", "Runs that ended, by DAG and state");
+    metrics_->Declare("sluice_task_instances_finished_total", "counter",
+                      "Task instances that ended, by DAG and state");
+    metrics_->Declare("sluice_task_duration_seconds", "histogram",
+                      "Duration of task tries that ran, by DAG", Metrics::DurationBuckets());
+  }
   void OnRunChanged(const RunRecord& run) override {
     std::printf("%s  run %s of DAG %s: %s\n",
                 FormatTimestamp(std::chrono::system_clock::now()).c_str(), run.run_id.c_str(),
                 run.dag_id.c_str(), std::string(RunStateName(run.state)).c_str());
     std::fflush(stdout);
+    if (run.state == RunState::kSuccess || run.state == RunState::kFailed) {
+      metrics_->Add("sluice_runs_finished_total",
+                    {{"dag", run.dag_id}, {"state", std::string(RunStateName(run.state))}});
+    }
   }
+  void OnTaskChanged(const RunRecord& run, const TryRecord& task) override {
+    if (!IsTerminal(task.state)) return;
+    metrics_->Add("sluice_task_instances_finished_total",
+                  {{"dag", run.dag_id}, {"state", std::string(TaskStateName(task.state))}});
+    if (!task.started_at.empty() && task.try_number > 0) {
+      metrics_->Observe("sluice_task_duration_seconds", {{"dag", run.dag_id}},
+                        task.duration_seconds);
+    }
+  }
+
+ private:
+  Metrics* metrics_;
 };
 
-int RunServe(const ServeOptions& o) {
-  StatusOr<std::unique_ptr<StateStore>> opened = StateStore::Open(o.state_dir);
-  if (!opened.ok()) {
-    std::fprintf(stderr, "sluice serve: %s\n", opened.status().message().c_str());
-    return kExitUsage;
-  }
-  std::unique_ptr<StateStore> store = std::move(*opened);
+bool IsLoopback(const std::string& address) {
+  boost::system::error_code ec;
+  const auto ip = boost::asio::ip::make_address(address, ec);
+  return !ec && ip.is_loopback();
+}
 
-  boost::asio::io_context io;
-  SystemClock clock(io);
-  PluginCatalog catalog;
-  RunnerOptions runner_options;
-  runner_options.state_dir = o.state_dir;
-  runner_options.actor = "scheduler (sluice serve, pid " + std::to_string(getpid()) + ")";
-  Runner runner(io, store.get(), &catalog, &clock, runner_options);
-  LocalWorkerPool::Options pool_options;
-  pool_options.workers = o.workers;
-  LocalWorkerPool pool(io, pool_options, &runner);
-  runner.AttachExecutor(&pool);
-  RunLogger logger;
-  runner.SetObserver(&logger);
-  Scheduler::Options scheduler_options;
-  scheduler_options.dags_dir = o.dags;
-  Scheduler scheduler(io, store.get(), &runner, &catalog, &clock, scheduler_options);
+// The gauges of /metrics: what is in progress now.
+void SetGauges(Metrics* m, const Runner& runner, const LocalWorkerPool& pool,
+               const Scheduler& scheduler) {
+  m->Clear("sluice_runs_active");
+  for (const auto& [dag, n] : runner.ActiveRunsByDag()) {
+    m->Set("sluice_runs_active", {{"dag", dag}}, static_cast<double>(n));
+  }
+  m->Clear("sluice_task_instances_active");
+  for (const auto& [state, n] : runner.ActiveTaskStates()) {
+    m->Set("sluice_task_instances_active", {{"state", std::string(TaskStateName(state))}},
+           static_cast<double>(n));
+  }
+  m->Set("sluice_queue_depth", {}, static_cast<double>(runner.queue_depth()));
+  m->Set("sluice_tries_in_flight", {}, static_cast<double>(runner.in_flight()));
+  m->Clear("sluice_pool_slots_used");
+  for (const auto& [name, used] : runner.pool_usage()) {
+    m->Set("sluice_pool_slots_used", {{"pool", name}}, used);
+  }
+  m->Clear("sluice_pool_slots");
+  for (const auto& [name, slots] : runner.pool_slots()) {
+    m->Set("sluice_pool_slots", {{"pool", name}}, slots);
+  }
+  m->Set("sluice_worker_restarts_total", {}, static_cast<double>(pool.restarts()));
+  size_t invalid = 0;
+  for (const auto& [path, entry] : scheduler.dags()) invalid += entry.errors.empty() ? 0 : 1;
+  m->Set("sluice_dag_files", {{"valid", "true"}},
+         static_cast<double>(scheduler.dags().size() - invalid));
+  m->Set("sluice_dag_files", {{"valid", "false"}}, static_cast<double>(invalid));
+}
+
+void DeclareGauges(Metrics* m) {
+  m->Declare("sluice_runs_active", "gauge", "Runs in progress, by DAG");
+  m->Declare("sluice_task_instances_active", "gauge",
+             "Task instances of runs in progress, by state");
+  m->Declare("sluice_queue_depth", "gauge", "Tries ready and waiting for a worker or pool slot");
+  m->Declare("sluice_tries_in_flight", "gauge", "Tries dispatched to workers and not yet ended");
+  m->Declare("sluice_pool_slots_used", "gauge", "Pool slots in use, by pool");
+  m->Declare("sluice_pool_slots", "gauge", "Pool slots configured, by pool");
+  m->Declare("sluice_worker_restarts_total", "counter",
+             "Workers started again after one died (crash, timeout kill, lost heartbeat)");
+  m->Declare("sluice_dag_files", "gauge", "DAG files in the folder, by whether they validate");
+}
+
+int RunServe(ServeOptions o) {
+  ServerConfig config;
+  if (!o.config.empty()) {
+    StatusOr<ServerConfig> loaded = LoadServerConfig(o.config);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "sluice serve: %s\n", loaded.status().message().c_str());
+      return kExitUsage;
+    }
+    config = *std::move(loaded);
+  }
+  // Flags win over the file; the file wins over the defaults.
+  if (o.dags.empty()) o.dags = config.dags.value_or("dags");
+  if (o.listen.empty()) o.listen = config.listen.value_or("127.0.0.1:8080");
+  if (o.state_dir.empty()) o.state_dir = config.state_dir.value_or(DefaultStateDir());
+  if (o.workers == 0) o.workers = config.workers.value_or(0);
+  for (const std::string& dir : config.plugin_dirs) o.plugin_dirs.push_back(dir);
+  const bool allow_unauthenticated = o.allow_unauthenticated || config.allow_unauthenticated;
+  const Duration grace = config.shutdown_grace.value_or(std::chrono::seconds(30));
+
   HttpServer::Options server_options;
   const size_t colon = o.listen.rfind(':');
   int port = colon == std::string::npos ? -1 : std::atoi(o.listen.c_str() + colon + 1);
@@ -75,12 +151,52 @@ int RunServe(const ServeOptions& o) {
   }
   server_options.address = o.listen.substr(0, colon);
   server_options.port = static_cast<unsigned short>(port);
-  Api api(&scheduler, &runner, store.get());
+  if (allow_unauthenticated && !IsLoopback(server_options.address)) {
+    std::fprintf(stderr,
+                 "sluice serve: allow_unauthenticated is only allowed on a loopback address, not "
+                 "%s; create tokens with `sluice tokens create` instead\n",
+                 server_options.address.c_str());
+    return kExitUsage;
+  }
+
+  StatusOr<std::unique_ptr<StateStore>> opened = StateStore::Open(o.state_dir);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "sluice serve: %s\n", opened.status().message().c_str());
+    return kExitUsage;
+  }
+  std::unique_ptr<StateStore> store = std::move(*opened);
+
+  boost::asio::io_context io;
+  SystemClock clock(io);
+  PluginCatalog catalog;
+  Metrics metrics;
+  DeclareGauges(&metrics);
+  RunnerOptions runner_options;
+  runner_options.state_dir = o.state_dir;
+  runner_options.actor = "scheduler (sluice serve, pid " + std::to_string(getpid()) + ")";
+  runner_options.pools = config.pools;
+  Runner runner(io, store.get(), &catalog, &clock, runner_options);
+  LocalWorkerPool::Options pool_options;
+  pool_options.workers = o.workers;
+  LocalWorkerPool pool(io, pool_options, &runner);
+  runner.AttachExecutor(&pool);
+  RunLogger logger(&metrics);
+  runner.SetObserver(&logger);
+  Scheduler::Options scheduler_options;
+  scheduler_options.dags_dir = o.dags;
+  Scheduler scheduler(io, store.get(), &runner, &catalog, &clock, scheduler_options);
+  scheduler.SetMetrics(&metrics);
+  Tokens tokens(store.get());
+  Api::Options api_options;
+  api_options.allow_unauthenticated = allow_unauthenticated;
+  Api api(&scheduler, &runner, store.get(), &tokens, &metrics, api_options);
+  api.OnScrape([&](Metrics* m) { SetGauges(m, runner, pool, scheduler); });
   HttpServer server(io, server_options,
                     [&api](const HttpRequest& request) { return api.Handle(request); });
   // A run that ends frees a max_active_runs slot: look for owed intervals at once.
   runner.OnRunFinished([&](const RunRecord&) { boost::asio::post(io, [&] { scheduler.Tick(); }); });
 
+  const std::string daemon_file = (std::filesystem::path(o.state_dir) / "daemon.json").string();
   int exit_code = kExitOk;
   if (!StartWithPlugins(pool, io, o.plugin_dirs, "serve", &catalog, &exit_code, [&] {
         Status s = scheduler.Start();
@@ -91,30 +207,75 @@ int RunServe(const ServeOptions& o) {
           io.stop();
           return;
         }
+        const std::string url =
+            "http://" + server_options.address + ":" + std::to_string(server.port());
+        // The CLI finds the daemon that owns this state dir here.
+        WriteDaemonFile(daemon_file, url);
         std::printf(
-            "sluice serve: scheduling %zu DAG file(s) from %s; state in %s; API on "
-            "http://%s:%u/api/v1 (pid %d)\n",
-            scheduler.dags().size(), o.dags.c_str(), o.state_dir.c_str(),
-            server_options.address.c_str(), static_cast<unsigned>(server.port()),
-            static_cast<int>(getpid()));
+            "sluice serve: scheduling %zu DAG file(s) from %s; state in %s; API on %s/api/v1 "
+            "(pid %d)%s\n",
+            scheduler.dags().size(), o.dags.c_str(), o.state_dir.c_str(), url.c_str(),
+            static_cast<int>(getpid()),
+            allow_unauthenticated ? "; requests without a token are allowed (loopback)" : "");
+        if (!allow_unauthenticated && tokens.List().empty()) {
+          std::printf(
+              "sluice serve: no API tokens exist yet; create one with `sluice tokens create "
+              "NAME --role admin --state-dir %s` (it works while the daemon runs)\n",
+              o.state_dir.c_str());
+        }
         std::fflush(stdout);
       })) {
     return exit_code;
   }
 
+  // SIGTERM or Ctrl-C: stop taking requests and creating runs, let running tries finish for
+  // up to the grace period, then stop; what is still running is resumed at the next start.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  boost::asio::steady_timer drain(io);
+  std::function<void(std::chrono::steady_clock::time_point)> wait_for_tries =
+      [&](std::chrono::steady_clock::time_point until) {
+        if (runner.in_flight() == 0 || std::chrono::steady_clock::now() >= until) {
+          if (runner.in_flight() > 0) {
+            std::printf(
+                "sluice serve: %zu tries still running after the grace period; they "
+                "are retried at the next start\n",
+                runner.in_flight());
+          }
+          io.stop();
+          return;
+        }
+        drain.expires_after(std::chrono::milliseconds(50));
+        drain.async_wait([&, until](boost::system::error_code ec) {
+          if (!ec) wait_for_tries(until);
+        });
+      };
   signals.async_wait([&](boost::system::error_code ec, int signal) {
     if (ec) return;
-    std::printf("sluice serve: %s received; stopping (runs in progress resume at the next start)\n",
-                signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    std::printf(
+        "sluice serve: %s received; stopping: no new runs or tries, %zu running tries get up to "
+        "%s to finish\n",
+        signal == SIGTERM ? "SIGTERM" : "SIGINT", runner.in_flight(),
+        FormatDuration(grace).c_str());
+    std::fflush(stdout);
     scheduler.Stop();
-    io.stop();
+    server.Stop();
+    runner.StopDispatching();
+    wait_for_tries(std::chrono::steady_clock::now() +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(grace));
+    // A second signal stops at once.
+    signals.async_wait([&](boost::system::error_code ec2, int) {
+      if (!ec2) io.stop();
+    });
   });
   io.run();
+  runner.Sync().IgnoreError();
+  std::error_code ignored;
+  std::filesystem::remove(daemon_file, ignored);
   if (!runner.fatal_error().ok()) {
     std::fprintf(stderr, "sluice serve: stopped: %s\n", runner.fatal_error().message().c_str());
     return kExitFailed;
   }
+  std::printf("sluice serve: stopped\n");
   return exit_code;
 }
 
@@ -122,15 +283,18 @@ int RunServe(const ServeOptions& o) {
 
 void AddServeCommands(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<ServeOptions>();
-  o->state_dir = DefaultStateDir();
   CLI::App* serve = app.add_subcommand(
       "serve",
       "Run the scheduler daemon: keep the DAG folder loaded (new, changed and deleted files are\n"
       "picked up), create a run for every data interval a scheduled DAG is owed (schedule,\n"
-      "start_date/end_date, catchup, max_active_runs), and run them in a local worker pool\n"
-      "with durable state. Runs left unfinished by an earlier process are resumed at start.\n"
-      "REST API under /api/v1 (docs/api.md). One daemon per state directory. SIGTERM or\n"
-      "Ctrl-C stops it.");
+      "start_date/end_date, catchup, max_active_runs, pause), run backfills, and run it all in\n"
+      "a local worker pool with durable state. Runs left unfinished by an earlier process are\n"
+      "resumed at start. REST API under /api/v1 and Prometheus metrics at /metrics\n"
+      "(docs/api.md); requests need a token (`sluice tokens create`). One daemon per state\n"
+      "directory. SIGTERM or Ctrl-C stops it gracefully: running tries get shutdown_grace\n"
+      "(30s) to finish.");
+  serve->add_option("--config", o->config,
+                    "TOML config file ([server], [auth], [pools]; docs/api.md); flags override it");
   serve->add_option("--dags", o->dags, "DAG folder (default: dags)");
   serve->add_option(
       "--listen", o->listen,
@@ -139,7 +303,12 @@ void AddServeCommands(CLI::App& app, int* exit_code) {
                     "State directory (default: $SLUICE_STATE_DIR or .sluice)");
   serve->add_option("-w,--workers", o->workers, "Worker processes (default: number of cores)");
   serve->add_option("--plugin-dir", o->plugin_dirs, "Also look for plugins here");
-  serve->footer("Example:\n  sluice serve --dags dags --state-dir /var/lib/sluice");
+  serve->add_flag("--allow-unauthenticated", o->allow_unauthenticated,
+                  "Accept requests without a token (as admin); only on a loopback address");
+  serve->footer(
+      "Examples:\n  sluice serve --dags dags --state-dir /var/lib/sluice\n"
+      "  sluice serve --config /etc/sluice/sluice.toml\n"
+      "  sluice serve --listen 127.0.0.1:8080 --allow-unauthenticated   # a laptop");
   serve->callback([o, exit_code] { *exit_code = RunServe(*o); });
 }
 

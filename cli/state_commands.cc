@@ -1,11 +1,15 @@
 // Commands that read the state directory: runs, tasks, logs, events. They open the store
-// read-only, so they work while `sluice run` or the daemon owns it.
+// read-only, so they work while `sluice run` or the daemon owns it; `runs list` and
+// `logs -f` ask the daemon when one owns the state dir (or --server names one).
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <thread>
 
+#include "client.h"
 #include "commands.h"
 #include "common.h"
 #include "sluice/state_store.h"
@@ -23,7 +27,29 @@ struct StateOptions {
   int try_number = 0;
   size_t limit = 20;
   bool json = false;
+  std::string state;
+  bool follow = false;
+  std::string server;
+  std::string token;
 };
+
+// The daemon to ask, when one owns the state dir or --server / $SLUICE_SERVER names one.
+std::optional<ServerTarget> Daemon(const StateOptions& o) {
+  return FindServer(o.server, o.token, o.state_dir);
+}
+
+std::optional<json> Ask(const char* command, const ServerTarget& target, const std::string& path) {
+  StatusOr<ApiReply> reply = CallApi(target, "GET", path);
+  if (!reply.ok()) {
+    std::fprintf(stderr, "sluice %s: %s\n", command, reply.status().message().c_str());
+    return std::nullopt;
+  }
+  if (reply->status >= 400) {
+    std::fprintf(stderr, "sluice %s: %s\n", command, ApiErrorText(*reply).c_str());
+    return std::nullopt;
+  }
+  return reply->body;
+}
 
 StatusOr<std::unique_ptr<StateStore>> OpenStore(const StateOptions& o) {
   return StateStore::OpenReadOnly(o.state_dir);
@@ -42,17 +68,40 @@ int Fail(const char* command, const Status& s) {
 }
 
 int RunsList(const StateOptions& o) {
-  auto store = OpenStore(o);
-  if (!store.ok()) return Fail("runs list", store.status());
-  std::vector<RunRecord> runs = (*store)->ListRuns(o.dag, o.limit);
-  if (o.json) {
-    json out = json::array();
-    for (RunRecord& r : runs) {
+  // The same JSON from the daemon or from the store, printed one way.
+  json runs = json::array();
+  if (std::optional<ServerTarget> daemon = Daemon(o)) {
+    std::string path = "/api/v1/runs?limit=" + std::to_string(o.limit);
+    if (!o.dag.empty()) path += "&dag_id=" + UrlEncode(o.dag);
+    if (!o.state.empty()) path += "&state=" + UrlEncode(o.state);
+    std::optional<json> body = Ask("runs list", *daemon, path);
+    if (!body) return kExitFailed;
+    runs = (*body)["runs"];
+  } else {
+    auto store = OpenStore(o);
+    if (!store.ok()) return Fail("runs list", store.status());
+    StateStore::RunQuery query;
+    query.dag_id = o.dag;
+    query.limit = o.limit;
+    if (!o.state.empty()) {
+      std::optional<RunState> state = ParseRunState(o.state);
+      if (!state) {
+        return Fail("runs list", Status::InvalidArgument("--state \"" + o.state +
+                                                         "\" is not queued, running, success "
+                                                         "or failed"));
+      }
+      query.states.push_back(*state);
+    }
+    StatusOr<StateStore::RunPage> page = (*store)->QueryRuns(query);
+    if (!page.ok()) return Fail("runs list", page.status());
+    for (RunRecord& r : page->runs) {
       json j = r.ToJson();
       j.erase("dag_source");
-      out.push_back(std::move(j));
+      runs.push_back(std::move(j));
     }
-    std::printf("%s\n", out.dump(2).c_str());
+  }
+  if (o.json) {
+    std::printf("%s\n", runs.dump(2).c_str());
     return kExitOk;
   }
   if (runs.empty()) {
@@ -61,12 +110,32 @@ int RunsList(const StateOptions& o) {
   }
   std::vector<std::vector<std::string>> rows = {
       {"DAG", "RUN", "STATE", "TYPE", "STARTED", "ENDED"}};
-  for (const RunRecord& r : runs) {
-    rows.push_back({r.dag_id, r.run_id, std::string(RunStateName(r.state)), r.run_type,
-                    r.started_at, r.ended_at.empty() ? "-" : r.ended_at});
+  for (const json& r : runs) {
+    const std::string ended = r.value("ended_at", "");
+    rows.push_back({r.value("dag_id", ""), r.value("run_id", ""), r.value("state", ""),
+                    r.value("run_type", ""), r.value("started_at", ""),
+                    ended.empty() ? "-" : ended});
   }
   PrintTable(rows);
   return kExitOk;
+}
+
+// `logs -f`: polls the daemon for what the log gained, until the try has ended.
+int FollowLog(const StateOptions& o, const ServerTarget& daemon) {
+  size_t offset = 0;
+  std::string base = "/api/v1/runs/" + UrlEncode(o.run_id) + "/tasks/" + UrlEncode(o.task_id) +
+                     "/log?try=" + std::to_string(o.try_number);
+  if (!o.dag.empty()) base += "&dag_id=" + UrlEncode(o.dag);
+  for (;;) {
+    std::optional<json> body = Ask("logs", daemon, base + "&offset=" + std::to_string(offset));
+    if (!body) return kExitFailed;
+    const std::string text = body->value("text", "");
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    offset = body->value("next_offset", offset);
+    if (body->value("ended", false) && text.empty()) return kExitOk;
+    if (text.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
 }
 
 int TasksList(const StateOptions& o) {
@@ -96,6 +165,15 @@ int TasksList(const StateOptions& o) {
 }
 
 int Logs(const StateOptions& o) {
+  if (o.follow) {
+    std::optional<ServerTarget> daemon = Daemon(o);
+    if (!daemon) {
+      return Fail("logs", Status::FailedPrecondition(
+                              "-f follows a log through the daemon, and no daemon owns " +
+                              o.state_dir + "; start `sluice serve` or pass --server URL"));
+    }
+    return FollowLog(o, *daemon);
+  }
   auto store = OpenStore(o);
   if (!store.ok()) return Fail("logs", store.status());
   auto run = FindRun(**store, o);
@@ -153,6 +231,11 @@ void AddStateCommands(CLI::App& app, int* exit_code) {
   CLI::App* runs_list = runs->add_subcommand("list", "List runs, newest first");
   runs_list->add_option("--dag", o->dag, "Only runs of this DAG");
   runs_list->add_option("-n,--limit", o->limit, "At most this many runs (default 20)");
+  runs_list->add_option("--state", o->state, "Only runs in this state (queued, running, ...)");
+  runs_list->add_option("--server", o->server,
+                        "Ask this daemon (default: $SLUICE_SERVER, else the daemon that owns "
+                        "--state-dir, else read the state dir)");
+  runs_list->add_option("--token", o->token, "API token (default: $SLUICE_TOKEN)");
   runs_list->add_flag("--json", o->json, "Print JSON");
   AddStateDir(runs_list, o.get());
   runs_list->callback([o, exit_code] { *exit_code = RunsList(*o); });
@@ -173,6 +256,12 @@ void AddStateCommands(CLI::App& app, int* exit_code) {
   logs->add_option("run", o->run_id, "Run id")->required();
   logs->add_option("task", o->task_id, "Task id")->required();
   logs->add_option("--try", o->try_number, "Try number (1 for the first)");
+  logs->add_flag("-f,--follow", o->follow,
+                 "Keep printing what the try writes until it ends (through the daemon)");
+  logs->add_option("--server", o->server,
+                   "Daemon URL (default: $SLUICE_SERVER or the state "
+                   "dir's daemon)");
+  logs->add_option("--token", o->token, "API token (default: $SLUICE_TOKEN)");
   logs->add_option("--dag", o->dag, "The run's DAG, when several DAGs have a run with this id");
   AddStateDir(logs, o.get());
   logs->callback([o, exit_code] { *exit_code = Logs(*o); });

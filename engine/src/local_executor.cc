@@ -119,6 +119,7 @@ struct LocalWorkerPool::Impl : std::enable_shared_from_this<LocalWorkerPool::Imp
   std::function<void(StatusOr<PluginCatalog>)> scan_done;
 
   Status Spawn(size_t index);
+  uint64_t restarts = 0;  // workers started again after one died
   void StartReading(const std::shared_ptr<Worker>& w);
   void StartReadingOutput(const std::shared_ptr<Worker>& w);
   void Send(const std::shared_ptr<Worker>& w, Type type, const std::string& payload);
@@ -453,6 +454,7 @@ void LocalWorkerPool::Impl::HandleDeath(const std::shared_ptr<Worker>& w) {
     }
     return;
   }
+  ++restarts;
   Status s = Spawn(w->index);
   if (!s.ok()) {
     start_failure = s.message();
@@ -598,6 +600,8 @@ void LocalWorkerPool::ScanPlugins(std::vector<std::string> dirs,
   impl_->scan_done = std::move(done);
   impl_->SendScan();
 }
+
+uint64_t LocalWorkerPool::restarts() const { return impl_->restarts; }
 
 size_t LocalWorkerPool::capacity() const { return impl_->options.workers * kDepth; }
 

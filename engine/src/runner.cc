@@ -212,6 +212,22 @@ bool Runner::IsActive(const std::string& dag_id, const std::string& run_id) cons
   return it != runs_.end() && !it->second->finished;
 }
 
+std::map<TaskState, size_t> Runner::ActiveTaskStates() const {
+  std::map<TaskState, size_t> counts;
+  for (const auto& [key, run] : runs_) {
+    for (const TaskRt& t : run->tasks) ++counts[t.state];
+  }
+  return counts;
+}
+
+std::map<std::string, size_t> Runner::ActiveRunsByDag() const {
+  std::map<std::string, size_t> counts;
+  for (const auto& [key, run] : runs_) {
+    if (!run->finished) ++counts[run->record.dag_id];
+  }
+  return counts;
+}
+
 std::string Runner::Now() const { return FormatTimestamp(clock_->Now()); }
 
 Status Runner::Sync() {
@@ -745,7 +761,7 @@ void Runner::Enqueue(RunRt* run, size_t task) {
 }
 
 void Runner::Dispatch() {
-  if (executor_ == nullptr || !fatal_.ok()) return;
+  if (executor_ == nullptr || !fatal_.ok() || !dispatching_) return;
   for (auto it = ready_.begin(); it != ready_.end() && in_flight_ < executor_->capacity();) {
     RunRt* run = it->second.run;
     const size_t task = it->second.task;

@@ -1,7 +1,9 @@
 #include "sluice/api.h"
 
+#include <chrono>
 #include <cstdio>
-#include <nlohmann/json.hpp>
+#include <limits>
+#include <variant>
 
 #include "sluice/suggest.h"
 
@@ -18,6 +20,21 @@ HttpResponse Json(int status, const json& body) {
 
 HttpResponse Error(int status, const std::string& code, const std::string& message) {
   return Json(status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+// A Status as an error response: the code picks the HTTP status.
+HttpResponse Error(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kNotFound:
+      return Error(404, "not_found", s.message());
+    case Status::Code::kAlreadyExists:
+    case Status::Code::kFailedPrecondition:
+      return Error(409, "conflict", s.message());
+    case Status::Code::kInvalidArgument:
+      return Error(400, "bad_request", s.message());
+    default:
+      return Error(500, "internal", s.message());
+  }
 }
 
 std::vector<std::string> Split(const std::string& path) {
@@ -38,72 +55,267 @@ json RunJson(const RunRecord& run) {
   return j;
 }
 
+json ErrorsJson(const Diagnostics& diagnostics) {
+  json errors = json::array();
+  for (const Diagnostic& d : diagnostics.items()) {
+    errors.push_back(
+        {{"line", d.pos.line}, {"column", d.pos.column}, {"message", d.message}, {"hint", d.hint}});
+  }
+  return errors;
+}
+
+// The request body as a JSON object whose fields are among `fields` (name -> type), or the
+// 400 that says what is wrong.
+struct Field {
+  const char* name;
+  json::value_t type;
+  const char* type_name;
+};
+
+std::variant<json, HttpResponse> ParseBody(const HttpRequest& request,
+                                           std::initializer_list<Field> fields) {
+  json body = json::object();
+  if (!request.body.empty()) {
+    try {
+      body = json::parse(request.body);
+    } catch (const json::exception& e) {
+      return Error(400, "bad_request", std::string("the body is not JSON: ") + e.what());
+    }
+  }
+  std::string accepted;
+  for (const Field& f : fields) accepted += (accepted.empty() ? "" : ", ") + std::string(f.name);
+  if (!body.is_object()) {
+    return Error(400, "bad_request",
+                 "the body must be a JSON object" +
+                     (accepted.empty() ? std::string() : " with fields " + accepted));
+  }
+  for (const auto& item : body.items()) {
+    const Field* field = nullptr;
+    for (const Field& f : fields) {
+      if (item.key() == f.name) field = &f;
+    }
+    if (field == nullptr) {
+      return Error(400, "bad_request",
+                   "unknown field \"" + item.key() + "\"" +
+                       (accepted.empty() ? " (this endpoint takes no body)"
+                                         : " (accepted: " + accepted + ")"));
+    }
+    const json::value_t t = item.value().type();
+    const bool numeric =
+        field->type == json::value_t::number_integer &&
+        (t == json::value_t::number_unsigned || t == json::value_t::number_integer);
+    if (t != field->type && !numeric) {
+      return Error(400, "bad_request",
+                   "field \"" + item.key() + "\" must be " + field->type_name + ", not " +
+                       std::string(item.value().type_name()));
+    }
+  }
+  return body;
+}
+
+std::variant<size_t, HttpResponse> QueryNumber(const HttpRequest& request, const std::string& name,
+                                               size_t fallback, size_t max) {
+  auto it = request.query.find(name);
+  if (it == request.query.end()) return fallback;
+  size_t value = 0;
+  size_t used = 0;
+  try {
+    value = std::stoul(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != it->second.size() || value > max) {
+    return Error(400, "bad_request",
+                 name + " must be a number from 0 to " + std::to_string(max) + ", not \"" +
+                     it->second + "\"");
+  }
+  return value;
+}
+
+constexpr const char* kRoleHint =
+    "send Authorization: Bearer <token>; an admin creates tokens with `sluice tokens create "
+    "NAME --role viewer|operator|admin`";
+
 }  // namespace
 
-const Scheduler::DagEntry* Api::FindDag(const std::string& dag_id) const {
-  for (const auto& [path, entry] : scheduler_->dags()) {
-    if (entry.dag && entry.dag->id() == dag_id) return &entry;
-  }
-  return nullptr;
+Api::Api(Scheduler* scheduler, Runner* runner, StateStore* store, sluice::Tokens* tokens,
+         Metrics* metrics, Options options)
+    : scheduler_(scheduler),
+      runner_(runner),
+      store_(store),
+      tokens_(tokens),
+      metrics_(metrics),
+      options_(options) {
+  metrics_->Declare("sluice_api_requests_total", "counter",
+                    "API requests by method, route and status");
+  metrics_->Declare("sluice_api_request_duration_seconds", "histogram",
+                    "API request handling time by route", Metrics::DurationBuckets());
 }
 
 HttpResponse Api::Handle(const HttpRequest& request) {
+  const auto started = std::chrono::steady_clock::now();
+  HttpResponse response;
+  Caller caller;
   const std::vector<std::string> parts = Split(request.path);
-  if (parts.size() < 2 || parts[0] != "api" || parts[1] != "v1") {
-    return Error(404, "not_found",
-                 "no such endpoint: " + request.path + " (the API lives under /api/v1)");
+  // The route's shape, for metrics: ids replaced by placeholders.
+  std::string route = "/" + (parts.empty() ? std::string() : parts[0]);
+  if (parts.size() > 2) route = "/api/v1/" + parts[2] + (parts.size() > 3 ? "/{id}" : "");
+  if (parts.size() > 4) route += "/" + parts[4];
+  if (parts.size() > 6) route += "/" + parts[6];
+
+  const bool open =
+      parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "health";
+  std::optional<HttpResponse> denied;
+  if (!open) {
+    if (request.authorization.empty()) {
+      if (options_.allow_unauthenticated) {
+        caller = {"local:" + request.remote, Role::kAdmin};
+      } else {
+        denied = Error(401, "unauthorized", std::string("this API needs a token: ") + kRoleHint);
+      }
+    } else {
+      const std::string prefix = "Bearer ";
+      const TokenInfo* token =
+          request.authorization.rfind(prefix, 0) == 0
+              ? tokens_->Authenticate(request.authorization.substr(prefix.size()))
+              : nullptr;
+      if (token == nullptr) {
+        denied = Error(401, "unauthorized",
+                       "the token is not valid (revoked, mistyped, or not a bearer token); " +
+                           std::string(kRoleHint));
+      } else {
+        caller = {"token:" + token->name, token->role};
+      }
+    }
   }
-  const std::vector<std::string> p(parts.begin() + 2, parts.end());
+  response = denied ? *denied : Route(request, caller);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  metrics_->Add(
+      "sluice_api_requests_total",
+      {{"method", request.method}, {"route", route}, {"status", std::to_string(response.status)}});
+  metrics_->Observe("sluice_api_request_duration_seconds", {{"route", route}}, seconds);
+  return response;
+}
+
+HttpResponse Api::Route(const HttpRequest& request, const Caller& caller) {
+  const std::vector<std::string> parts = Split(request.path);
   const std::string& m = request.method;
   auto only = [&](const char* method) {
     return Error(405, "method_not_allowed",
                  m + " " + request.path + " is not supported; use " + method);
   };
-  if (p.size() == 1 && p[0] == "health") {
+  auto needs = [&](Role role) -> std::optional<HttpResponse> {
+    if (caller.role >= role) return std::nullopt;
+    return Error(403, "forbidden",
+                 caller.actor + " has role " + std::string(RoleName(caller.role)) + "; " + m + " " +
+                     request.path + " needs " + std::string(RoleName(role)));
+  };
+  if (parts.size() == 1 && parts[0] == "metrics") {
     if (m != "GET") return only("GET");
+    return RenderMetrics();
+  }
+  if (parts.size() < 2 || parts[0] != "api" || parts[1] != "v1") {
+    return Error(404, "not_found",
+                 "no such endpoint: " + request.path + " (the API lives under /api/v1)");
+  }
+  const std::vector<std::string> p(parts.begin() + 2, parts.end());
+  const bool get = m == "GET";
+  const bool post = m == "POST";
+  if (p.size() == 1 && p[0] == "health") {
+    if (!get) return only("GET");
     return Json(200, {{"status", "ok"},
                       {"dags", scheduler_->dags().size()},
                       {"active_runs", runner_->active_runs()}});
   }
-  if (p.size() == 1 && p[0] == "dags") {
-    if (m != "GET") return only("GET");
-    return ListDags();
+  if (!p.empty() && p[0] == "tokens") {
+    if (auto no = needs(Role::kAdmin)) return *no;
+    return Tokens(request, p, caller);
   }
-  if (p.size() == 2 && p[0] == "dags") {
-    if (m != "GET") return only("GET");
-    return GetDag(p[1]);
+  // Reads need a viewer, which every caller is; changes need an operator.
+  if (!get) {
+    if (auto no = needs(Role::kOperator)) return *no;
   }
-  if (p.size() == 3 && p[0] == "dags" && p[2] == "runs") {
-    if (m == "GET") return ListRuns(p[1], request);
-    if (m == "POST") return Trigger(p[1], request);
-    return only("GET or POST");
+  if (p.size() == 1 && p[0] == "dags") return get ? ListDags() : only("GET");
+  if (p.size() >= 2 && p[0] == "dags") {
+    const std::string& dag = p[1];
+    if (p.size() == 2) return get ? GetDag(dag) : only("GET");
+    if (p.size() == 3 && p[2] == "source") {
+      if (!get) return only("GET");
+      const Scheduler::DagEntry* entry = scheduler_->FindDag(dag);
+      if (entry == nullptr) return Error(404, "not_found", "no DAG \"" + dag + "\"");
+      return {200, "application/toml", entry->source};
+    }
+    if (p.size() == 3 && p[2] == "errors") {
+      if (!get) return only("GET");
+      const Scheduler::DagEntry* entry = scheduler_->FindDag(dag);
+      if (entry == nullptr) return Error(404, "not_found", "no DAG \"" + dag + "\"");
+      return Json(200, {{"path", entry->path}, {"errors", ErrorsJson(entry->errors)}});
+    }
+    if (p.size() == 3 && (p[2] == "pause" || p[2] == "unpause")) {
+      if (!post) return only("POST");
+      return PauseDag(dag, p[2] == "pause", caller);
+    }
+    if (p.size() == 3 && p[2] == "runs") {
+      if (get) return ListRuns(dag, request);
+      if (post) return Trigger(dag, request, caller);
+      return only("GET or POST");
+    }
+    if (p.size() == 3 && p[2] == "events") {
+      if (!get) return only("GET");
+      json events = json::array();
+      for (const Event& e : store_->ListEvents(dag, "")) events.push_back(e.ToJson());
+      return Json(200, {{"events", events}});
+    }
+    if (p.size() == 3 && p[2] == "backfills") {
+      if (post) return CreateBackfill(dag, request, caller);
+      if (!get) return only("GET or POST");
+      json list = json::array();
+      for (json& b : scheduler_->ListBackfills(dag)) list.push_back(std::move(b));
+      return Json(200, {{"backfills", list}});
+    }
   }
-  if (p.size() == 2 && p[0] == "runs") {
-    if (m != "GET") return only("GET");
-    return GetRun(p[1]);
+  if (p.size() == 1 && p[0] == "runs") return get ? ListRuns("", request) : only("GET");
+  if (p.size() >= 2 && p[0] == "runs") {
+    const std::string& run = p[1];
+    if (p.size() == 2) return get ? GetRun(request, run) : only("GET");
+    if (p.size() == 3 && p[2] == "cancel")
+      return post ? CancelRun(request, run, caller) : only("POST");
+    if (p.size() == 3 && p[2] == "clear")
+      return post ? ClearRun(request, run, caller) : only("POST");
+    if (p.size() == 3 && p[2] == "events") return get ? GetEvents(request, run) : only("GET");
+    if (p.size() == 3 && p[2] == "tasks") return get ? ListTasks(request, run, "") : only("GET");
+    if (p.size() == 4 && p[2] == "tasks") return get ? ListTasks(request, run, p[3]) : only("GET");
+    if (p.size() == 5 && p[2] == "tasks" && p[4] == "log")
+      return get ? GetLog(request, run, p[3]) : only("GET");
   }
-  if (p.size() == 3 && p[0] == "runs" && p[2] == "events") {
-    if (m != "GET") return only("GET");
-    return GetEvents(p[1]);
+  if (p.size() == 1 && p[0] == "backfills") {
+    if (!get) return only("GET");
+    auto dag = request.query.find("dag_id");
+    json list = json::array();
+    for (json& b : scheduler_->ListBackfills(dag == request.query.end() ? "" : dag->second))
+      list.push_back(std::move(b));
+    return Json(200, {{"backfills", list}});
   }
-  if (p.size() == 5 && p[0] == "runs" && p[2] == "tasks" && p[4] == "log") {
-    if (m != "GET") return only("GET");
-    return GetLog(p[1], p[3], request);
+  if (p.size() == 2 && p[0] == "backfills") {
+    if (!get) return only("GET");
+    StatusOr<json> backfill = scheduler_->GetBackfill(p[1]);
+    return backfill.ok() ? Json(200, {{"backfill", *backfill}}) : Error(backfill.status());
   }
-  return Error(404, "not_found", "no such endpoint: " + request.path);
+  if (p.size() == 3 && p[0] == "backfills" && p[2] == "cancel") {
+    if (!post) return only("POST");
+    Status s = scheduler_->CancelBackfill(p[1], caller.actor);
+    if (!s.ok()) return Error(s);
+    return Json(200, {{"backfill", *scheduler_->GetBackfill(p[1])}});
+  }
+  return Error(404, "not_found", "no such endpoint: " + request.path + " (see docs/api.md)");
 }
 
 HttpResponse Api::ListDags() {
   json dags = json::array();
   for (const auto& [path, entry] : scheduler_->dags()) {
-    json errors = json::array();
-    for (const Diagnostic& d : entry.errors.items()) {
-      errors.push_back({{"line", d.pos.line},
-                        {"column", d.pos.column},
-                        {"message", d.message},
-                        {"hint", d.hint}});
-    }
-    json dag = {{"path", path}, {"errors", errors}, {"valid", entry.errors.empty()}};
+    json dag = {
+        {"path", path}, {"errors", ErrorsJson(entry.errors)}, {"valid", entry.errors.empty()}};
     if (entry.dag) {
       const DagSpec& spec = entry.dag->spec();
       dag["id"] = spec.id;
@@ -111,6 +323,7 @@ HttpResponse Api::ListDags() {
       dag["schedule"] = spec.schedule ? json(*spec.schedule) : json();
       dag["tasks"] = entry.dag->size();
       dag["active_runs"] = runner_->active_runs(spec.id);
+      dag["paused"] = scheduler_->paused(spec.id);
     } else {
       dag["id"] = nullptr;
     }
@@ -120,52 +333,77 @@ HttpResponse Api::ListDags() {
 }
 
 HttpResponse Api::GetDag(const std::string& dag_id) {
-  const Scheduler::DagEntry* entry = FindDag(dag_id);
+  const Scheduler::DagEntry* entry = scheduler_->FindDag(dag_id);
   if (entry == nullptr) return Error(404, "not_found", "no DAG \"" + dag_id + "\"");
   json body = DagToJson(*entry->dag);
   body["source"] = entry->source;
-  json errors = json::array();
-  for (const Diagnostic& d : entry->errors.items()) {
-    errors.push_back(
-        {{"line", d.pos.line}, {"column", d.pos.column}, {"message", d.message}, {"hint", d.hint}});
-  }
-  body["errors"] = errors;  // of the file on disk, when it no longer validates
+  body["path"] = entry->path;
+  body["paused"] = scheduler_->paused(dag_id);
+  body["errors"] = ErrorsJson(entry->errors);  // of the file on disk, when it no longer validates
   return Json(200, body);
 }
 
-HttpResponse Api::ListRuns(const std::string& dag_id, const HttpRequest& request) {
-  size_t limit = 50;
-  if (auto it = request.query.find("limit"); it != request.query.end()) {
-    try {
-      limit = std::stoul(it->second);
-    } catch (const std::exception&) {
-      return Error(400, "bad_request", "limit must be a number, not \"" + it->second + "\"");
-    }
-  }
-  json runs = json::array();
-  for (const RunRecord& run : store_->ListRuns(dag_id, limit)) runs.push_back(RunJson(run));
-  return Json(200, {{"runs", runs}});
+HttpResponse Api::PauseDag(const std::string& dag_id, bool pause, const Caller& caller) {
+  Status s = scheduler_->SetPaused(dag_id, pause, caller.actor);
+  if (!s.ok()) return Error(s);
+  if (!pause) scheduler_->Tick();  // owed intervals get their runs now
+  return Json(200, {{"dag_id", dag_id}, {"paused", pause}});
 }
 
-HttpResponse Api::Trigger(const std::string& dag_id, const HttpRequest& request) {
-  const Scheduler::DagEntry* entry = FindDag(dag_id);
-  if (entry == nullptr) return Error(404, "not_found", "no DAG \"" + dag_id + "\"");
-  json body = json::object();
-  if (!request.body.empty()) {
-    try {
-      body = json::parse(request.body);
-    } catch (const json::exception& e) {
-      return Error(400, "bad_request", std::string("the body is not JSON: ") + e.what());
+HttpResponse Api::ListRuns(const std::string& dag_id, const HttpRequest& request) {
+  StateStore::RunQuery query;
+  query.dag_id = dag_id;
+  if (dag_id.empty()) {
+    if (auto it = request.query.find("dag_id"); it != request.query.end())
+      query.dag_id = it->second;
+  }
+  auto limit = QueryNumber(request, "limit", 50, 1000);
+  if (auto* error = std::get_if<HttpResponse>(&limit)) return *error;
+  query.limit = std::get<size_t>(limit);
+  if (auto it = request.query.find("state"); it != request.query.end()) {
+    size_t start = 0;
+    while (start <= it->second.size()) {
+      size_t comma = it->second.find(',', start);
+      if (comma == std::string::npos) comma = it->second.size();
+      const std::string name = it->second.substr(start, comma - start);
+      std::optional<RunState> state = ParseRunState(name);
+      if (!state) {
+        return Error(
+            400, "bad_request",
+            "state \"" + name + "\" is not a run state (queued, running, success, failed)");
+      }
+      query.states.push_back(*state);
+      start = comma + 1;
     }
   }
-  if (!body.is_object())
-    return Error(400, "bad_request", "the body must be a JSON object, e.g. {\"params\": {}}");
-  for (const auto& item : body.items()) {
-    if (item.key() != "params") {
+  if (auto it = request.query.find("run_type"); it != request.query.end()) {
+    if (it->second != "manual" && it->second != "scheduled" && it->second != "backfill") {
       return Error(400, "bad_request",
-                   "unknown field \"" + item.key() + "\" (the body takes \"params\")");
+                   "run_type \"" + it->second + "\" is not manual, scheduled or backfill");
     }
+    query.run_type = it->second;
   }
+  if (auto it = request.query.find("page_token"); it != request.query.end())
+    query.page_token = it->second;
+  StatusOr<StateStore::RunPage> page = store_->QueryRuns(query);
+  if (!page.ok()) return Error(page.status());
+  json runs = json::array();
+  for (const RunRecord& run : page->runs) runs.push_back(RunJson(run));
+  json body = {{"runs", runs}};
+  body["next_page_token"] =
+      page->next_page_token.empty() ? json(nullptr) : json(page->next_page_token);
+  return Json(200, body);
+}
+
+HttpResponse Api::Trigger(const std::string& dag_id, const HttpRequest& request,
+                          const Caller& caller) {
+  const Scheduler::DagEntry* entry = scheduler_->FindDag(dag_id);
+  if (entry == nullptr) return Error(404, "not_found", "no DAG \"" + dag_id + "\"");
+  auto parsed = ParseBody(request, {{"params", json::value_t::object, "an object"},
+                                    {"logical_date", json::value_t::string, "an ISO 8601 time"},
+                                    {"run_id", json::value_t::string, "a string"}});
+  if (auto* error = std::get_if<HttpResponse>(&parsed)) return *error;
+  const json& body = std::get<json>(parsed);
   StatusOr<json> params =
       ResolveRunParamsJson(entry->dag->spec(), body.value("params", json::object()));
   if (!params.ok()) return Error(400, "bad_request", params.status().message());
@@ -173,13 +411,25 @@ HttpResponse Api::Trigger(const std::string& dag_id, const HttpRequest& request)
   trigger.dag = entry->dag;
   trigger.dag_source = entry->source;
   trigger.params = *params;
-  trigger.triggered_by =
-      "api:" + (request.remote.empty() ? std::string("unknown") : request.remote);
-  StatusOr<RunRecord> run = runner_->Trigger(std::move(trigger));
-  if (!run.ok()) {
-    const int status = run.status().code() == Status::Code::kAlreadyExists ? 409 : 400;
-    return Error(status, status == 409 ? "conflict" : "bad_request", run.status().message());
+  trigger.triggered_by = caller.actor;
+  if (body.contains("logical_date")) {
+    std::optional<std::chrono::sys_seconds> when = ParseTimeUtc(body["logical_date"]);
+    if (!when) {
+      return Error(400, "bad_request",
+                   "logical_date \"" + body["logical_date"].get<std::string>() +
+                       "\" is not an ISO 8601 time (e.g. 2026-01-01T00:00:00Z)");
+    }
+    trigger.logical_date = *when;
   }
+  if (body.contains("run_id")) {
+    const std::string id = body["run_id"];
+    if (id.empty() || id.find('/') != std::string::npos || id.size() > 200) {
+      return Error(400, "bad_request", "run_id must be 1-200 characters without '/'");
+    }
+    trigger.run_id = id;
+  }
+  StatusOr<RunRecord> run = runner_->Trigger(std::move(trigger));
+  if (!run.ok()) return Error(run.status());
   // 201 promises the run exists: commit it before answering.
   Status durable = runner_->Sync();
   if (!durable.ok())
@@ -187,50 +437,104 @@ HttpResponse Api::Trigger(const std::string& dag_id, const HttpRequest& request)
   return Json(201, {{"run", RunJson(*run)}});
 }
 
-HttpResponse Api::GetRun(const std::string& run_id) {
-  StatusOr<RunRecord> run = store_->FindRun(run_id);
-  if (!run.ok()) {
-    return Error(run.status().code() == Status::Code::kNotFound ? 404 : 400,
-                 run.status().code() == Status::Code::kNotFound ? "not_found" : "bad_request",
-                 run.status().message());
-  }
+StatusOr<RunRecord> Api::FindRun(const HttpRequest& request, const std::string& run_id) const {
+  if (auto it = request.query.find("dag_id"); it != request.query.end())
+    return store_->GetRun(it->second, run_id);
+  return store_->FindRun(run_id);
+}
+
+HttpResponse Api::GetRun(const HttpRequest& request, const std::string& run_id) {
+  StatusOr<RunRecord> run = FindRun(request, run_id);
+  if (!run.ok()) return Error(run.status());
   json tasks = json::array();
   for (const TryRecord& t : store_->ListTries(run->dag_id, run->run_id))
     tasks.push_back(t.ToJson());
   return Json(200, {{"run", RunJson(*run)}, {"tasks", tasks}});
 }
 
-HttpResponse Api::GetEvents(const std::string& run_id) {
-  StatusOr<RunRecord> run = store_->FindRun(run_id);
-  if (!run.ok()) return Error(404, "not_found", run.status().message());
+HttpResponse Api::CancelRun(const HttpRequest& request, const std::string& run_id,
+                            const Caller& caller) {
+  auto parsed = ParseBody(request, {});
+  if (auto* error = std::get_if<HttpResponse>(&parsed)) return *error;
+  StatusOr<RunRecord> run = FindRun(request, run_id);
+  if (!run.ok()) return Error(run.status());
+  Status s = runner_->CancelRun(run->dag_id, run->run_id, caller.actor);
+  if (s.ok()) s = runner_->Sync();
+  if (!s.ok()) return Error(s);
+  return GetRun(request, run_id);
+}
+
+HttpResponse Api::ClearRun(const HttpRequest& request, const std::string& run_id,
+                           const Caller& caller) {
+  auto parsed = ParseBody(request, {{"tasks", json::value_t::array, "an array of task ids"},
+                                    {"downstream", json::value_t::boolean, "true or false"},
+                                    {"only_failed", json::value_t::boolean, "true or false"}});
+  if (auto* error = std::get_if<HttpResponse>(&parsed)) return *error;
+  const json& body = std::get<json>(parsed);
+  StatusOr<RunRecord> run = FindRun(request, run_id);
+  if (!run.ok()) return Error(run.status());
+  ClearRequest clear;
+  clear.dag_id = run->dag_id;
+  clear.run_id = run->run_id;
+  for (const json& task : body.value("tasks", json::array())) {
+    if (!task.is_string()) return Error(400, "bad_request", "tasks must hold task ids (strings)");
+    clear.task_ids.push_back(task.get<std::string>());
+  }
+  clear.downstream = body.value("downstream", false);
+  clear.only_failed = body.value("only_failed", false);
+  clear.actor = caller.actor;
+  StatusOr<std::vector<std::string>> cleared = runner_->ClearTasks(clear);
+  if (!cleared.ok()) return Error(cleared.status());
+  Status durable = runner_->Sync();
+  if (!durable.ok()) return Error(durable);
+  return Json(200, {{"cleared", *cleared}, {"run_id", run->run_id}, {"dag_id", run->dag_id}});
+}
+
+HttpResponse Api::ListTasks(const HttpRequest& request, const std::string& run_id,
+                            const std::string& task_id) {
+  StatusOr<RunRecord> run = FindRun(request, run_id);
+  if (!run.ok()) return Error(run.status());
+  std::vector<TryRecord> tries = store_->ListTries(run->dag_id, run->run_id);
+  if (!task_id.empty()) {
+    json list = json::array();
+    for (const TryRecord& t : tries) {
+      if (t.task_id == task_id) list.push_back(t.ToJson());
+    }
+    if (list.empty()) {
+      return Error(404, "not_found", "run " + run->run_id + " has no task \"" + task_id + "\"");
+    }
+    return Json(200, {{"task_id", task_id}, {"tries", list}});
+  }
+  // The latest record of each task (ordered by task id, then try number).
+  json list = json::array();
+  for (size_t i = 0; i < tries.size(); ++i) {
+    if (i + 1 < tries.size() && tries[i + 1].task_id == tries[i].task_id) continue;
+    list.push_back(tries[i].ToJson());
+  }
+  return Json(200, {{"tasks", list}});
+}
+
+HttpResponse Api::GetEvents(const HttpRequest& request, const std::string& run_id) {
+  StatusOr<RunRecord> run = FindRun(request, run_id);
+  if (!run.ok()) return Error(run.status());
   json events = json::array();
   for (const Event& e : store_->ListEvents(run->dag_id, run->run_id)) events.push_back(e.ToJson());
   return Json(200, {{"events", events}});
 }
 
-HttpResponse Api::GetLog(const std::string& run_id, const std::string& task_id,
-                         const HttpRequest& request) {
-  StatusOr<RunRecord> run = store_->FindRun(run_id);
-  if (!run.ok()) return Error(404, "not_found", run.status().message());
-  int wanted = 0;
-  if (auto it = request.query.find("try"); it != request.query.end()) {
-    try {
-      wanted = std::stoi(it->second);
-    } catch (const std::exception&) {
-      return Error(400, "bad_request", "try must be a number, not \"" + it->second + "\"");
-    }
-  }
-  StatusOr<TryRecord> chosen = store_->FindTry(run->dag_id, run->run_id, task_id, wanted);
+HttpResponse Api::GetLog(const HttpRequest& request, const std::string& run_id,
+                         const std::string& task_id) {
+  StatusOr<RunRecord> run = FindRun(request, run_id);
+  if (!run.ok()) return Error(run.status());
+  auto wanted = QueryNumber(request, "try", 0, 100000);
+  if (auto* error = std::get_if<HttpResponse>(&wanted)) return *error;
+  StatusOr<TryRecord> chosen = store_->FindTry(run->dag_id, run->run_id, task_id,
+                                               static_cast<int>(std::get<size_t>(wanted)));
   if (!chosen.ok()) return Error(404, "not_found", chosen.status().message());
   // A range of the file: ?offset=N (bytes) lets a client follow a log by polling.
-  size_t offset = 0;
-  if (auto it = request.query.find("offset"); it != request.query.end()) {
-    try {
-      offset = std::stoul(it->second);
-    } catch (const std::exception&) {
-      return Error(400, "bad_request", "offset must be a number, not \"" + it->second + "\"");
-    }
-  }
+  auto offset_or = QueryNumber(request, "offset", 0, std::numeric_limits<uint32_t>::max());
+  if (auto* error = std::get_if<HttpResponse>(&offset_or)) return *error;
+  const size_t offset = std::get<size_t>(offset_or);
   std::string text;
   if (std::FILE* f = std::fopen(chosen->log_path.c_str(), "rb")) {
     if (std::fseek(f, static_cast<long>(offset), SEEK_SET) == 0) {
@@ -240,12 +544,97 @@ HttpResponse Api::GetLog(const std::string& run_id, const std::string& task_id,
     }
     std::fclose(f);
   }
+  // The try's state as this process knows it now: the store may lag by one loop turn.
+  const bool ended = IsTerminal(chosen->state) || chosen->state == TaskState::kUpForRetry;
   return Json(200, {{"task_id", task_id},
                     {"try_number", chosen->try_number},
                     {"state", TaskStateName(chosen->state)},
+                    {"ended", ended},
                     {"offset", offset},
                     {"next_offset", offset + text.size()},
                     {"text", text}});
+}
+
+HttpResponse Api::CreateBackfill(const std::string& dag_id, const HttpRequest& request,
+                                 const Caller& caller) {
+  auto parsed = ParseBody(request, {{"from", json::value_t::string, "an ISO 8601 time"},
+                                    {"to", json::value_t::string, "an ISO 8601 time"},
+                                    {"reprocess", json::value_t::string, "none, failed or all"},
+                                    {"max_active_runs", json::value_t::number_integer, "a number"},
+                                    {"dry_run", json::value_t::boolean, "true or false"}});
+  if (auto* error = std::get_if<HttpResponse>(&parsed)) return *error;
+  const json& body = std::get<json>(parsed);
+  Scheduler::BackfillRequest backfill;
+  backfill.dag_id = dag_id;
+  for (const char* field : {"from", "to"}) {
+    if (!body.contains(field)) {
+      return Error(400, "bad_request",
+                   std::string("field \"") + field + "\" is required (an ISO 8601 time)");
+    }
+    std::optional<std::chrono::sys_seconds> t = ParseTimeUtc(body[field]);
+    if (!t) {
+      return Error(400, "bad_request",
+                   std::string(field) + " \"" + body[field].get<std::string>() +
+                       "\" is not an ISO 8601 time (e.g. 2026-01-01T00:00:00Z)");
+    }
+    (std::string(field) == "from" ? backfill.from : backfill.to) = *t;
+  }
+  backfill.reprocess = body.value("reprocess", "none");
+  backfill.max_active_runs = body.value("max_active_runs", 0);
+  backfill.dry_run = body.value("dry_run", false);
+  backfill.actor = caller.actor;
+  StatusOr<json> created = scheduler_->CreateBackfill(backfill);
+  if (!created.ok()) return Error(created.status());
+  if (!backfill.dry_run) {
+    Status durable = runner_->Sync();
+    if (!durable.ok()) return Error(durable);
+  }
+  return Json(backfill.dry_run ? 200 : 201, {{"backfill", *created}});
+}
+
+HttpResponse Api::Tokens(const HttpRequest& request, const std::vector<std::string>& p,
+                         const Caller& caller) {
+  const std::string& m = request.method;
+  if (p.size() == 1 && m == "GET") {
+    json list = json::array();
+    for (const TokenInfo& t : tokens_->List()) {
+      list.push_back({{"name", t.name},
+                      {"role", RoleName(t.role)},
+                      {"created_at", t.created_at},
+                      {"created_by", t.created_by}});
+    }
+    return Json(200, {{"tokens", list}});
+  }
+  if (p.size() == 1 && m == "POST") {
+    auto parsed =
+        ParseBody(request, {{"name", json::value_t::string, "a string"},
+                            {"role", json::value_t::string, "viewer, operator or admin"}});
+    if (auto* error = std::get_if<HttpResponse>(&parsed)) return *error;
+    const json& body = std::get<json>(parsed);
+    if (!body.contains("name")) return Error(400, "bad_request", "field \"name\" is required");
+    const std::string role_name = body.value("role", "viewer");
+    std::optional<Role> role = ParseRole(role_name);
+    if (!role) {
+      return Error(400, "bad_request",
+                   "role \"" + role_name + "\" is not viewer, operator or admin");
+    }
+    StatusOr<std::string> secret = tokens_->Create(body["name"], *role, caller.actor);
+    if (!secret.ok()) return Error(secret.status());
+    return Json(201, {{"name", body["name"]}, {"role", role_name}, {"token", *secret}});
+  }
+  if (p.size() == 2 && m == "DELETE") {
+    Status s = tokens_->Revoke(p[1], caller.actor);
+    if (!s.ok()) return Error(s);
+    return Json(200, {{"revoked", p[1]}});
+  }
+  return Error(405, "method_not_allowed",
+               m + " " + request.path +
+                   " is not supported; use GET or POST /api/v1/tokens, DELETE /api/v1/tokens/NAME");
+}
+
+HttpResponse Api::RenderMetrics() {
+  if (on_scrape_) on_scrape_(metrics_);
+  return {200, "text/plain; version=0.0.4", metrics_->Render()};
 }
 
 }  // namespace sluice

@@ -81,6 +81,9 @@ Status Scheduler::SetPaused(const std::string& dag_id, bool pause, const std::st
     paused_[dag_id] = value;
   } else {
     paused_.erase(dag_id);
+    for (auto& [path, entry] : dags_) {
+      if (entry.dag && entry.dag->id() == dag_id) entry.next_fire.reset();
+    }
     unpaused_at_[dag_id] = std::chrono::floor<std::chrono::seconds>(clock_->Now());
   }
   return Status::Ok();

@@ -51,6 +51,8 @@ HttpRequest Convert(const http::request<http::string_body>& req) {
     }
   }
   out.body = req.body();
+  if (auto it = req.find(http::field::authorization); it != req.end())
+    out.authorization = std::string(it->value());
   return out;
 }
 

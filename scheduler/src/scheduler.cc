@@ -89,9 +89,29 @@ void Scheduler::Stop() {
   timer_->timer.cancel();
 }
 
-void Scheduler::Arm() {
+void Scheduler::SetMetrics(Metrics* metrics) {
+  metrics_ = metrics;
+  metrics_->Declare("sluice_scheduler_loop_duration_seconds", "histogram",
+                    "Time of one scheduler pass (rescan, run creation, backfills)",
+                    Metrics::DurationBuckets());
+  metrics_->Declare("sluice_cron_trigger_lag_seconds", "histogram",
+                    "Scheduled run created minus the end of its data interval",
+                    Metrics::DurationBuckets());
+}
+
+void Scheduler::Arm(sys_seconds now) {
   if (stopped_) return;
-  timer_->timer.expires_after(options_.tick);
+  // Wake at the next fire time of any DAG, so that runs are created on time, not up to a
+  // tick late; a millisecond after it, so that the floor to whole seconds sees it due.
+  Duration wait = options_.tick;
+  for (const auto& [path, entry] : dags_) {
+    if (!entry.next_fire) continue;
+    const auto until = std::chrono::duration_cast<Duration>(*entry.next_fire - clock_->Now() +
+                                                            std::chrono::milliseconds(1));
+    wait = std::min(wait, std::max(until, Duration(0)));
+  }
+  (void)now;
+  timer_->timer.expires_after(wait);
   timer_->timer.async_wait([this](boost::system::error_code ec) {
     if (!ec) Tick();
   });
@@ -143,6 +163,7 @@ void Scheduler::Scan() {
       continue;
     }
     const bool first_load = entry.dag == nullptr;
+    entry.next_fire.reset();
     entry.errors = Diagnostics();
     entry.source = loaded.source;
     entry.dag = std::shared_ptr<const Dag>(std::move(loaded.dag));
@@ -165,8 +186,14 @@ void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
   if (!entry->dag || !entry->dag->spec().cron) return;
   const DagSpec& spec = entry->dag->spec();
   if (paused(spec.id)) return;
+  if (entry->next_fire && *entry->next_fire > now) return;  // nothing new can be due
+  StatusOr<const date::time_zone*> tz = FindTimeZone(spec.timezone);
+  if (tz.ok()) entry->next_fire = spec.cron->Next(now, *tz);
   const size_t active = runner_->active_runs(spec.id);
-  if (active >= static_cast<size_t>(spec.max_active_runs)) return;
+  if (active >= static_cast<size_t>(spec.max_active_runs)) {
+    entry->next_fire.reset();  // check again when a run ends
+    return;
+  }
   StatusOr<const date::time_zone*> zone = FindTimeZone(spec.timezone);
   if (!zone.ok()) return;
   DueQuery query;
@@ -176,7 +203,9 @@ void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
   if (auto it = unpaused_at_.find(spec.id); it != unpaused_at_.end() && it->second > started_)
     query.since = it->second;
   query.limit = static_cast<size_t>(spec.max_active_runs) - active;
-  for (const DataInterval& interval : DueIntervals(spec, *zone, query)) {
+  const std::vector<DataInterval> due = DueIntervals(spec, *zone, query);
+  if (due.size() >= query.limit) entry->next_fire.reset();  // more may be owed once runs end
+  for (const DataInterval& interval : due) {
     TriggerRequest request;
     request.dag = entry->dag;
     request.dag_source = entry->source;
@@ -196,12 +225,17 @@ void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
                    run.status().message().c_str());
       return;  // try again next tick
     }
+    if (run.ok() && metrics_) {
+      metrics_->Observe("sluice_cron_trigger_lag_seconds", {{"dag", spec.id}},
+                        std::chrono::duration<double>(clock_->Now() - interval.end).count());
+    }
     entry->cursor = interval.start;  // created now, or by an earlier process: done either way
   }
 }
 
 void Scheduler::Tick() {
   if (stopped_) return;
+  const auto loop_started = std::chrono::steady_clock::now();
   if (std::chrono::steady_clock::now() - last_scan_ >= options_.rescan) {
     Scan();
     last_scan_ = std::chrono::steady_clock::now();
@@ -209,7 +243,12 @@ void Scheduler::Tick() {
   const sys_seconds now = std::chrono::floor<std::chrono::seconds>(clock_->Now());
   for (auto& [path, entry] : dags_) ScheduleDag(&entry, now);
   AdvanceBackfills();
-  Arm();
+  if (metrics_) {
+    metrics_->Observe(
+        "sluice_scheduler_loop_duration_seconds", {},
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_started).count());
+  }
+  Arm(now);
 }
 
 }  // namespace sluice

@@ -63,10 +63,10 @@ params = { command = "echo hello {{ params.name }}" }
 )");
   testing::WriteFile(dir.file("dags/broken.toml"), "[dag]\nid = \"broken\"\n");
   const unsigned short port = static_cast<unsigned short>(20000 + (getpid() % 20000));
-  int pid =
-      testing::SpawnSluice({"serve", "--dags", dir.file("dags"), "--state-dir", dir.file("state"),
-                            "--listen", "127.0.0.1:" + std::to_string(port)},
-                           dir.file("serve.log"));
+  int pid = testing::SpawnSluice(
+      {"serve", "--dags", dir.file("dags"), "--state-dir", dir.file("state"), "--listen",
+       "127.0.0.1:" + std::to_string(port), "--allow-unauthenticated"},
+      dir.file("serve.log"));
   Reply health;
   for (int i = 0; i < 100 && health.status != 200; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -92,7 +92,7 @@ params = { command = "echo hello {{ params.name }}" }
   CHECK(created.status == 201);
   const std::string run_id = created.body["run"]["run_id"];
   CHECK(created.body["run"]["params"]["name"] == "api");
-  CHECK(created.body["run"]["triggered_by"].get<std::string>().rfind("api:127.0.0.1:", 0) == 0);
+  CHECK(created.body["run"]["triggered_by"].get<std::string>().rfind("local:127.0.0.1:", 0) == 0);
 
   Reply run;
   for (int i = 0; i < 100; ++i) {
@@ -131,7 +131,8 @@ params = { command = "echo hello {{ params.name }}" }
   Reply not_json = Call(port, http::verb::post, "/api/v1/dags/greet/runs", "{oops");
   CHECK(not_json.status == 400);
   CHECK(Call(port, http::verb::post, "/api/v1/dags/greet/runs", R"({"parms": {}})")
-            .body["error"]["message"] == "unknown field \"parms\" (the body takes \"params\")");
+            .body["error"]["message"] ==
+        "unknown field \"parms\" (accepted: params, logical_date, run_id)");
   CHECK(Call(port, http::verb::get, "/api/v1/dags/nope").status == 404);
   CHECK(Call(port, http::verb::get, "/api/v1/runs/nope").status == 404);
   CHECK(Call(port, http::verb::delete_, "/api/v1/dags").status == 405);
@@ -141,8 +142,8 @@ params = { command = "echo hello {{ params.name }}" }
 
   // The trigger is in the event log with who made it.
   auto events = testing::RunSluice({"events", run_id, "--json", "--state-dir", dir.file("state")});
-  CHECK(json::parse(events.out)[0]["reason"].get<std::string>().rfind("triggered by api:127.0.0.1:",
-                                                                      0) == 0);
+  CHECK(json::parse(events.out)[0]["reason"].get<std::string>().rfind(
+            "triggered by local:127.0.0.1:", 0) == 0);
 
   kill(pid, SIGTERM);
   int status = 0;

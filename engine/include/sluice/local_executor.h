@@ -50,6 +50,8 @@ class LocalWorkerPool : public Executor {
                    std::function<void(StatusOr<PluginCatalog>)> done);
 
   size_t capacity() const override;
+  // Workers started again after one died (a crash, a kill at a timeout, a lost heartbeat).
+  uint64_t restarts() const;
   void Launch(TaskLaunch launch) override;
   void Cancel(const std::string& key) override;
 

@@ -116,6 +116,11 @@ class Runner : public ExecutorListener {
   // error (cancel the run, or wait for it). Returns the ids of the cleared tasks.
   StatusOr<std::vector<std::string>> ClearTasks(const ClearRequest& request);
 
+  // For a graceful shutdown: nothing more is dispatched; tries in flight go on. in_flight()
+  // says when they have all ended.
+  void StopDispatching() { dispatching_ = false; }
+  size_t in_flight() const { return in_flight_; }
+
   // Commits what is pending now (and dispatches), instead of at the end of this loop turn;
   // for callers that must not answer before a change is durable. Returns fatal_error().
   Status Sync();
@@ -126,6 +131,15 @@ class Runner : public ExecutorListener {
   // Runs of `dag_id` in progress in this runner.
   size_t active_runs(const std::string& dag_id) const;
   bool IsActive(const std::string& dag_id, const std::string& run_id) const;
+  // Tries ready and waiting for a worker or a pool slot.
+  size_t queue_depth() const { return ready_.size(); }
+  // Pool name -> slots in use, and the configured slots (pools without a limit are absent).
+  const std::map<std::string, int>& pool_usage() const { return pool_used_; }
+  const std::map<std::string, int>& pool_slots() const { return options_.pools; }
+  // Task states of the runs in progress, counted: state -> tasks.
+  std::map<TaskState, size_t> ActiveTaskStates() const;
+  // Runs in progress per DAG.
+  std::map<std::string, size_t> ActiveRunsByDag() const;
 
   // ExecutorListener.
   void OnStarted(const std::string& key, int64_t worker_pid) override;
@@ -199,6 +213,7 @@ class Runner : public ExecutorListener {
   std::vector<std::pair<RunRt*, size_t>> changed_tasks_;  // to tell the observer
   std::vector<RunRt*> changed_runs_;
   bool flush_posted_ = false;
+  bool dispatching_ = true;
   std::string acting_;  // who the current API call acts for; empty: options_.actor
   Status fatal_;
   std::mt19937_64 rng_;

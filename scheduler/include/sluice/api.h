@@ -1,39 +1,78 @@
 // The daemon's REST API, version 1 (docs/api.md). Routes requests to the scheduler, the
 // runner and the state store. Errors are JSON: {"error": {"code": "...", "message": "..."}}
-// with a stable code (bad_request, not_found, method_not_allowed, conflict, internal).
+// with a stable code (bad_request, unauthorized, forbidden, not_found, method_not_allowed,
+// conflict, internal).
+//
+// Auth: every endpoint but /api/v1/health needs a bearer token whose role allows it (viewer
+// reads, operator acts on runs and DAGs, admin manages tokens), unless the daemon was
+// started with allow_unauthenticated (loopback only), when a request without a token acts
+// as admin. What a request changes is recorded with who made it ("token:<name>").
 //
 // Threading: called on the io_context thread that owns the runner and scheduler.
 #ifndef SLUICE_API_H_
 #define SLUICE_API_H_
 
+#include <nlohmann/json.hpp>
+#include <optional>
+
 #include "sluice/http_server.h"
+#include "sluice/metrics.h"
 #include "sluice/runner.h"
 #include "sluice/scheduler.h"
 #include "sluice/state_store.h"
+#include "sluice/tokens.h"
 
 namespace sluice {
 
 class Api {
  public:
-  Api(Scheduler* scheduler, Runner* runner, StateStore* store)
-      : scheduler_(scheduler), runner_(runner), store_(store) {}
+  struct Options {
+    bool allow_unauthenticated = false;
+  };
+  Api(Scheduler* scheduler, Runner* runner, StateStore* store, Tokens* tokens, Metrics* metrics,
+      Options options);
 
   HttpResponse Handle(const HttpRequest& request);
 
+  // Gauges computed at scrape time (runs, tasks, queue, pools, workers) are set by this
+  // callback before /metrics renders; the daemon adds what the API cannot see.
+  void OnScrape(std::function<void(Metrics*)> fn) { on_scrape_ = std::move(fn); }
+
  private:
+  struct Caller {
+    std::string actor;  // "token:<name>" or "local:<peer>"
+    Role role = Role::kViewer;
+  };
+  HttpResponse Route(const HttpRequest& request, const Caller& caller);
   HttpResponse ListDags();
   HttpResponse GetDag(const std::string& dag_id);
+  HttpResponse PauseDag(const std::string& dag_id, bool pause, const Caller& caller);
   HttpResponse ListRuns(const std::string& dag_id, const HttpRequest& request);
-  HttpResponse Trigger(const std::string& dag_id, const HttpRequest& request);
-  HttpResponse GetRun(const std::string& run_id);
-  HttpResponse GetEvents(const std::string& run_id);
-  HttpResponse GetLog(const std::string& run_id, const std::string& task_id,
-                      const HttpRequest& request);
-  const Scheduler::DagEntry* FindDag(const std::string& dag_id) const;
+  HttpResponse Trigger(const std::string& dag_id, const HttpRequest& request, const Caller& caller);
+  HttpResponse GetRun(const HttpRequest& request, const std::string& run_id);
+  HttpResponse CancelRun(const HttpRequest& request, const std::string& run_id,
+                         const Caller& caller);
+  HttpResponse ClearRun(const HttpRequest& request, const std::string& run_id,
+                        const Caller& caller);
+  HttpResponse ListTasks(const HttpRequest& request, const std::string& run_id,
+                         const std::string& task_id);
+  HttpResponse GetEvents(const HttpRequest& request, const std::string& run_id);
+  HttpResponse GetLog(const HttpRequest& request, const std::string& run_id,
+                      const std::string& task_id);
+  HttpResponse CreateBackfill(const std::string& dag_id, const HttpRequest& request,
+                              const Caller& caller);
+  HttpResponse Tokens(const HttpRequest& request, const std::vector<std::string>& path,
+                      const Caller& caller);
+  HttpResponse RenderMetrics();
+  StatusOr<RunRecord> FindRun(const HttpRequest& request, const std::string& run_id) const;
 
   Scheduler* scheduler_;
   Runner* runner_;
   StateStore* store_;
+  sluice::Tokens* tokens_;
+  Metrics* metrics_;
+  Options options_;
+  std::function<void(Metrics*)> on_scrape_;
 };
 
 }  // namespace sluice

@@ -25,7 +25,8 @@ struct HttpRequest {
   std::string path;    // without the query string, percent-decoded
   std::map<std::string, std::string> query;
   std::string body;
-  std::string remote;  // the peer's address, "127.0.0.1:53412"
+  std::string remote;         // the peer's address, "127.0.0.1:53412"
+  std::string authorization;  // the Authorization header, if any
 };
 
 struct HttpResponse {

@@ -24,6 +24,7 @@
 #include "sluice/dag.h"
 #include "sluice/diagnostics.h"
 #include "sluice/executor.h"
+#include "sluice/metrics.h"
 #include "sluice/plugin_host.h"
 #include "sluice/runner.h"
 #include "sluice/state_store.h"
@@ -50,7 +51,8 @@ class Scheduler {
     Diagnostics errors;              // of the current file, when it does not validate
     std::filesystem::file_time_type mtime;
     uintmax_t size = 0;
-    std::optional<std::chrono::sys_seconds> cursor;  // start of the last interval with a run
+    std::optional<std::chrono::sys_seconds> cursor;     // start of the last interval with a run
+    std::optional<std::chrono::sys_seconds> next_fire;  // after the last check; null: unknown
   };
 
   // `catalog`: the plugins DAGs are checked against when loaded (a DAG that does not fit them
@@ -64,7 +66,11 @@ class Scheduler {
   void Stop();
 
   // One pass, for tests and for the loop: rescan if due, then create the runs that are owed.
+  // The loop wakes at the next fire time of any DAG (or after `tick`, whichever is first).
   void Tick();
+
+  // Where the loop's duration and the cron trigger lag (run created - interval end) go.
+  void SetMetrics(Metrics* metrics);
 
   const std::map<std::string, DagEntry>& dags() const { return dags_; }  // by path
   // The loaded DAG with this id, or null.
@@ -97,7 +103,7 @@ class Scheduler {
  private:
   void Scan();
   void ScheduleDag(DagEntry* entry, std::chrono::sys_seconds now);
-  void Arm();
+  void Arm(std::chrono::sys_seconds now);
   void LoadControl();
   void AdvanceBackfills();
   bool AdvanceBackfill(nlohmann::json& backfill);  // true when it changed
@@ -118,6 +124,7 @@ class Scheduler {
   Options options_;
   std::map<std::string, DagEntry> dags_;
   std::chrono::sys_seconds started_;
+  Metrics* metrics_ = nullptr;
   std::map<std::string, nlohmann::json> paused_;  // dag id -> {by, at}
   std::map<std::string, std::chrono::sys_seconds> unpaused_at_;
   std::map<std::string, nlohmann::json> backfills_;  // id -> record

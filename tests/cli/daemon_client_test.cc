@@ -1,0 +1,283 @@
+// The daemon driven the way an operator drives it: tokens with roles, the CLI client
+// (trigger, runs cancel, tasks clear, backfill, dags pause), and /metrics, against a real
+// `sluice serve` over real HTTP.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "test_util.h"
+
+namespace sluice {
+namespace {
+
+namespace http = boost::beast::http;
+using nlohmann::json;
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  json Json() const { return json::parse(body); }
+};
+
+Reply Call(unsigned short port, http::verb verb, const std::string& target,
+           const std::string& token, const std::string& body = "") {
+  try {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::resolver resolver(io);
+    boost::beast::tcp_stream stream(io);
+    stream.connect(resolver.resolve("127.0.0.1", std::to_string(port)));
+    http::request<http::string_body> req{verb, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    req.body() = body;
+    req.prepare_payload();
+    http::write(stream, req);
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    return {static_cast<int>(res.result_int()), res.body()};
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+std::string Token(const std::string& state, const std::string& name, const std::string& role) {
+  auto made = testing::RunSluice({"tokens", "create", name, "--role", role, "--state-dir", state});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.err);
+  std::string secret = made.out;
+  while (!secret.empty() && secret.back() == '\n') secret.pop_back();
+  REQUIRE(secret.rfind("slc_", 0) == 0);
+  return secret;
+}
+
+// The latest record of `task` in a /runs/{id}/tasks answer (null if it has none yet).
+json TaskOf(const json& body, const std::string& task) {
+  for (const json& t : body["tasks"]) {
+    if (t["task_id"] == task) return t;
+  }
+  return nullptr;
+}
+
+template <typename F>
+bool WaitFor(F done, int seconds = 30) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+TEST_CASE("Daemon.Client.TokensCancelClearBackfillPauseMetrics" * doctest::timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  testing::WriteFile(dir.file("dags/sched.toml"), R"([dag]
+id = "sched"
+schedule = "@daily"
+start_date = 2026-01-01T00:00:00Z
+end_date = 2026-01-02T00:00:00Z
+catchup = "all"
+[[task]]
+id = "work"
+plugin = "core.noop"
+)");
+  testing::WriteFile(dir.file("dags/slow.toml"), R"([dag]
+id = "slow"
+[[task]]
+id = "wait"
+plugin = "core.shell"
+params = { command = "sleep 60" }
+[[task]]
+id = "after"
+plugin = "core.noop"
+depends_on = ["wait"]
+)");
+  const std::string flag = dir.file("flag");
+  testing::WriteFile(dir.file("dags/flaky.toml"), R"([dag]
+id = "flaky"
+[[task]]
+id = "check"
+plugin = "core.shell"
+params = { command = "test -f )" + flag + R"(" }
+[[task]]
+id = "report"
+plugin = "core.noop"
+depends_on = ["check"]
+)");
+  // Tokens are made before the daemon runs (straight in the state dir).
+  const std::string admin = Token(state, "root", "admin");
+  const std::string op = Token(state, "ops", "operator");
+  const std::string viewer = Token(state, "watcher", "viewer");
+  CHECK(Token(state, "spare", "viewer").size() == 52);
+  auto listed = testing::RunSluice({"tokens", "list", "--state-dir", state});
+  CHECK(listed.out.find("watcher") != std::string::npos);
+  CHECK(listed.out.find("slc_") == std::string::npos);  // secrets are never shown again
+
+  const int pid = testing::SpawnSluice({"serve", "--dags", dir.file("dags"), "--state-dir", state,
+                                        "--listen", "127.0.0.1:0", "--workers", "2"},
+                                       dir.file("serve.log"));
+  const std::string daemon_file = state + "/daemon.json";
+  REQUIRE(WaitFor([&] { return std::filesystem::exists(daemon_file); }));
+  json daemon;
+  std::ifstream(daemon_file) >> daemon;
+  const std::string url = daemon["url"];
+  const auto port = static_cast<unsigned short>(std::stoi(url.substr(url.rfind(':') + 1)));
+
+  // Auth: health is open; the rest needs a valid token with the right role.
+  CHECK(Call(port, http::verb::get, "/api/v1/health", "").status == 200);
+  Reply anonymous = Call(port, http::verb::get, "/api/v1/dags", "");
+  CHECK(anonymous.status == 401);
+  CHECK(anonymous.Json()["error"]["code"] == "unauthorized");
+  CHECK(Call(port, http::verb::get, "/api/v1/dags", "slc_wrong").status == 401);
+  CHECK(Call(port, http::verb::get, "/api/v1/dags", viewer).status == 200);
+  Reply forbidden = Call(port, http::verb::post, "/api/v1/dags/slow/runs", viewer, "{}");
+  CHECK(forbidden.status == 403);
+  CHECK(forbidden.Json()["error"]["message"].get<std::string>().find("needs operator") !=
+        std::string::npos);
+  CHECK(Call(port, http::verb::get, "/api/v1/tokens", op).status == 403);
+  CHECK(Call(port, http::verb::get, "/api/v1/tokens", admin).status == 200);
+  CHECK(Call(port, http::verb::delete_, "/api/v1/tokens/spare", admin).status == 200);
+  CHECK(Call(port, http::verb::get, "/api/v1/dags", viewer).status == 200);
+
+  // The CLI finds the daemon through the state dir and uses $SLUICE_TOKEN.
+  setenv("SLUICE_TOKEN", op.c_str(), 1);
+  auto dags = testing::RunSluice({"dags", "list", "--state-dir", state});
+  CHECK_MESSAGE(dags.exit_code == 0, dags.err);
+  CHECK(dags.out.find("sched") != std::string::npos);
+
+  // Scheduled runs: one per day from start_date to end_date.
+  REQUIRE(WaitFor([&] {
+    auto runs = testing::RunSluice(
+        {"runs", "list", "--dag", "sched", "--state", "success", "--json", "--state-dir", state});
+    return runs.exit_code == 0 && json::parse(runs.out).size() == 2;
+  }));
+
+  // Cancel: the running command is stopped, the task after it skipped, the run failed.
+  auto triggered = testing::RunSluice({"trigger", "slow", "--json", "--state-dir", state});
+  REQUIRE_MESSAGE(triggered.exit_code == 0, triggered.err);
+  const std::string slow_run = json::parse(triggered.out)["run"]["run_id"];
+  REQUIRE(WaitFor([&] {
+    Reply r = Call(port, http::verb::get, "/api/v1/runs/" + slow_run + "/tasks", viewer);
+    return r.status == 200 && TaskOf(r.Json(), "wait").value("state", "") == "running";
+  }));
+  auto cancelled = testing::RunSluice({"runs", "cancel", slow_run, "--state-dir", state});
+  CHECK_MESSAGE(cancelled.exit_code == 0, cancelled.err);
+  REQUIRE(WaitFor([&] {
+    Reply r = Call(port, http::verb::get, "/api/v1/runs/" + slow_run, viewer);
+    return r.status == 200 && r.Json()["run"]["state"] == "failed";
+  }));
+  json slow = Call(port, http::verb::get, "/api/v1/runs/" + slow_run + "/tasks", viewer).Json();
+  CHECK(TaskOf(slow, "after")["state"] == "skipped");
+  CHECK(TaskOf(slow, "wait")["reason"].get<std::string>().find("run cancelled by token:ops") == 0);
+
+  // Clear: a failed task runs again once its cause is fixed, with its downstream task.
+  triggered = testing::RunSluice({"trigger", "flaky", "--json", "--state-dir", state});
+  const std::string flaky_run = json::parse(triggered.out)["run"]["run_id"];
+  REQUIRE(WaitFor([&] {
+    Reply r = Call(port, http::verb::get, "/api/v1/runs/" + flaky_run, viewer);
+    return r.status == 200 && r.Json()["run"]["state"] == "failed";
+  }));
+  testing::WriteFile(flag, "fixed\n");
+  auto cleared = testing::RunSluice(
+      {"tasks", "clear", flaky_run, "-t", "check", "--downstream", "--state-dir", state});
+  CHECK_MESSAGE(cleared.exit_code == 0, cleared.err);
+  CHECK(cleared.out.find("check, report") != std::string::npos);
+  REQUIRE(WaitFor([&] {
+    Reply r = Call(port, http::verb::get, "/api/v1/runs/" + flaky_run, viewer);
+    return r.status == 200 && r.Json()["run"]["state"] == "success";
+  }));
+  json tries = Call(port, http::verb::get, "/api/v1/runs/" + flaky_run + "/tasks/check", viewer)
+                   .Json()["tries"];
+  REQUIRE(tries.size() == 2);
+  CHECK(tries[0]["state"] == "failed");
+  CHECK(tries[1]["state"] == "success");
+
+  // Backfill: a dry run plans without creating; the real one creates the missing slots and
+  // reruns the existing one (reprocess = all).
+  auto plan =
+      testing::RunSluice({"backfill", "sched", "--from", "2025-12-30", "--to", "2026-01-01",
+                          "--reprocess", "all", "--dry-run", "--json", "--state-dir", state});
+  REQUIRE_MESSAGE(plan.exit_code == 0, plan.err);
+  json items = json::parse(plan.out)["backfill"]["items"];
+  REQUIRE(items.size() == 3);
+  CHECK(items[0]["action"] == "create");
+  CHECK(items[2]["action"] == "rerun");
+  CHECK(items[2]["run_id"] == "scheduled__2026-01-01T00:00:00Z");
+  CHECK(Call(port, http::verb::get, "/api/v1/dags/sched/runs?run_type=backfill", viewer)
+            .Json()["runs"]
+            .empty());
+  auto started = testing::RunSluice({"backfill", "sched", "--from", "2025-12-30", "--to",
+                                     "2026-01-01", "--reprocess", "all", "--max-active-runs", "1",
+                                     "--json", "--state-dir", state});
+  REQUIRE_MESSAGE(started.exit_code == 0, started.err);
+  const std::string backfill_id = json::parse(started.out)["backfill"]["id"];
+  REQUIRE(WaitFor([&] {
+    Reply r = Call(port, http::verb::get, "/api/v1/backfills/" + backfill_id, viewer);
+    return r.status == 200 && r.Json()["backfill"]["state"] == "done";
+  }));
+  json done = Call(port, http::verb::get, "/api/v1/backfills/" + backfill_id, viewer).Json();
+  CHECK(done["backfill"]["counts"]["success"] == 3);
+  json sched_runs =
+      Call(port, http::verb::get, "/api/v1/dags/sched/runs?limit=10", viewer).Json()["runs"];
+  CHECK(sched_runs.size() == 4);  // two scheduled (one rerun) + two backfill: one per slot
+  json rerun = Call(port, http::verb::get,
+                    "/api/v1/runs/scheduled__2026-01-01T00:00:00Z/tasks/work?dag_id=sched", viewer)
+                   .Json()["tries"];
+  CHECK(rerun.size() == 2);
+
+  // Pause: recorded with who did it.
+  auto paused = testing::RunSluice({"dags", "pause", "sched", "--state-dir", state});
+  CHECK_MESSAGE(paused.exit_code == 0, paused.err);
+  CHECK(Call(port, http::verb::get, "/api/v1/dags/sched", viewer).Json()["paused"] == true);
+  json dag_events = Call(port, http::verb::get, "/api/v1/dags/sched/events", viewer).Json();
+  CHECK(dag_events["events"].back()["kind"] == "dag_paused");
+  CHECK(dag_events["events"].back()["actor"] == "token:ops");
+
+  // Pagination walks every run once.
+  size_t seen = 0;
+  std::string page = "/api/v1/runs?limit=2";
+  for (int i = 0; i < 10 && !page.empty(); ++i) {
+    json body = Call(port, http::verb::get, page, viewer).Json();
+    seen += body["runs"].size();
+    page = body["next_page_token"].is_null()
+               ? ""
+               : "/api/v1/runs?limit=2&page_token=" + body["next_page_token"].get<std::string>();
+  }
+  CHECK(seen == 6);
+  CHECK(Call(port, http::verb::get, "/api/v1/runs?limit=many", viewer).status == 400);
+  CHECK(Call(port, http::verb::get, "/api/v1/runs?state=done", viewer).status == 400);
+
+  // Metrics, in the Prometheus text format.
+  Reply metrics = Call(port, http::verb::get, "/metrics", viewer);
+  CHECK(metrics.status == 200);
+  CHECK(metrics.body.find("sluice_runs_finished_total{dag=\"sched\",state=\"success\"} ") !=
+        std::string::npos);
+  CHECK(metrics.body.find("sluice_cron_trigger_lag_seconds_count{dag=\"sched\"} 2") !=
+        std::string::npos);
+  CHECK(metrics.body.find("sluice_api_requests_total{method=\"GET\",route=\"/api/v1/dags\","
+                          "status=\"401\"} 2") != std::string::npos);
+  CHECK(metrics.body.find("sluice_task_duration_seconds_bucket{dag=\"flaky\",le=\"+Inf\"} 3") !=
+        std::string::npos);
+  unsetenv("SLUICE_TOKEN");
+
+  // SIGTERM: a graceful stop; the CLI no longer finds a daemon.
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_FALSE(std::filesystem::exists(daemon_file));
+}
+
+}  // namespace
+}  // namespace sluice
