@@ -338,7 +338,7 @@ int TokensCommand(const ClientOptions& o, const std::string& action) {
 void AddClientCommands(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<ClientOptions>();
   o->state_dir = DefaultStateDir();
-  auto on = [o, exit_code](CLI::App* cmd, std::function<int(const ClientOptions&)> fn) {
+  auto on = [o, exit_code](CLI::App* cmd, const std::function<int(const ClientOptions&)>& fn) {
     AddConnection(cmd, o.get());
     cmd->callback([o, exit_code, fn] { *exit_code = fn(*o); });
   };
