@@ -47,6 +47,17 @@ CommandResult RunSluice(const std::vector<std::string>& args);
 // `output_file`; returns its pid. The caller waits for it (waitpid) or kills it.
 int SpawnSluice(const std::vector<std::string>& args, const std::string& output_file);
 
+struct HttpReply {
+  int status = 0;  // 0 when nothing answered
+  std::string body;
+};
+
+// One HTTP/1.1 request to 127.0.0.1:`port`, with a bearer token when `token` is not empty.
+// A server may answer (413) before it has read a body that is too large and stop reading:
+// the write then fails, and the answer is still read.
+HttpReply HttpCall(unsigned short port, const std::string& method, const std::string& target,
+                   const std::string& token = "", const std::string& body = "");
+
 }  // namespace sluice::testing
 
 #endif  // SLUICE_TESTS_TEST_UTIL_H_

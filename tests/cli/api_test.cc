@@ -3,10 +3,6 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -24,29 +20,13 @@ struct Reply {
   json body;
 };
 
-// One HTTP request to 127.0.0.1:port; status 0 when nothing answers.
+// One HTTP request without a token; the body parsed as JSON.
 Reply Call(unsigned short port, http::verb verb, const std::string& target,
            const std::string& body = "") {
-  try {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::resolver resolver(io);
-    boost::beast::tcp_stream stream(io);
-    stream.connect(resolver.resolve("127.0.0.1", std::to_string(port)));
-    http::request<http::string_body> req{verb, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.body() = body;
-    req.prepare_payload();
-    boost::beast::error_code write_error;
-    // A server may answer (413) before it has read a body that is too large and stop reading:
-    // the write then fails, and the answer is still there to read.
-    http::write(stream, req, write_error);
-    boost::beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(stream, buffer, res);
-    return {static_cast<int>(res.result_int()), json::parse(res.body())};
-  } catch (const std::exception&) {
-    return {};
-  }
+  testing::HttpReply reply =
+      testing::HttpCall(port, std::string(http::to_string(verb)), target, "", body);
+  if (reply.status == 0) return {};
+  return {reply.status, json::parse(reply.body)};
 }
 
 TEST_CASE("Api.Serve.HealthDagsTriggerRunsAndErrors" * doctest::timeout(90)) {

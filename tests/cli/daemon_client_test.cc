@@ -6,10 +6,6 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <filesystem>
 #include <fstream>
@@ -32,24 +28,9 @@ struct Reply {
 
 Reply Call(unsigned short port, http::verb verb, const std::string& target,
            const std::string& token, const std::string& body = "") {
-  try {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::resolver resolver(io);
-    boost::beast::tcp_stream stream(io);
-    stream.connect(resolver.resolve("127.0.0.1", std::to_string(port)));
-    http::request<http::string_body> req{verb, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
-    req.body() = body;
-    req.prepare_payload();
-    http::write(stream, req);
-    boost::beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(stream, buffer, res);
-    return {static_cast<int>(res.result_int()), res.body()};
-  } catch (const std::exception&) {
-    return {};
-  }
+  testing::HttpReply reply =
+      testing::HttpCall(port, std::string(http::to_string(verb)), target, token, body);
+  return {reply.status, reply.body};
 }
 
 std::string Token(const std::string& state, const std::string& name, const std::string& role) {
