@@ -21,6 +21,29 @@ std::optional<DataInterval> NextInterval(const CronSchedule& schedule, const dat
   return DataInterval{previous.end, *end};
 }
 
+namespace {
+
+// The latest fire time at or before `t` and at or after `floor`. Searches back from `t` in
+// doubling steps, then walks forward over the fires of the last step: O(log gap) calls to
+// Next, where walking from `floor` would take one per fire (a minutely schedule with a
+// start_date a year back is half a million).
+std::optional<sys_seconds> LastFireAtOrBefore(const CronSchedule& schedule,
+                                              const date::time_zone* zone, sys_seconds t,
+                                              sys_seconds floor) {
+  if (t < floor) return std::nullopt;
+  for (std::chrono::seconds step(60);; step *= 2) {
+    const sys_seconds from = t - floor > step ? t - step : floor;
+    std::optional<sys_seconds> fire = schedule.Next(from - std::chrono::seconds(1), zone);
+    if (fire && *fire <= t) {
+      for (std::optional<sys_seconds> n; (n = schedule.Next(*fire, zone)) && *n <= t;) fire = n;
+      return fire;
+    }
+    if (from == floor) return std::nullopt;
+  }
+}
+
+}  // namespace
+
 std::vector<DataInterval> DueIntervals(const DagSpec& dag, const date::time_zone* zone,
                                        const DueQuery& query) {
   std::vector<DataInterval> due;
@@ -38,10 +61,27 @@ std::vector<DataInterval> DueIntervals(const DagSpec& dag, const date::time_zone
     next = FirstInterval(schedule, zone, *dag.start_date);
   }
 
+  // Policies that skip what was missed start the walk near the cutoff, not at the cursor.
+  std::optional<sys_seconds> jump;
+  if (next && dag.catchup == CatchupPolicy::kNone) {
+    // The first owed interval is the one that ends after `since`: it starts at the last fire
+    // at or before `since`.
+    jump = LastFireAtOrBefore(schedule, zone, query.since, next->start);
+  } else if (next && dag.catchup == CatchupPolicy::kLatest) {
+    // The latest due interval ends at the last fire at or before now, and starts at the fire
+    // before that (or at the last one a DAG's end_date allows).
+    std::optional<sys_seconds> end = LastFireAtOrBefore(schedule, zone, query.now, next->start);
+    if (end) jump = LastFireAtOrBefore(schedule, zone, *end - std::chrono::seconds(1), next->start);
+    if (jump && dag.end_date && *jump > *dag.end_date)
+      jump = LastFireAtOrBefore(schedule, zone, *dag.end_date, next->start);
+  }
+  if (jump && *jump > next->start) {
+    std::optional<sys_seconds> end = schedule.Next(*jump, zone);
+    next = end ? std::optional<DataInterval>(DataInterval{*jump, *end}) : std::nullopt;
+  }
+
   if (dag.catchup == CatchupPolicy::kLatest) {
-    // Walk to the most recent due interval without collecting the ones before it. A DAG that
-    // fires every minute and was paused for a year makes this walk long, but only once: the
-    // cursor then moves to now.
+    // Walk to the most recent due interval (a step or two after the jump above).
     std::optional<DataInterval> latest;
     for (; next && is_due(*next) && in_range(*next); next = NextInterval(schedule, zone, *next))
       latest = next;

@@ -103,14 +103,16 @@ void Scheduler::Arm(sys_seconds now) {
   if (stopped_) return;
   // Wake at the next fire time of any DAG, so that runs are created on time, not up to a
   // tick late; a millisecond after it, so that the floor to whole seconds sees it due.
+  // A fire time already past (a DAG that could not be scheduled this pass) waits for the
+  // regular tick rather than spinning the loop.
   Duration wait = options_.tick;
+  const auto clock_now = clock_->Now();
   for (const auto& [path, entry] : dags_) {
-    if (!entry.next_fire) continue;
-    const auto until = std::chrono::duration_cast<Duration>(*entry.next_fire - clock_->Now() +
+    if (!entry.next_fire || *entry.next_fire < now) continue;
+    const auto until = std::chrono::duration_cast<Duration>(*entry.next_fire - clock_now +
                                                             std::chrono::milliseconds(1));
-    wait = std::min(wait, std::max(until, Duration(0)));
+    wait = std::min(wait, std::max(until, Duration(std::chrono::milliseconds(1))));
   }
-  (void)now;
   timer_->timer.expires_after(wait);
   timer_->timer.async_wait([this](boost::system::error_code ec) {
     if (!ec) Tick();
@@ -185,7 +187,10 @@ void Scheduler::Scan() {
 void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
   if (!entry->dag || !entry->dag->spec().cron) return;
   const DagSpec& spec = entry->dag->spec();
-  if (paused(spec.id)) return;
+  if (paused(spec.id)) {
+    entry->next_fire.reset();  // nothing to wake for; unpause looks afresh
+    return;
+  }
   if (entry->next_fire && *entry->next_fire > now) return;  // nothing new can be due
   StatusOr<const date::time_zone*> tz = FindTimeZone(spec.timezone);
   if (tz.ok()) entry->next_fire = spec.cron->Next(now, *tz);

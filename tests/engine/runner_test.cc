@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <map>
 
+#include "fakes.h"
 #include "sluice/dag_loader.h"
 #include "test_util.h"
 
@@ -16,48 +17,8 @@ namespace {
 
 using nlohmann::json;
 using Kind = TaskOutcome::Kind;
-
-class ManualClock : public Clock {
- public:
-  explicit ManualClock(boost::asio::io_context& io) : io_(io) {}
-  std::chrono::system_clock::time_point Now() override { return now_; }
-  void RunAfter(Duration delay, std::function<void()> fn) override {
-    pending_.emplace(now_ + delay, std::move(fn));
-  }
-  void Advance(Duration d) {
-    now_ += d;
-    while (!pending_.empty() && pending_.begin()->first <= now_) {
-      auto fn = std::move(pending_.begin()->second);
-      pending_.erase(pending_.begin());
-      fn();
-    }
-  }
-
- private:
-  boost::asio::io_context& io_;
-  std::chrono::system_clock::time_point now_ =
-      std::chrono::sys_days(std::chrono::year(2026) / 1 / 2) + std::chrono::hours(3);
-  std::multimap<std::chrono::system_clock::time_point, std::function<void()>> pending_;
-};
-
-class FakeExecutor : public Executor {
- public:
-  explicit FakeExecutor(size_t capacity) : capacity_(capacity) {}
-  size_t capacity() const override { return capacity_; }
-  void Launch(TaskLaunch launch) override {
-    REQUIRE(running.size() < capacity_);
-    order.push_back(launch.request["run"]["task_id"].get<std::string>());
-    running[launch.request["run"]["task_id"].get<std::string>()] = std::move(launch);
-  }
-  void Cancel(const std::string& key) override { cancelled.push_back(key); }
-
-  std::map<std::string, TaskLaunch> running;  // task id -> launch
-  std::vector<std::string> order;             // task ids in launch order
-  std::vector<std::string> cancelled;         // keys Cancel was called with
-
- private:
-  size_t capacity_;
-};
+using testing::FakeExecutor;
+using testing::ManualClock;
 
 // A Runner wired to a FakeExecutor, a ManualClock and a real StateStore.
 class Harness {

@@ -1,0 +1,214 @@
+// Daemon benchmark: the three figures issue 4 names, measured on a real `sluice serve`.
+//
+//   folder   a DAG folder of N files (default 1,000; 3 tasks each) loaded and validated:
+//            in process (what the daemon's scan does per file) and as `sluice dag validate`
+//            (process start and plugin scan included)
+//   lag      cron trigger lag with N scheduled DAGs, all "* * * * *": for every scheduled
+//            run, the time it was created minus the end of its data interval (from the
+//            run records), over M minute boundaries; median, p99, max
+//   api      run-list requests per second on loopback: wrk (Debian's) against
+//            GET /api/v1/runs?limit=50 with a viewer token, over the runs the lag part made
+//
+// Usage: sluice_bench_daemon [--sluice PATH] [--workdir DIR] [--dags N] [--minutes M]
+//                            [--wrk-seconds S]
+#include <date/date.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sluice/dag_loader.h"
+#include "sluice/state_store.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::system_clock;
+
+namespace {
+
+struct Options {
+  std::string sluice;
+  std::string workdir = "/tmp/sluice-bench-daemon";
+  int dags = 1000;
+  int minutes = 2;
+  int wrk_seconds = 10;
+};
+
+double SecondsSince(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+// Runs a shell command; returns its stdout.
+std::string Capture(const std::string& command) {
+  std::string out;
+  if (FILE* p = popen(command.c_str(), "r")) {
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    pclose(p);
+  }
+  return out;
+}
+
+// "2026-11-27T17:52:42.226571Z" or "2026-11-27T17:52:00Z" as a time point.
+std::optional<Clock::time_point> ParseStamp(const std::string& text) {
+  std::istringstream in(text);
+  date::sys_time<std::chrono::microseconds> t;
+  in >> date::parse("%FT%TZ", t);
+  if (in.fail()) return std::nullopt;
+  return Clock::time_point(t);
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  return v[i];
+}
+
+void WriteDags(const std::string& dir, int n) {
+  fs::create_directories(dir);
+  for (int i = 0; i < n; ++i) {
+    std::ofstream(dir + "/d" + std::to_string(i) + ".toml")
+        << "[dag]\nid = \"d" << i
+        << "\"\nschedule = \"* * * * *\"\nstart_date = 2026-01-01T00:00:00Z\n"
+           "catchup = \"none\"\n"
+           "[[task]]\nid = \"extract\"\nplugin = \"core.noop\"\n"
+           "[[task]]\nid = \"transform\"\nplugin = \"core.noop\"\ndepends_on = [\"extract\"]\n"
+           "[[task]]\nid = \"load\"\nplugin = \"core.noop\"\ndepends_on = [\"transform\"]\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  o.sluice = (fs::read_symlink("/proc/self/exe").parent_path() / "sluice").string();
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--sluice") {
+      o.sluice = argv[i + 1];
+    } else if (flag == "--workdir") {
+      o.workdir = argv[i + 1];
+    } else if (flag == "--dags") {
+      o.dags = std::atoi(argv[i + 1]);
+    } else if (flag == "--minutes") {
+      o.minutes = std::atoi(argv[i + 1]);
+    } else if (flag == "--wrk-seconds") {
+      o.wrk_seconds = std::atoi(argv[i + 1]);
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s [--sluice PATH] [--workdir DIR] [--dags N] [--minutes M] "
+                   "[--wrk-seconds S]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  fs::remove_all(o.workdir);
+  const std::string dags = o.workdir + "/dags";
+  const std::string state = o.workdir + "/state";
+  WriteDags(dags, o.dags);
+  std::printf("sluice: %s\nmachine: %u cores\n\n", o.sluice.c_str(),
+              std::thread::hardware_concurrency());
+
+  // 1. The folder.
+  auto t0 = std::chrono::steady_clock::now();
+  const std::vector<sluice::DagLoadResult> loaded = sluice::LoadDagDirectory(dags);
+  const double in_process = SecondsSince(t0);
+  const size_t valid = static_cast<size_t>(
+      std::count_if(loaded.begin(), loaded.end(), [](const auto& r) { return r.ok(); }));
+  t0 = std::chrono::steady_clock::now();
+  const int validate_rc =
+      std::system(("'" + o.sluice + "' dag validate '" + dags + "' >/dev/null 2>&1").c_str());
+  const double validate = SecondsSince(t0);
+  std::printf(
+      "folder  %d files: loaded in process in %.3f s (%zu DAGs); `sluice dag validate` "
+      "%.3f s (exit %d)  [target < 1 s]\n",
+      o.dags, in_process, valid, validate, WEXITSTATUS(validate_rc));
+  std::fflush(stdout);
+
+  // 2. The daemon, with a viewer token for wrk.
+  const std::string token = Capture("'" + o.sluice + "' tokens create bench --role viewer " +
+                                    "--state-dir '" + state + "' 2>/dev/null");
+  const std::string secret = token.substr(0, token.find('\n'));
+  const int port = 30000 + getpid() % 20000;
+  std::fflush(stdout);
+  const pid_t daemon = fork();
+  if (daemon == 0) {
+    std::freopen((o.workdir + "/serve.log").c_str(), "w", stdout);
+    std::freopen((o.workdir + "/serve.log").c_str(), "a", stderr);
+    const std::string listen = "127.0.0.1:" + std::to_string(port);
+    execl(o.sluice.c_str(), o.sluice.c_str(), "serve", "--dags", dags.c_str(), "--state-dir",
+          state.c_str(), "--listen", listen.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  for (int i = 0; i < 600 && !fs::exists(state + "/daemon.json"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!fs::exists(state + "/daemon.json")) {
+    std::fprintf(stderr, "the daemon did not start; see %s/serve.log\n", o.workdir.c_str());
+    kill(daemon, SIGKILL);
+    return 1;
+  }
+  // Wait for M minute boundaries, and a few seconds for the runs to finish.
+  const auto now = Clock::now();
+  const auto first = std::chrono::ceil<std::chrono::minutes>(now);
+  const auto until = first + std::chrono::minutes(o.minutes - 1) + std::chrono::seconds(8);
+  std::printf("lag     waiting for %d minute boundaries (until %s) ...\n", o.minutes,
+              date::format("%T", std::chrono::floor<std::chrono::seconds>(until)).c_str());
+  std::fflush(stdout);
+  std::this_thread::sleep_until(until);
+
+  // 3. The API under wrk, while the daemon holds the runs just made.
+  if (!Capture("command -v wrk").empty()) {
+    const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/api/v1/runs?limit=50";
+    const std::string out =
+        Capture("wrk -t2 -c32 -d" + std::to_string(o.wrk_seconds) + "s -H 'Authorization: Bearer " +
+                secret + "' '" + url + "' 2>&1");
+    const size_t at = out.find("Requests/sec:");
+    const size_t errors = out.find("Non-2xx");
+    std::printf(
+        "api     GET /api/v1/runs?limit=50 with a token, wrk -t2 -c32 %ds: %s req/s%s  "
+        "[target >= 5,000]\n",
+        o.wrk_seconds,
+        at == std::string::npos ? "?" : out.substr(at + 13, out.find('\n', at) - at - 13).c_str(),
+        errors == std::string::npos ? "" : " (NON-2XX ANSWERS: see wrk output)");
+    if (at == std::string::npos) std::printf("%s\n", out.c_str());
+  } else {
+    std::printf("api     skipped: wrk is not installed (apt-get install wrk)\n");
+  }
+  std::fflush(stdout);
+  kill(daemon, SIGTERM);
+  int status = 0;
+  waitpid(daemon, &status, 0);
+
+  auto store = sluice::StateStore::OpenReadOnly(state);
+  if (!store.ok()) {
+    std::fprintf(stderr, "%s\n", store.status().message().c_str());
+    return 1;
+  }
+  sluice::StateStore::RunQuery query;
+  query.run_type = "scheduled";
+  query.limit = 1000000;
+  auto page = (*store)->QueryRuns(query);
+  std::vector<double> lags;
+  size_t succeeded = 0;
+  for (const sluice::RunRecord& run : page->runs) {
+    auto created = ParseStamp(run.created_at);
+    auto due = ParseStamp(run.data_interval_end);
+    if (created && due) lags.push_back(std::chrono::duration<double>(*created - *due).count());
+    succeeded += run.state == sluice::RunState::kSuccess;
+  }
+  std::printf(
+      "lag     %zu scheduled runs of %d DAGs (%zu succeeded): created - interval end: "
+      "median %.2f ms, p99 %.2f ms, max %.2f ms  [target p99 <= 10 ms]\n",
+      lags.size(), o.dags, succeeded, 1000 * Percentile(lags, 0.5), 1000 * Percentile(lags, 0.99),
+      1000 * Percentile(lags, 1.0));
+  return 0;
+}
