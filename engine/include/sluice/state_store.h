@@ -11,6 +11,8 @@
 //   run_order       a/<created_at>/<dag_id>/<run_id> -> ""      (all runs, by creation time)
 //                   d/<dag_id>/<created_at>/<run_id> -> ""      (one DAG's runs)
 //   control         dag/<dag_id>, token/<sha256>, backfill/<id> -> JSON (operator state)
+//   run_sources     dag_id/run_id                   -> the DAG file's text at trigger time
+//                   (apart from the run record, so that listing runs stays cheap)
 // Ids never contain '/': DAG and task ids are validated; run ids are generated.
 //
 // A state transition is one Batch (record + event) committed with sync before the engine
@@ -157,10 +159,14 @@ class StateStore {
     std::string run_type;          // empty: any type
     size_t limit = 50;
     std::string page_token;  // from RunPage::next_page_token; empty: the first page
+    // Also fill RunPage::raw with each run's stored JSON. Without filters, `runs` then holds
+    // only the ids and created_at of each run (nothing is parsed): the fast path of the API.
+    bool raw = false;
   };
   struct RunPage {
     std::vector<RunRecord> runs;
-    std::string next_page_token;  // empty when there are no more
+    std::vector<std::string> raw;  // with RunQuery::raw: the stored JSON, without dag_source
+    std::string next_page_token;   // empty when there are no more
   };
 
   // Opens (creating if needed) the store in `dir`. Fails with a clear message when another
