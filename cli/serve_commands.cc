@@ -194,7 +194,7 @@ int RunServe(ServeOptions o) {
   HttpServer server(io, server_options,
                     [&api](const HttpRequest& request) { return api.Handle(request); });
   // A run that ends frees a max_active_runs slot: look for owed intervals at once.
-  runner.OnRunFinished([&](const RunRecord&) { boost::asio::post(io, [&] { scheduler.Tick(); }); });
+  runner.OnRunFinished([&](const RunRecord& run) { scheduler.RunEnded(run.dag_id); });
 
   const std::string daemon_file = (std::filesystem::path(o.state_dir) / "daemon.json").string();
   int exit_code = kExitOk;

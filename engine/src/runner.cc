@@ -284,7 +284,7 @@ std::string Runner::NewRunId(const std::string& dag_id, const std::string& run_t
                              system_clock::time_point logical_date) const {
   std::string base = run_type + "__" + FormatTimestamp(logical_date);
   std::string id = base;
-  for (int n = 2; store_->GetRun(dag_id, id).ok() || runs_.count(dag_id + "/" + id); ++n) {
+  for (int n = 2; store_->HasRun(dag_id, id) || runs_.count(dag_id + "/" + id); ++n) {
     id = base + "." + std::to_string(n);
   }
   return id;
@@ -309,7 +309,7 @@ StatusOr<RunRecord> Runner::Trigger(TriggerRequest request) {
   r.dag_id = dag.id();
   r.run_id =
       request.run_id.empty() ? NewRunId(dag.id(), request.run_type, logical) : request.run_id;
-  if (runs_.count(r.dag_id + "/" + r.run_id) > 0 || store_->GetRun(r.dag_id, r.run_id).ok()) {
+  if (runs_.count(r.dag_id + "/" + r.run_id) > 0 || store_->HasRun(r.dag_id, r.run_id)) {
     return Status::AlreadyExists("DAG \"" + r.dag_id + "\" already has a run \"" + r.run_id + "\"");
   }
   r.run_type = request.run_type;

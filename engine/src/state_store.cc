@@ -596,6 +596,11 @@ StatusOr<RunRecord> StateStore::GetRun(const std::string& dag_id, const std::str
   return run;
 }
 
+bool StateStore::HasRun(const std::string& dag_id, const std::string& run_id) const {
+  std::string value;
+  return impl_->db->Get(rocksdb::ReadOptions(), impl_->runs, RunKey(dag_id, run_id), &value).ok();
+}
+
 StatusOr<RunRecord> StateStore::FindRun(const std::string& run_id) const {
   std::vector<std::string> dags;
   impl_->ScanPrefix(impl_->run_index, run_id + "/",

@@ -230,7 +230,7 @@ void Scheduler::ActOnBackfillItem(const json& backfill, const json& item, bool r
   const std::string action = item.value("action", "skip");
   const std::string actor = "backfill " + id + " (by " + backfill.value("created_by", "") + ")";
   if (action == "create") {
-    if (recovering && store_->GetRun(dag_id, run_id).ok()) return;
+    if (recovering && store_->HasRun(dag_id, run_id)) return;
     const DagEntry* entry = FindDag(dag_id);
     if (entry == nullptr) {
       std::fprintf(stderr, "sluice serve: backfill %s: DAG %s is no longer loaded; %s skipped\n",

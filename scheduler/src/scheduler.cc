@@ -3,6 +3,7 @@
 #include <date/date.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <set>
@@ -87,6 +88,20 @@ const Scheduler::DagEntry* Scheduler::FindDag(const std::string& dag_id) const {
 void Scheduler::Stop() {
   stopped_ = true;
   timer_->timer.cancel();
+}
+
+void Scheduler::RunEnded(const std::string& dag_id) {
+  bool backfilling = false;
+  for (const auto& [id, backfill] : backfills_) {
+    backfilling |= backfill["dag_id"] == dag_id && backfill["state"] == "running";
+  }
+  if (held_.erase(dag_id) == 0 && !backfilling) return;
+  if (pass_posted_) return;
+  pass_posted_ = true;
+  boost::asio::post(io_, [this] {
+    pass_posted_ = false;
+    Tick();
+  });
 }
 
 void Scheduler::SetMetrics(Metrics* metrics) {
@@ -197,6 +212,7 @@ void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
   const size_t active = runner_->active_runs(spec.id);
   if (active >= static_cast<size_t>(spec.max_active_runs)) {
     entry->next_fire.reset();  // check again when a run ends
+    held_.insert(spec.id);
     return;
   }
   StatusOr<const date::time_zone*> zone = FindTimeZone(spec.timezone);
@@ -209,7 +225,10 @@ void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
     query.since = it->second;
   query.limit = static_cast<size_t>(spec.max_active_runs) - active;
   const std::vector<DataInterval> due = DueIntervals(spec, *zone, query);
-  if (due.size() >= query.limit) entry->next_fire.reset();  // more may be owed once runs end
+  if (due.size() >= query.limit) {
+    entry->next_fire.reset();  // more may be owed once runs end
+    held_.insert(spec.id);
+  }
   for (const DataInterval& interval : due) {
     TriggerRequest request;
     request.dag = entry->dag;
@@ -219,7 +238,7 @@ void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
     request.data_interval_end = interval.end;
     request.run_id = ScheduledRunId(interval.start);
     // One run per slot: a backfill may have made this one already.
-    if (store_->GetRun(spec.id, BackfillRunId(interval.start)).ok()) {
+    if (store_->HasRun(spec.id, BackfillRunId(interval.start))) {
       entry->cursor = interval.start;
       continue;
     }

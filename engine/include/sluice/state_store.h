@@ -186,6 +186,8 @@ class StateStore {
   Status Commit(Batch* batch);
 
   StatusOr<RunRecord> GetRun(const std::string& dag_id, const std::string& run_id) const;
+  // Whether the run exists: one point read, nothing parsed.
+  bool HasRun(const std::string& dag_id, const std::string& run_id) const;
   // Finds a run by id alone. NotFound if none; InvalidArgument if several DAGs have it.
   StatusOr<RunRecord> FindRun(const std::string& run_id) const;
   // Runs, newest first (by created_at), optionally of one DAG; at most `limit`.

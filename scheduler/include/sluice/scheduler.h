@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,10 @@ class Scheduler {
   // One pass, for tests and for the loop: rescan if due, then create the runs that are owed.
   // The loop wakes at the next fire time of any DAG (or after `tick`, whichever is first).
   void Tick();
+
+  // A run of `dag_id` ended: when the DAG was held back by max_active_runs, or has a backfill
+  // going, a pass runs soon (at most one per loop turn, however many runs ended).
+  void RunEnded(const std::string& dag_id);
 
   // Where the loop's duration and the cron trigger lag (run created - interval end) go.
   void SetMetrics(Metrics* metrics);
@@ -128,6 +133,8 @@ class Scheduler {
   std::map<std::string, nlohmann::json> paused_;  // dag id -> {by, at}
   std::map<std::string, std::chrono::sys_seconds> unpaused_at_;
   std::map<std::string, nlohmann::json> backfills_;  // id -> record
+  std::set<std::string> held_;  // DAGs with intervals owed but no max_active_runs slot free
+  bool pass_posted_ = false;
   std::chrono::steady_clock::time_point last_scan_{};
   struct Timer;
   std::unique_ptr<Timer> timer_;
