@@ -260,5 +260,72 @@ depends_on = ["check"]
   CHECK_FALSE(std::filesystem::exists(daemon_file));
 }
 
+// Reads the daemon's port from the state dir once it has started.
+unsigned short DaemonPort(const std::string& state) {
+  const std::string file = state + "/daemon.json";
+  REQUIRE(WaitFor([&] { return std::filesystem::exists(file); }));
+  json daemon;
+  std::ifstream(file) >> daemon;
+  const std::string url = daemon["url"];
+  return static_cast<unsigned short>(std::stoi(url.substr(url.rfind(':') + 1)));
+}
+
+TEST_CASE("Daemon.Backfill.SurvivesKill9WithOneRunPerSlot" * doctest::timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  testing::WriteFile(dir.file("dags/daily.toml"), R"([dag]
+id = "daily"
+schedule = "@daily"
+start_date = 2026-01-01T00:00:00Z
+catchup = "none"
+[[task]]
+id = "t"
+plugin = "core.shell"
+params = { command = "sleep 1" }
+retries = 2
+retry_delay = "1s"
+)");
+  auto serve = [&] {
+    return testing::SpawnSluice({"serve", "--dags", dir.file("dags"), "--state-dir", state,
+                                 "--listen", "127.0.0.1:0", "--allow-unauthenticated"},
+                                dir.file("serve.log"));
+  };
+  int pid = serve();
+  unsigned short port = DaemonPort(state);
+  Reply created = Call(port, http::verb::post, "/api/v1/dags/daily/backfills", "",
+                       R"({"from": "2026-01-01", "to": "2026-01-06", "max_active_runs": 2})");
+  REQUIRE(created.status == 201);
+  const std::string id = created.Json()["backfill"]["id"];
+  // Kill it while the first runs are going.
+  REQUIRE(WaitFor([&] {
+    Reply r = Call(port, http::verb::get, "/api/v1/backfills/" + id, "");
+    return r.status == 200 && r.Json()["backfill"]["counts"]["running"] == 2;
+  }));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  std::filesystem::remove(state + "/daemon.json");
+
+  pid = serve();
+  port = DaemonPort(state);
+  REQUIRE(WaitFor(
+      [&] {
+        Reply r = Call(port, http::verb::get, "/api/v1/backfills/" + id, "");
+        return r.status == 200 && r.Json()["backfill"]["state"] == "done";
+      },
+      60));
+  json backfill = Call(port, http::verb::get, "/api/v1/backfills/" + id, "").Json()["backfill"];
+  CHECK(backfill["counts"]["success"] == 6);
+  json runs = Call(port, http::verb::get, "/api/v1/dags/daily/runs?limit=100", "").Json()["runs"];
+  CHECK(runs.size() == 6);  // one run per slot: none lost, none doubled
+  for (const json& run : runs) {
+    CHECK(run["run_id"].get<std::string>().rfind("backfill__2026-01-0", 0) == 0);
+    CHECK(run["state"] == "success");
+  }
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+}
+
 }  // namespace
 }  // namespace sluice
