@@ -6,6 +6,7 @@
 #include <array>
 #include <cassert>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <queue>
 
@@ -120,7 +121,19 @@ int64_t Dag::IndexOf(std::string_view task_id) const {
   return it == index_.end() ? -1 : static_cast<int64_t>(it->second);
 }
 
-std::string FormatTimeUtc(TimePoint t) { return date::format("%Y-%m-%dT%H:%M:%SZ", t); }
+std::string FormatTimeUtc(TimePoint t) {
+  // By hand: date::format goes through an ostringstream, and run ids and run records are
+  // formatted on the scheduler's hot path.
+  const auto days = std::chrono::floor<date::days>(t);
+  const date::year_month_day ymd(days);
+  const date::hh_mm_ss<std::chrono::seconds> hms(t - days);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()));
+  return buf;
+}
 
 std::optional<std::chrono::sys_seconds> ParseTimeUtc(const std::string& text) {
   int y, mo, d, h = 0, mi = 0, sec = 0;

@@ -86,6 +86,7 @@ std::vector<DataInterval> DueIntervals(const DagSpec& dag, const date::time_zone
     for (; next && is_due(*next) && in_range(*next); next = NextInterval(schedule, zone, *next))
       latest = next;
     if (latest) due.push_back(*latest);
+    if (query.next_due && next && !is_due(*next) && in_range(*next)) *query.next_due = next->end;
     return due;
   }
   for (; next && is_due(*next) && in_range(*next) && due.size() < query.limit;
@@ -93,6 +94,7 @@ std::vector<DataInterval> DueIntervals(const DagSpec& dag, const date::time_zone
     if (dag.catchup == CatchupPolicy::kNone && next->end <= query.since) continue;
     due.push_back(*next);
   }
+  if (query.next_due && next && !is_due(*next) && in_range(*next)) *query.next_due = next->end;
   return due;
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <set>
 #include <variant>
 
 #include "sluice/suggest.h"
@@ -132,6 +133,28 @@ std::variant<size_t, HttpResponse> QueryNumber(const HttpRequest& request, const
   return value;
 }
 
+// The route's shape, for metrics: ids replaced by placeholders, and anything that is not a
+// known word by "other", so that requests for made-up paths cannot create new series.
+std::string RouteLabel(const std::vector<std::string>& parts) {
+  static const std::set<std::string> kWords = {"health", "dags",   "runs",  "backfills", "tokens",
+                                               "source", "errors", "pause", "unpause",   "events",
+                                               "cancel", "clear",  "tasks", "log"};
+  if (parts.size() == 1 && parts[0] == "metrics") return "/metrics";
+  if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1" || !kWords.count(parts[2]))
+    return "other";
+  std::string route = "/api/v1/" + parts[2];
+  for (size_t i = 3; i < parts.size(); ++i) {
+    if (i % 2 == 1) {
+      route += "/{id}";
+    } else if (kWords.count(parts[i])) {
+      route += "/" + parts[i];
+    } else {
+      return "other";
+    }
+  }
+  return route;
+}
+
 constexpr const char* kRoleHint =
     "send Authorization: Bearer <token>; an admin creates tokens with `sluice tokens create "
     "NAME --role viewer|operator|admin`";
@@ -157,11 +180,7 @@ HttpResponse Api::Handle(const HttpRequest& request) {
   HttpResponse response;
   Caller caller;
   const std::vector<std::string> parts = Split(request.path);
-  // The route's shape, for metrics: ids replaced by placeholders.
-  std::string route = "/" + (parts.empty() ? std::string() : parts[0]);
-  if (parts.size() > 2) route = "/api/v1/" + parts[2] + (parts.size() > 3 ? "/{id}" : "");
-  if (parts.size() > 4) route += "/" + parts[4];
-  if (parts.size() > 6) route += "/" + parts[6];
+  const std::string route = RouteLabel(parts);
 
   const bool open =
       parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "health";

@@ -184,6 +184,8 @@ void Scheduler::Scan() {
     entry.errors = Diagnostics();
     entry.source = loaded.source;
     entry.dag = std::shared_ptr<const Dag>(std::move(loaded.dag));
+    StatusOr<const date::time_zone*> zone = FindTimeZone(entry.dag->spec().timezone);
+    entry.zone = zone.ok() ? *zone : nullptr;  // the loader has checked it
     if (first_load) {
       // The cursor: the latest scheduled run already recorded for this DAG.
       for (const RunRecord& run :
@@ -207,24 +209,23 @@ void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
     return;
   }
   if (entry->next_fire && *entry->next_fire > now) return;  // nothing new can be due
-  StatusOr<const date::time_zone*> tz = FindTimeZone(spec.timezone);
-  if (tz.ok()) entry->next_fire = spec.cron->Next(now, *tz);
+  if (entry->zone == nullptr) return;
+  entry->next_fire.reset();
   const size_t active = runner_->active_runs(spec.id);
   if (active >= static_cast<size_t>(spec.max_active_runs)) {
     entry->next_fire.reset();  // check again when a run ends
     held_.insert(spec.id);
     return;
   }
-  StatusOr<const date::time_zone*> zone = FindTimeZone(spec.timezone);
-  if (!zone.ok()) return;
   DueQuery query;
+  query.next_due = &entry->next_fire;
   query.now = now;
   query.last_start = entry->cursor;
   query.since = started_;
   if (auto it = unpaused_at_.find(spec.id); it != unpaused_at_.end() && it->second > started_)
     query.since = it->second;
   query.limit = static_cast<size_t>(spec.max_active_runs) - active;
-  const std::vector<DataInterval> due = DueIntervals(spec, *zone, query);
+  const std::vector<DataInterval> due = DueIntervals(spec, entry->zone, query);
   if (due.size() >= query.limit) {
     entry->next_fire.reset();  // more may be owed once runs end
     held_.insert(spec.id);

@@ -45,6 +45,9 @@ struct DueQuery {
   std::chrono::sys_seconds since;
   // At most this many intervals are returned (the oldest first); the rest come next time.
   size_t limit = 1000;
+  // Out: when the walk stopped at an interval that is not due yet, when it will be (its
+  // end). Lets the caller sleep until then without computing it again.
+  std::optional<std::chrono::sys_seconds>* next_due = nullptr;
 };
 
 // The intervals that are due and have no run yet, oldest first, per the DAG's schedule,

@@ -30,6 +30,10 @@
 #include "sluice/runner.h"
 #include "sluice/state_store.h"
 
+namespace date {
+class time_zone;
+}
+
 namespace boost::asio {
 class io_context;
 }
@@ -54,6 +58,7 @@ class Scheduler {
     uintmax_t size = 0;
     std::optional<std::chrono::sys_seconds> cursor;     // start of the last interval with a run
     std::optional<std::chrono::sys_seconds> next_fire;  // after the last check; null: unknown
+    const date::time_zone* zone = nullptr;              // of the loaded DAG's `timezone`
   };
 
   // `catalog`: the plugins DAGs are checked against when loaded (a DAG that does not fit them
