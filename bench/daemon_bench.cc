@@ -17,15 +17,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "sluice/dag.h"
 #include "sluice/dag_loader.h"
 #include "sluice/state_store.h"
 
@@ -59,11 +60,21 @@ std::string Capture(const std::string& command) {
 
 // "2026-11-27T17:52:42.226571Z" or "2026-11-27T17:52:00Z" as a time point.
 std::optional<Clock::time_point> ParseStamp(const std::string& text) {
-  std::istringstream in(text);
-  date::sys_time<std::chrono::microseconds> t;
-  in >> date::parse("%FT%TZ", t);
-  if (in.fail()) return std::nullopt;
-  return Clock::time_point(t);
+  std::optional<std::chrono::sys_seconds> seconds = sluice::ParseTimeUtc(text);
+  if (!seconds) return std::nullopt;
+  Clock::time_point t(*seconds);
+  const size_t dot = text.find('.');
+  if (dot != std::string::npos) {
+    long micros = 0;
+    int digits = 0;
+    for (size_t i = dot + 1; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]));
+         ++i, ++digits) {
+      if (digits < 6) micros = micros * 10 + (text[i] - '0');
+    }
+    for (; digits < 6; ++digits) micros *= 10;
+    t += std::chrono::microseconds(micros);
+  }
+  return t;
 }
 
 double Percentile(std::vector<double> v, double p) {
