@@ -20,6 +20,10 @@ namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 using nlohmann::json;
 
+std::string AdminTokenPath(const std::string& state_dir) {
+  return (std::filesystem::path(state_dir) / "admin-token").string();
+}
+
 void WriteDaemonFile(const std::string& path, const std::string& url) {
   const std::string tmp = path + ".tmp";
   {
@@ -36,6 +40,10 @@ std::optional<ServerTarget> FindServer(const std::string& server_flag,
   ServerTarget target;
   const char* env_token = std::getenv("SLUICE_TOKEN");
   target.token = !token_flag.empty() ? token_flag : (env_token ? env_token : "");
+  if (target.token.empty()) {
+    std::ifstream in(AdminTokenPath(state_dir));
+    std::getline(in, target.token);
+  }
   const char* env_server = std::getenv("SLUICE_SERVER");
   if (!server_flag.empty()) {
     target.url = server_flag;

@@ -11,6 +11,9 @@
 
 namespace sluice::cli {
 
+// <state_dir>/admin-token: the first admin token, made by a daemon that starts with none.
+std::string AdminTokenPath(const std::string& state_dir);
+
 // Written by `sluice serve` at start (state_dir/daemon.json: url, pid), removed at exit.
 void WriteDaemonFile(const std::string& path, const std::string& url);
 
@@ -21,7 +24,8 @@ struct ServerTarget {
 };
 
 // The daemon to talk to: --server, else $SLUICE_SERVER, else the live daemon that owns
-// `state_dir` (its daemon.json, if its pid is alive). Token: --token, else $SLUICE_TOKEN.
+// `state_dir` (its daemon.json, if its pid is alive). Token: --token, else $SLUICE_TOKEN, else
+// the state dir's admin-token file when it is readable.
 // Null when there is none.
 std::optional<ServerTarget> FindServer(const std::string& server_flag,
                                        const std::string& token_flag, const std::string& state_dir);

@@ -1,5 +1,6 @@
 // `sluice serve`: the daemon: the trigger loop over a DAG folder, a local worker pool with
 // durable state, the REST API with token auth, and Prometheus metrics.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,7 +10,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "client.h"
@@ -72,6 +75,21 @@ class RunLogger : public RunObserver {
  private:
   Metrics* metrics_;
 };
+
+// Creates the "admin" token and writes its secret to <state_dir>/admin-token, mode 0600.
+Status WriteBootstrapToken(Tokens* tokens, const std::string& state_dir) {
+  StatusOr<std::string> secret =
+      tokens->Create("admin", Role::kAdmin, "sluice serve (first start, no tokens)");
+  if (!secret.ok()) return secret.status();
+  const std::string path = AdminTokenPath(state_dir);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::IoError("cannot write " + path + ": " + std::strerror(errno));
+  const std::string line = *secret + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!written) return Status::IoError("cannot write " + path);
+  return Status::Ok();
+}
 
 bool IsLoopback(const std::string& address) {
   boost::system::error_code ec;
@@ -218,10 +236,18 @@ int RunServe(ServeOptions o) {
             static_cast<int>(getpid()),
             allow_unauthenticated ? "; requests without a token are allowed (loopback)" : "");
         if (!allow_unauthenticated && tokens.List().empty()) {
-          std::printf(
-              "sluice serve: no API tokens exist yet; create one with `sluice tokens create "
-              "NAME --role admin --state-dir %s` (it works while the daemon runs)\n",
-              o.state_dir.c_str());
+          // Nobody could make the first token while the daemon holds the state dir: make it
+          // here, readable only by this user, where the CLI looks for it.
+          Status made = WriteBootstrapToken(&tokens, o.state_dir);
+          if (made.ok()) {
+            std::printf(
+                "sluice serve: created the first admin token (\"admin\"); it is in %s "
+                "(mode 0600), and the CLI uses it when given no other\n",
+                AdminTokenPath(o.state_dir).c_str());
+          } else {
+            std::fprintf(stderr, "sluice serve: cannot create the first admin token: %s\n",
+                         made.message().c_str());
+          }
         }
         std::fflush(stdout);
       })) {

@@ -327,5 +327,31 @@ retry_delay = "1s"
   CHECK(WIFEXITED(status));
 }
 
+TEST_CASE("Daemon.Auth.FirstStartMakesAnAdminTokenForTheCli" * doctest::timeout(60)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  testing::WriteFile(dir.file("dags/a.toml"),
+                     "[dag]\nid = \"a\"\n[[task]]\nid = \"t\"\nplugin = \"core.noop\"\n");
+  const int pid = testing::SpawnSluice(
+      {"serve", "--dags", dir.file("dags"), "--state-dir", state, "--listen", "127.0.0.1:0"},
+      dir.file("serve.log"));
+  const unsigned short port = DaemonPort(state);
+  const std::string file = state + "/admin-token";
+  REQUIRE(std::filesystem::exists(file));
+  CHECK((std::filesystem::status(file).permissions() & std::filesystem::perms::all) ==
+        (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+  std::string secret;
+  std::getline(std::ifstream(file), secret);
+  CHECK(Call(port, http::verb::get, "/api/v1/tokens", secret).status == 200);
+  CHECK(Call(port, http::verb::get, "/api/v1/dags", "").status == 401);
+  // The CLI finds both the daemon and the token through the state dir.
+  unsetenv("SLUICE_TOKEN");
+  auto dags = testing::RunSluice({"dags", "list", "--state-dir", state});
+  CHECK_MESSAGE(dags.exit_code == 0, dags.err);
+  CHECK(dags.out.find("a ") != std::string::npos);
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+}
+
 }  // namespace
 }  // namespace sluice
