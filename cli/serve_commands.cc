@@ -316,7 +316,8 @@ void AddServeCommands(CLI::App& app, int* exit_code) {
       "start_date/end_date, catchup, max_active_runs, pause), run backfills, and run it all in\n"
       "a local worker pool with durable state. Runs left unfinished by an earlier process are\n"
       "resumed at start. REST API under /api/v1 and Prometheus metrics at /metrics\n"
-      "(docs/api.md); requests need a token (`sluice tokens create`). One daemon per state\n"
+      "(docs/api.md); requests need a token (`sluice tokens create`; a daemon that starts with\n"
+      "none writes a first admin token to STATE_DIR/admin-token). One daemon per state\n"
       "directory. SIGTERM or Ctrl-C stops it gracefully: running tries get shutdown_grace\n"
       "(30s) to finish.");
   serve->add_option("--config", o->config,
