@@ -40,10 +40,6 @@ std::optional<ServerTarget> FindServer(const std::string& server_flag,
   ServerTarget target;
   const char* env_token = std::getenv("SLUICE_TOKEN");
   target.token = !token_flag.empty() ? token_flag : (env_token ? env_token : "");
-  if (target.token.empty()) {
-    std::ifstream in(AdminTokenPath(state_dir));
-    std::getline(in, target.token);
-  }
   const char* env_server = std::getenv("SLUICE_SERVER");
   if (!server_flag.empty()) {
     target.url = server_flag;
@@ -60,6 +56,12 @@ std::optional<ServerTarget> FindServer(const std::string& server_flag,
       if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH)) return std::nullopt;  // stale
       target.url = daemon.at("url").get<std::string>();
       target.how = "the daemon (pid " + std::to_string(pid) + ") that owns " + state_dir;
+      // The first admin token, only for the daemon of this state dir: never sent to a
+      // server named by --server or $SLUICE_SERVER.
+      if (target.token.empty()) {
+        std::ifstream token_file(AdminTokenPath(state_dir));
+        std::getline(token_file, target.token);
+      }
     } catch (const json::exception&) {
       return std::nullopt;
     }

@@ -25,7 +25,7 @@ struct ServerTarget {
 
 // The daemon to talk to: --server, else $SLUICE_SERVER, else the live daemon that owns
 // `state_dir` (its daemon.json, if its pid is alive). Token: --token, else $SLUICE_TOKEN, else
-// the state dir's admin-token file when it is readable.
+// (for the state dir's own daemon only) its admin-token file when it is readable.
 // Null when there is none.
 std::optional<ServerTarget> FindServer(const std::string& server_flag,
                                        const std::string& token_flag, const std::string& state_dir);
