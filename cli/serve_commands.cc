@@ -227,14 +227,6 @@ int RunServe(ServeOptions o) {
         }
         const std::string url =
             "http://" + server_options.address + ":" + std::to_string(server.port());
-        // The CLI finds the daemon that owns this state dir here.
-        WriteDaemonFile(daemon_file, url);
-        std::printf(
-            "sluice serve: scheduling %zu DAG file(s) from %s; state in %s; API on %s/api/v1 "
-            "(pid %d)%s\n",
-            scheduler.dags().size(), o.dags.c_str(), o.state_dir.c_str(), url.c_str(),
-            static_cast<int>(getpid()),
-            allow_unauthenticated ? "; requests without a token are allowed (loopback)" : "");
         if (!allow_unauthenticated && tokens.List().empty()) {
           // Nobody could make the first token while the daemon holds the state dir: make it
           // here, readable only by this user, where the CLI looks for it.
@@ -249,6 +241,14 @@ int RunServe(ServeOptions o) {
                          made.message().c_str());
           }
         }
+        // The CLI finds the daemon that owns this state dir here (after the token above).
+        WriteDaemonFile(daemon_file, url);
+        std::printf(
+            "sluice serve: scheduling %zu DAG file(s) from %s; state in %s; API on %s/api/v1 "
+            "(pid %d)%s\n",
+            scheduler.dags().size(), o.dags.c_str(), o.state_dir.c_str(), url.c_str(),
+            static_cast<int>(getpid()),
+            allow_unauthenticated ? "; requests without a token are allowed (loopback)" : "");
         std::fflush(stdout);
       })) {
     return exit_code;
