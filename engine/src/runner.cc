@@ -1025,8 +1025,12 @@ void Runner::Flush() {
       observer_->OnTaskChanged(run->record, run->tasks[task].record);
     }
   }
+  // A run recorded twice in one turn (resumed, then ended) is listed twice: it must be
+  // erased once, and not read after it is.
+  std::set<RunRt*> ended;
   for (RunRt* run : runs) {
-    if (!run->finished) continue;
+    if (ended.count(run) > 0 || !run->finished) continue;
+    ended.insert(run);
     const RunRecord record = run->record;
     runs_.erase(run->key());
     if (on_finished_) on_finished_(record);

@@ -98,7 +98,8 @@ void Scheduler::RunEnded(const std::string& dag_id) {
   if (held_.erase(dag_id) == 0 && !backfilling) return;
   if (pass_posted_) return;
   pass_posted_ = true;
-  boost::asio::post(io_, [this] {
+  boost::asio::post(io_, [this, alive = std::weak_ptr<int>(alive_)] {
+    if (alive.expired()) return;
     pass_posted_ = false;
     Tick();
   });
@@ -129,9 +130,12 @@ void Scheduler::Arm(sys_seconds now) {
     wait = std::min(wait, std::max(until, Duration(std::chrono::milliseconds(1))));
   }
   timer_->timer.expires_after(wait);
-  timer_->timer.async_wait([this](boost::system::error_code ec) {
-    if (!ec) Tick();
-  });
+  // A timer that fired just before the scheduler was destroyed still runs its handler (with
+  // no error): `alive` says whether `this` is still there.
+  timer_->timer.async_wait(
+      [this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+        if (!ec && !alive.expired()) Tick();
+      });
 }
 
 void Scheduler::Scan() {

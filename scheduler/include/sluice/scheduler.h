@@ -140,6 +140,9 @@ class Scheduler {
   std::map<std::string, nlohmann::json> backfills_;  // id -> record
   std::set<std::string> held_;  // DAGs with intervals owed but no max_active_runs slot free
   bool pass_posted_ = false;
+  // Handlers posted to the io_context hold a weak_ptr to this: they do nothing once the
+  // scheduler is gone.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   std::chrono::steady_clock::time_point last_scan_{};
   struct Timer;
   std::unique_ptr<Timer> timer_;
