@@ -273,7 +273,7 @@ HttpResponse Api::Route(const HttpRequest& request, const Caller& caller) {
     }
     if (p.size() == 3 && (p[2] == "pause" || p[2] == "unpause")) {
       if (!post) return only("POST");
-      return PauseDag(dag, p[2] == "pause", caller);
+      return PauseDag(dag, p[2] == "pause", request, caller);
     }
     if (p.size() == 3 && p[2] == "runs") {
       if (get) return ListRuns(dag, request);
@@ -362,7 +362,10 @@ HttpResponse Api::GetDag(const std::string& dag_id) {
   return Json(200, body);
 }
 
-HttpResponse Api::PauseDag(const std::string& dag_id, bool pause, const Caller& caller) {
+HttpResponse Api::PauseDag(const std::string& dag_id, bool pause, const HttpRequest& request,
+                           const Caller& caller) {
+  auto parsed = ParseBody(request, {});
+  if (auto* error = std::get_if<HttpResponse>(&parsed)) return *error;
   Status s = scheduler_->SetPaused(dag_id, pause, caller.actor);
   if (!s.ok()) return Error(s);
   if (!pause) scheduler_->Tick();  // owed intervals get their runs now

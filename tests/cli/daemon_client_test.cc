@@ -59,6 +59,16 @@ bool WaitFor(F done, int seconds = 30) {
   return false;
 }
 
+// Reads the daemon's port from the state dir once it has started.
+unsigned short DaemonPort(const std::string& state) {
+  const std::string file = state + "/daemon.json";
+  REQUIRE(WaitFor([&] { return std::filesystem::exists(file); }));
+  json daemon;
+  std::ifstream(file) >> daemon;
+  const std::string url = daemon["url"];
+  return static_cast<unsigned short>(std::stoi(url.substr(url.rfind(':') + 1)));
+}
+
 TEST_CASE("Daemon.Client.TokensCancelClearBackfillPauseMetrics" * doctest::timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
@@ -108,11 +118,7 @@ depends_on = ["check"]
                                         "--listen", "127.0.0.1:0", "--workers", "2"},
                                        dir.file("serve.log"));
   const std::string daemon_file = state + "/daemon.json";
-  REQUIRE(WaitFor([&] { return std::filesystem::exists(daemon_file); }));
-  json daemon;
-  std::ifstream(daemon_file) >> daemon;
-  const std::string url = daemon["url"];
-  const auto port = static_cast<unsigned short>(std::stoi(url.substr(url.rfind(':') + 1)));
+  const unsigned short port = DaemonPort(state);
 
   // Auth: health is open; the rest needs a valid token with the right role.
   CHECK(Call(port, http::verb::get, "/api/v1/health", "").status == 200);
@@ -220,6 +226,9 @@ depends_on = ["check"]
   auto paused = testing::RunSluice({"dags", "pause", "sched", "--state-dir", state});
   CHECK_MESSAGE(paused.exit_code == 0, paused.err);
   CHECK(Call(port, http::verb::get, "/api/v1/dags/sched", viewer).Json()["paused"] == true);
+  Reply extra = Call(port, http::verb::post, "/api/v1/dags/sched/unpause", op, R"({"why": 1})");
+  CHECK(extra.status == 400);
+  CHECK(extra.Json()["error"]["message"] == "unknown field \"why\" (this endpoint takes no body)");
   json dag_events = Call(port, http::verb::get, "/api/v1/dags/sched/events", viewer).Json();
   CHECK(dag_events["events"].back()["kind"] == "dag_paused");
   CHECK(dag_events["events"].back()["actor"] == "token:ops");
@@ -258,16 +267,6 @@ depends_on = ["check"]
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK_FALSE(std::filesystem::exists(daemon_file));
-}
-
-// Reads the daemon's port from the state dir once it has started.
-unsigned short DaemonPort(const std::string& state) {
-  const std::string file = state + "/daemon.json";
-  REQUIRE(WaitFor([&] { return std::filesystem::exists(file); }));
-  json daemon;
-  std::ifstream(file) >> daemon;
-  const std::string url = daemon["url"];
-  return static_cast<unsigned short>(std::stoi(url.substr(url.rfind(':') + 1)));
 }
 
 TEST_CASE("Daemon.Backfill.SurvivesKill9WithOneRunPerSlot" * doctest::timeout(120)) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sluice/executor.h"
+#include "sluice/plugin_host.h"
 
 namespace sluice::testing {
 
@@ -57,6 +58,21 @@ class FakeExecutor : public Executor {
  private:
   size_t capacity_;
 };
+
+// A catalog with one plugin, "core", that provides `steps` (no library behind it).
+inline PluginCatalog FakeCatalog(std::initializer_list<const char*> steps) {
+  PluginManifest core;
+  core.name = "core";
+  core.file = "/fake/core.so";
+  for (const char* step : steps) {
+    StepManifest s;
+    s.name = step;
+    core.steps.push_back(s);
+  }
+  PluginCatalog catalog;
+  catalog.plugins.push_back(core);
+  return catalog;
+}
 
 }  // namespace sluice::testing
 

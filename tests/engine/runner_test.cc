@@ -28,15 +28,7 @@ class Harness {
     auto opened = StateStore::Open(dir_.file("state"));
     REQUIRE(opened.ok());
     store_ = std::move(*opened);
-    PluginManifest core;
-    core.name = "core";
-    core.file = "/fake/core.so";
-    for (const char* step : {"core.noop", "core.shell"}) {
-      StepManifest s;
-      s.name = step;
-      core.steps.push_back(s);
-    }
-    catalog_.plugins.push_back(core);
+    catalog_ = testing::FakeCatalog({"core.noop", "core.shell"});
     Restart(std::move(pools));
   }
 

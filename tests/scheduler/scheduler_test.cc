@@ -24,13 +24,7 @@ class Loop {
     auto opened = StateStore::Open(dir_.file("state"));
     REQUIRE(opened.ok());
     store_ = std::move(*opened);
-    PluginManifest core;
-    core.name = "core";
-    core.file = "/fake/core.so";
-    StepManifest noop;
-    noop.name = "core.noop";
-    core.steps.push_back(noop);
-    catalog_.plugins.push_back(core);
+    catalog_ = testing::FakeCatalog({"core.noop"});
   }
 
   void Dag(const std::string& name, const std::string& dag_header) {

@@ -46,7 +46,8 @@ class Api {
   HttpResponse Route(const HttpRequest& request, const Caller& caller);
   HttpResponse ListDags();
   HttpResponse GetDag(const std::string& dag_id);
-  HttpResponse PauseDag(const std::string& dag_id, bool pause, const Caller& caller);
+  HttpResponse PauseDag(const std::string& dag_id, bool pause, const HttpRequest& request,
+                        const Caller& caller);
   HttpResponse ListRuns(const std::string& dag_id, const HttpRequest& request);
   HttpResponse Trigger(const std::string& dag_id, const HttpRequest& request, const Caller& caller);
   HttpResponse GetRun(const HttpRequest& request, const std::string& run_id);
