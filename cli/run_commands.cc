@@ -36,6 +36,9 @@ struct RunOptions {
   std::vector<std::string> plugin_dirs;
   std::vector<std::string> pools;
   bool quiet = false;
+  bool no_cache = false;
+  std::vector<std::string> tags;
+  std::string note;
 };
 
 std::string Actor() {
@@ -94,7 +97,11 @@ class ProgressPrinter : public RunObserver {
     std::string state(TaskStateName(t.state));
     line += color_ ? std::string(StateColor(t.state)) + state + "\033[0m" : state;
     if (t.state == TaskState::kRunning) line += " (try " + std::to_string(t.try_number) + ")";
-    if (t.state == TaskState::kSuccess) line += " in " + FormatSeconds(t.duration_seconds);
+    if (t.state == TaskState::kSuccess && !t.cached_from.is_null()) {
+      line += ", " + t.reason;
+    } else if (t.state == TaskState::kSuccess) {
+      line += " in " + FormatSeconds(t.duration_seconds);
+    }
     if (!t.reason.empty() && t.state != TaskState::kSuccess && t.state != TaskState::kRunning) {
       line += ": " + t.reason;
     }
@@ -180,7 +187,7 @@ void PrintSummary(const StateStore& store, const RunRecord& run, const Dag& dag,
         continue;
       }
       const TryRecord& t = it->second;
-      std::string note = t.state == TaskState::kSuccess ? "" : t.reason;
+      std::string note = t.state == TaskState::kSuccess && t.cached_from.is_null() ? "" : t.reason;
       if (note.size() > 80) note = note.substr(0, 77) + "...";
       rows.push_back({id, std::string(TaskStateName(t.state)), std::to_string(tries[id]),
                       t.try_number > 0 ? FormatSeconds(t.duration_seconds) : "-", note});
@@ -251,6 +258,11 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
     params = *resolved;
   }
 
+  StatusOr<json> tags = ParseTags(options.tags);
+  if (!tags.ok()) {
+    std::fprintf(stderr, "sluice run: %s\n", tags.status().message().c_str());
+    return kExitUsage;
+  }
   RunnerOptions runner_options;
   runner_options.state_dir = options.state_dir;
   runner_options.actor = Actor();
@@ -307,6 +319,9 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
           request.dag = dag;
           request.dag_source = dag_source;
           request.params = params;
+          request.no_cache = options.no_cache;
+          request.tags = *tags;
+          request.note = options.note;
           run = runner.Trigger(std::move(request));
         }
         if (!run.ok()) {
@@ -380,10 +395,17 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, int* exit_code) 
   run->add_option("--pool", options->pools,
                   "Limit a pool: NAME=SLOTS (pools not given have no limit)");
   run->add_flag("-q,--quiet", options->quiet, "Print nothing but a failure summary");
+  run->add_flag("--no-cache", options->no_cache,
+                "Recompute tasks with cache = true instead of reusing earlier results (the new "
+                "results replace the cached ones)");
+  run->add_option("--tag", options->tags,
+                  "Tag the run: NAME=VALUE (repeatable); `sluice runs compare` shows tags");
+  run->add_option("--note", options->note, "A note kept with the run");
   run->footer(
       "Examples:\n"
       "  sluice run dags/hello.toml\n"
       "  sluice run dags/hello.toml --param greeting=Hi --workers 4\n"
+      "  sluice run dags/hello.toml --no-cache --tag experiment=baseline\n"
       "  sluice run --resume manual__2026-11-27T15:04:05.123Z");
   run->callback([options, &global, exit_code] { *exit_code = RunRun(*options, global); });
 

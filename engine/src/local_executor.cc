@@ -488,6 +488,7 @@ bool LocalWorkerPool::Impl::Assign(TaskLaunch launch) {
     if (launch.limits.open_files) limits["open_files"] = *launch.limits.open_files;
     frame += ",\"limits\":" + limits.dump();
   }
+  if (!launch.artifact_dir.empty()) frame += ",\"artifacts\":" + json(launch.artifact_dir).dump();
   frame += "}";
   Send(best, Type::kRun, frame);
   best->assigned.push_back(std::move(launch));

@@ -111,7 +111,7 @@ void CheckDagAgainstPlugins(const Dag& dag, const PluginCatalog& catalog,
       std::vector<std::string> names;
       for (const auto& in : step->inputs) names.push_back(in.name);
       for (const TaskSpec::Input& in : task.inputs) {
-        if (std::find(names.begin(), names.end(), in.name) == names.end()) {
+        if (!step->any_inputs && std::find(names.begin(), names.end(), in.name) == names.end()) {
           std::string hint = DidYouMean(in.name, names);
           if (hint.empty()) {
             hint = names.empty() ? "step \"" + step->name + "\" takes no inputs" : "it takes: ";

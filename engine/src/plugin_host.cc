@@ -64,6 +64,7 @@ StatusOr<PluginManifest> ParsePluginManifest(const std::string& json_text,
     step.name = StringField(s, "name");
     step.description = StringField(s, "description");
     step.cacheable = s.value("cacheable", true);
+    step.any_inputs = s.value("any_inputs", false);
     if (step.name.rfind(m.name + ".", 0) != 0 || step.name.size() <= m.name.size() + 1) {
       return Status::InvalidArgument("manifest: step \"" + step.name + "\" must be named \"" +
                                      m.name + ".<step>\"");
@@ -152,8 +153,9 @@ json StepToJson(const StepManifest& s) {
     outputs.push_back({{"name", o.name}, {"kind", o.kind}, {"doc", o.doc}});
   }
   return {{"name", s.name},           {"description", s.description},
-          {"cacheable", s.cacheable}, {"params", params},
-          {"inputs", inputs},         {"outputs", outputs}};
+          {"cacheable", s.cacheable}, {"any_inputs", s.any_inputs},
+          {"params", params},         {"inputs", inputs},
+          {"outputs", outputs}};
 }
 
 }  // namespace

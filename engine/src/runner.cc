@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <set>
 
+#include "sluice/artifacts.h"
 #include "sluice/dag_loader.h"
 #include "sluice/plugin_abi.h"
 #include "sluice/template.h"
@@ -72,6 +74,41 @@ StatusOr<json> ResolveRunParams(const DagSpec& dag, const std::vector<std::strin
     overrides[name] = value;
   }
   return ResolveRunParamsJson(dag, overrides);
+}
+
+Status CheckTags(const json& tags) {
+  if (!tags.is_object()) return Status::InvalidArgument("tags must be an object of name: text");
+  for (const auto& [name, value] : tags.items()) {
+    const bool valid_name =
+        !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' ||
+                 c == ':';
+        });
+    if (!valid_name) {
+      return Status::InvalidArgument("tag name \"" + name +
+                                     "\" is not valid: use 1-64 letters, digits, _ . - or :");
+    }
+    if (!value.is_string()) {
+      return Status::InvalidArgument("tag \"" + name + "\" must be text, got " + value.dump());
+    }
+    if (value.get_ref<const std::string&>().size() > 1000) {
+      return Status::InvalidArgument("tag \"" + name + "\" is longer than 1,000 bytes");
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<json> ParseTags(const std::vector<std::string>& assignments) {
+  json tags = json::object();
+  for (const std::string& a : assignments) {
+    const size_t eq = a.find('=');
+    if (eq == std::string::npos) {
+      return Status::InvalidArgument("--tag \"" + a + "\" is not NAME=VALUE");
+    }
+    tags[a.substr(0, eq)] = a.substr(eq + 1);
+  }
+  SLUICE_RETURN_IF_ERROR(CheckTags(tags));
+  return tags;
 }
 
 StatusOr<json> ResolveRunParamsJson(const DagSpec& dag, const json& overrides) {
@@ -187,7 +224,13 @@ Runner::Runner(boost::asio::io_context& io, StateStore* store, const PluginCatal
       catalog_(catalog),
       clock_(clock),
       options_(std::move(options)),
-      rng_(options_.random_seed) {}
+      rng_(options_.random_seed) {
+  // Absolute: paths in records and requests must mean the same in every worker's directory.
+  std::error_code ec;
+  if (!options_.state_dir.empty()) {
+    options_.state_dir = std::filesystem::absolute(options_.state_dir, ec).lexically_normal();
+  }
+}
 
 Runner::~Runner() {
   for (auto& [key, run] : runs_) {
@@ -325,6 +368,9 @@ StatusOr<RunRecord> Runner::Trigger(TriggerRequest request) {
   r.created_at = Now();
   r.started_at = r.created_at;
   r.triggered_by = request.triggered_by.empty() ? options_.actor : request.triggered_by;
+  r.no_cache = request.no_cache;
+  r.tags = request.tags;
+  r.note = request.note;
   r.state = RunState::kRunning;
   run->tasks.resize(dag.size());
   for (size_t i = 0; i < dag.size(); ++i) {
@@ -837,6 +883,10 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
   rec.reason.clear();
   rec.outputs = json::object();
   rec.metrics = json::array();
+  rec.inputs = json::object();
+  rec.tags = json::object();
+  rec.cache_key.clear();
+  rec.cached_from = json();
   rec.queued_at = Now();
   rec.started_at = rec.queued_at;
   rec.ended_at.clear();
@@ -844,8 +894,11 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
   rec.duration_seconds = 0;
   rec.worker_pid = 0;
   namespace fs = std::filesystem;
-  const fs::path try_dir = fs::path(options_.state_dir) / "runs" / run->record.dag_id /
-                           run->record.run_id / spec.id / std::to_string(rec.try_number);
+  // The try's private dirs; the worker removes them after the try (outputs go to the
+  // artifact store). Flat, so that nothing is left behind.
+  const fs::path try_dir = fs::path(options_.state_dir) / "work" /
+                           (run->record.dag_id + "~" + run->record.run_id + "~" + spec.id + "~" +
+                            std::to_string(rec.try_number));
   rec.log_path = (fs::path(options_.state_dir) / "logs" / run->record.dag_id / run->record.run_id /
                   spec.id / (std::to_string(rec.try_number) + ".log"))
                      .string();
@@ -876,9 +929,15 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
     json in = {{"kind", out->value("kind", "value")}};
     if (out->contains("path")) in["path"] = (*out)["path"];
     if (out->contains("value")) in["value"] = (*out)["value"];
+    if (out->contains("artifact")) {
+      in["artifact"] = (*out)["artifact"];
+      rec.inputs[input.name] = (*out)["artifact"];
+    }
     inputs[input.name] = std::move(in);
   }
   rec.params = params;
+  const PluginManifest* plugin = catalog_->FindPluginOfStep(spec.plugin);
+  rec.plugin_version = plugin ? plugin->name + " " + plugin->version : "";
   // Queued on a worker (it may wait in the worker's inbox behind another try); running when
   // the executor says it started.
   rec.state = TaskState::kQueued;
@@ -894,13 +953,21 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
     EndTask(run, task, TaskState::kFailed, problem);
     return;
   }
+  for (const auto& item : rec.inputs.items()) {
+    RecordConsumed(&batch_, item.value().get<std::string>(), rec, item.key());
+  }
+  const StepManifest* step = catalog_->FindStep(spec.plugin);
+  if (spec.cache && step != nullptr && step->cacheable) {
+    rec.cache_key = StepCacheKey(spec.plugin, rec.plugin_version, params, rec.inputs);
+    if (!run->record.no_cache && ServeFromCache(run, task)) return;
+  }
   RecordTask(run, task, from, "dispatched to a worker");
 
   TaskLaunch launch;
   launch.key = rec.idempotency_key();
   launch.step = spec.plugin;
-  const PluginManifest* plugin = catalog_->FindPluginOfStep(spec.plugin);
   launch.plugin_file = plugin ? plugin->file : "";
+  launch.artifact_dir = ArtifactStore::RootFor(options_.state_dir).string();
   launch.timeout = spec.timeout;
   launch.limits = spec.limits;
   launch.request = {{"params", std::move(params)},
@@ -919,6 +986,36 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
   ++pool_used_[spec.pool];
   t.started = std::chrono::steady_clock::now();
   launches_.push_back(std::move(launch));
+}
+
+bool Runner::ServeFromCache(RunRt* run, size_t task) {
+  TaskRt& t = run->tasks[task];
+  TryRecord& rec = t.record;
+  StatusOr<json> entry = store_->Get(Space::kCache, rec.cache_key);
+  if (!entry.ok()) return false;
+  const json& outputs = (*entry)["outputs"];
+  if (!outputs.is_object()) return false;
+  // An entry whose objects are gone (removed by hand) is a miss: the step runs again.
+  const ArtifactStore objects(ArtifactStore::RootFor(options_.state_dir));
+  for (const auto& item : outputs.items()) {
+    if (item.value().value("kind", "") != "value" &&
+        !objects.Exists(item.value().value("artifact", ""))) {
+      return false;
+    }
+  }
+  rec.outputs = outputs;
+  rec.metrics = entry->value("metrics", json::array());
+  rec.tags = entry->value("tags", json::object());
+  rec.cached_from = {{"dag_id", entry->value("dag_id", "")},
+                     {"run_id", entry->value("run_id", "")},
+                     {"task_id", entry->value("task_id", "")},
+                     {"try_number", entry->value("try_number", 0)}};
+  rec.ended_at = rec.started_at;
+  EndTask(run, task, TaskState::kSuccess,
+          "cached from run " + entry->value("run_id", "") + " (task " +
+              entry->value("task_id", "") + ", try " +
+              std::to_string(entry->value("try_number", 0)) + ")");
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1082,7 +1179,22 @@ void Runner::OnMetric(const std::string& key, const std::string& name, double va
 void Runner::OnOutput(const std::string& key, const std::string& name, const json& output) {
   auto it = running_.find(key);
   if (it == running_.end()) return;
-  it->second.run->tasks[it->second.task].record.outputs[name] = output;
+  TryRecord& rec = it->second.run->tasks[it->second.task].record;
+  rec.outputs[name] = output;
+  if (!output.contains("artifact")) return;
+  ArtifactRecord artifact;
+  artifact.id = output["artifact"].get<std::string>();
+  artifact.kind = output.value("kind", "value");
+  artifact.size = output.value("size", uint64_t{0});
+  artifact.files = output.value("files", artifact.kind == "file" ? uint64_t{1} : uint64_t{0});
+  if (artifact.kind == "value") artifact.value = output.value("value", json());
+  artifact.created_at = Now();
+  artifact.dag_id = rec.dag_id;
+  artifact.run_id = rec.run_id;
+  artifact.task_id = rec.task_id;
+  artifact.try_number = rec.try_number;
+  artifact.output = name;
+  RecordProduced(*store_, &batch_, artifact);
 }
 
 void Runner::OnFinished(const std::string& key, TaskOutcome outcome) {
@@ -1102,6 +1214,18 @@ void Runner::OnFinished(const std::string& key, TaskOutcome outcome) {
 
   switch (outcome.kind) {
     case TaskOutcome::Kind::kSuccess:
+      if (!t.record.cache_key.empty()) {
+        // The next try with the same key is served from here.
+        batch_.Put(Space::kCache, t.record.cache_key,
+                   json{{"outputs", t.record.outputs},
+                        {"metrics", t.record.metrics},
+                        {"tags", t.record.tags},
+                        {"dag_id", t.record.dag_id},
+                        {"run_id", t.record.run_id},
+                        {"task_id", t.record.task_id},
+                        {"try_number", t.record.try_number},
+                        {"created_at", t.record.ended_at}});
+      }
       EndTask(run, task, TaskState::kSuccess, outcome.message);
       return;
     case TaskOutcome::Kind::kSkipped:

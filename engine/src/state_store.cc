@@ -52,7 +52,11 @@ const std::vector<std::string>& ColumnFamilyNames() {
                                                   "events",
                                                   "run_order",
                                                   "control",
-                                                  "run_sources"};
+                                                  "run_sources",
+                                                  "artifacts",
+                                                  "lineage",
+                                                  "cache",
+                                                  "models"};
   return kNames;
 }
 
@@ -95,6 +99,11 @@ class JsonWriter {
   JsonWriter& Int(std::string_view key, int64_t value) {
     Key(key);
     out_ += std::to_string(value);
+    return *this;
+  }
+  JsonWriter& Bool(std::string_view key, bool value) {
+    Key(key);
+    out_ += value ? "true" : "false";
     return *this;
   }
   JsonWriter& Num(std::string_view key, double value) {
@@ -207,7 +216,10 @@ json RunRecord::ToJson() const {
           {"created_at", created_at},
           {"started_at", started_at},
           {"ended_at", ended_at},
-          {"triggered_by", triggered_by}};
+          {"triggered_by", triggered_by},
+          {"no_cache", no_cache},
+          {"tags", tags},
+          {"note", note}};
 }
 
 StatusOr<RunRecord> RunRecord::FromJson(const json& j) {
@@ -229,6 +241,9 @@ StatusOr<RunRecord> RunRecord::FromJson(const json& j) {
     r.started_at = j.value("started_at", "");
     r.ended_at = j.value("ended_at", "");
     r.triggered_by = j.value("triggered_by", "");
+    r.no_cache = j.value("no_cache", false);
+    r.tags = j.value("tags", json::object());
+    r.note = j.value("note", "");
     return r;
   } catch (const json::exception& e) {
     return Status::Corruption(std::string("malformed run record: ") + e.what());
@@ -253,6 +268,11 @@ json TryRecord::ToJson() const {
           {"outputs", outputs},
           {"metrics", metrics},
           {"params", params},
+          {"inputs", inputs},
+          {"tags", tags},
+          {"plugin_version", plugin_version},
+          {"cache_key", cache_key},
+          {"cached_from", cached_from},
           {"idempotency_key", idempotency_key()}};
 }
 
@@ -278,6 +298,11 @@ StatusOr<TryRecord> TryRecord::FromJson(const json& j) {
     r.outputs = j.value("outputs", json::object());
     r.metrics = j.value("metrics", json::array());
     r.params = j.value("params", json::object());
+    r.inputs = j.value("inputs", json::object());
+    r.tags = j.value("tags", json::object());
+    r.plugin_version = j.value("plugin_version", "");
+    r.cache_key = j.value("cache_key", "");
+    r.cached_from = j.value("cached_from", json());
     return r;
   } catch (const json::exception& e) {
     return Status::Corruption(std::string("malformed task record: ") + e.what());
@@ -332,6 +357,11 @@ std::string Serialize(const TryRecord& t) {
       .Json("outputs", t.outputs)
       .Json("metrics", t.metrics)
       .Json("params", t.params)
+      .Json("inputs", t.inputs)
+      .Json("tags", t.tags)
+      .Str("plugin_version", t.plugin_version)
+      .Str("cache_key", t.cache_key)
+      .Json("cached_from", t.cached_from)
       .Str("idempotency_key", t.idempotency_key())
       .Done();
 }
@@ -353,6 +383,9 @@ std::string Serialize(const RunRecord& r) {
       .Str("started_at", r.started_at)
       .Str("ended_at", r.ended_at)
       .Str("triggered_by", r.triggered_by)
+      .Bool("no_cache", r.no_cache)
+      .Json("tags", r.tags)
+      .Str("note", r.note)
       .Done();
 }
 
@@ -380,6 +413,9 @@ void StateStore::Batch::PutControl(const std::string& key, json value) {
   control_.emplace_back(key, std::move(value));
 }
 void StateStore::Batch::AddEvent(Event event) { events_.push_back(std::move(event)); }
+void StateStore::Batch::Put(Space space, std::string key, json value) {
+  kv_.push_back({space, std::move(key), std::move(value)});
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -394,7 +430,11 @@ struct StateStore::Impl {
   rocksdb::ColumnFamilyHandle* run_order = nullptr;
   rocksdb::ColumnFamilyHandle* control = nullptr;
   rocksdb::ColumnFamilyHandle* run_sources = nullptr;
+  rocksdb::ColumnFamilyHandle* spaces[4] = {};  // by Space
   bool sync = true;
+  mutable std::mutex update_mutex;  // LockForUpdate
+
+  rocksdb::ColumnFamilyHandle* Cf(Space space) const { return spaces[static_cast<int>(space)]; }
 
   // Next event sequence number per run ("dag/run"), loaded lazily from the last key.
   std::mutex seq_mutex;
@@ -409,6 +449,7 @@ struct StateStore::Impl {
     run_order = handles[6];
     control = handles[7];
     run_sources = handles[8];
+    for (int i = 0; i < 4; ++i) spaces[i] = handles[9 + static_cast<size_t>(i)];
   }
 
   ~Impl() {
@@ -560,6 +601,14 @@ Status StateStore::Commit(Batch* batch) {
     }
   }
   for (const TryRecord& t : batch->tries_) wb.Put(impl_->tries, TryKey(t), Serialize(t));
+  for (const Batch::Kv& kv : batch->kv_) {
+    if (kv.value.is_null()) {
+      wb.Delete(impl_->Cf(kv.space), kv.key);
+    } else {
+      wb.Put(impl_->Cf(kv.space), kv.key,
+             kv.value.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+  }
   for (Event& e : batch->events_) {
     const std::string run_key = RunKey(e.dag_id, e.run_id);
     e.seq = impl_->NextSeq(run_key);
@@ -572,6 +621,7 @@ Status StateStore::Commit(Batch* batch) {
   batch->tries_.clear();
   batch->events_.clear();
   batch->control_.clear();
+  batch->kv_.clear();
   if (!s.ok()) return Status::IoError("cannot write to the state store: " + s.ToString());
   return Status::Ok();
 }
@@ -771,6 +821,90 @@ std::vector<std::pair<std::string, json>> StateStore::ListControl(const std::str
                       }
                     });
   return out;
+}
+
+StatusOr<json> StateStore::Get(Space space, const std::string& key) const {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->Cf(space), key, &value);
+  if (s.IsNotFound()) return Status::NotFound("no value for \"" + key + "\"");
+  if (!s.ok()) return Status::IoError(s.ToString());
+  try {
+    return json::parse(value);
+  } catch (const json::exception& e) {
+    return Status::Corruption("the value of \"" + key + "\" is not JSON: " + e.what());
+  }
+}
+
+bool StateStore::Has(Space space, const std::string& key) const {
+  std::string value;
+  return impl_->db->Get(rocksdb::ReadOptions(), impl_->Cf(space), key, &value).ok();
+}
+
+void StateStore::Scan(Space space, const std::string& prefix,
+                      const std::function<bool(const std::string&, const json&)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> iter(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->Cf(space)));
+  for (iter->Seek(prefix); iter->Valid() && iter->key().starts_with(prefix); iter->Next()) {
+    json value;
+    try {
+      value = json::parse(iter->value().ToStringView());
+    } catch (const json::exception&) {
+      continue;  // one damaged value must not hide the rest
+    }
+    if (!fn(iter->key().ToString(), value)) return;
+  }
+}
+
+void StateStore::ScanKeys(Space space, const std::string& prefix,
+                          const std::function<bool(const std::string&)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> iter(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->Cf(space)));
+  for (iter->Seek(prefix); iter->Valid() && iter->key().starts_with(prefix); iter->Next()) {
+    if (!fn(iter->key().ToString())) return;
+  }
+}
+
+Status StateStore::DeleteRun(const std::string& dag_id, const std::string& run_id) {
+  StatusOr<RunRecord> run = GetRun(dag_id, run_id);
+  if (!run.ok()) return run.status();
+  if (run->state != RunState::kSuccess && run->state != RunState::kFailed) {
+    return Status::FailedPrecondition("run " + run_id + " of DAG " + dag_id + " is " +
+                                      std::string(RunStateName(run->state)) +
+                                      "; cancel it or wait for it to end before deleting it");
+  }
+  rocksdb::WriteBatch wb;
+  const std::string key = RunKey(dag_id, run_id);
+  wb.Delete(impl_->runs, key);
+  wb.Delete(impl_->run_sources, key);
+  wb.Delete(impl_->run_index, run_id + "/" + dag_id);
+  wb.Delete(impl_->run_order, OrderKeyAll(*run));
+  wb.Delete(impl_->run_order, OrderKeyDag(*run));
+  impl_->ScanPrefix(impl_->tries, key + "/", [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
+    wb.Delete(impl_->tries, k);
+  });
+  rocksdb::WriteOptions options;
+  options.sync = impl_->sync;
+  rocksdb::Status s = impl_->db->Write(options, &wb);
+  if (!s.ok()) return Status::IoError("cannot write to the state store: " + s.ToString());
+  return Status::Ok();
+}
+
+void StateStore::ScanTries(const std::function<bool(const TryRecord&)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> iter(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->tries));
+  for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
+    StatusOr<TryRecord> record = Status::Internal("unparsed");
+    try {
+      record = TryRecord::FromJson(json::parse(iter->value().ToStringView()));
+    } catch (const json::exception&) {
+      continue;
+    }
+    if (record.ok() && !fn(*record)) return;
+  }
+}
+
+std::unique_lock<std::mutex> StateStore::LockForUpdate() const {
+  return std::unique_lock<std::mutex>(impl_->update_mutex);
 }
 
 }  // namespace sluice

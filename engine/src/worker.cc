@@ -16,9 +16,11 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
+#include "sluice/artifacts.h"
 #include "sluice/duration.h"
 #include "sluice/plugin_abi.h"
 #include "sluice/plugin_host.h"
@@ -111,8 +113,13 @@ class TryLimits {
 class RemoteStepHost : public StepHost {
  public:
   RemoteStepHost(Connection* conn, const std::atomic<bool>* cancelled,
-                 std::filesystem::path output_dir)
-      : conn_(conn), cancelled_(cancelled), output_dir_(std::move(output_dir)) {}
+                 std::filesystem::path output_dir, std::filesystem::path scratch_dir,
+                 const ArtifactStore* artifacts)
+      : conn_(conn),
+        cancelled_(cancelled),
+        output_dir_(std::move(output_dir)),
+        scratch_dir_(std::move(scratch_dir)),
+        artifacts_(artifacts) {}
 
   void Log(int level, std::string_view message) override {
     // One frame per line keeps each log record a line in the task log.
@@ -148,6 +155,8 @@ class RemoteStepHost : public StepHost {
       try {
         message["kind"] = "value";
         message["value"] = json::parse(data);
+        message["artifact"] = ValueArtifactId(message["value"]);
+        message["size"] = data.size();
       } catch (const json::exception&) {
         Log(SLUICE_LOG_ERROR, "output \"" + name + "\" is not valid JSON: " + data.substr(0, 200));
         return false;
@@ -165,10 +174,33 @@ class RemoteStepHost : public StepHost {
                         : " does not exist"));
         return false;
       }
-      // Outputs outlive the try; the scratch dir does not. Keep anything outside the
-      // output dir by copying it in.
-      std::string rel = std::filesystem::relative(path, output_dir_, ec).string();
-      if (ec || rel.empty() || rel.rfind("..", 0) == 0) {
+      message["kind"] = kind == SLUICE_OUTPUT_FILE ? "file" : "dir";
+      const bool inside = IsUnder(path, output_dir_);
+      if (artifacts_ != nullptr) {
+        // Into the content-addressed store: what the step wrote in its output or scratch dir
+        // is moved (both are removed after the try), anything else is copied. The same path
+        // declared twice is stored once.
+        auto known = stored_.find(path.string());
+        if (known == stored_.end()) {
+          StatusOr<StoredObject> object =
+              artifacts_->Put(path, kind == SLUICE_OUTPUT_DIR,
+                              /*move=*/inside || IsUnder(path, scratch_dir_));
+          if (!object.ok()) {
+            Log(SLUICE_LOG_ERROR, "output \"" + name + "\": " + object.status().message());
+            return false;
+          }
+          known = stored_.emplace(path.string(), *std::move(object)).first;
+        }
+        const StoredObject& object = known->second;
+        message["path"] = object.path.string();
+        message["artifact"] = object.id;
+        message["size"] = object.size;
+        if (object.kind == "dir") message["files"] = object.files;
+        return conn_->Send(Type::kOutput, message.dump());
+      }
+      // No artifact store (a launch that does not name one): outputs outlive the try and the
+      // scratch dir does not, so anything outside the output dir is copied in.
+      if (!inside) {
         std::filesystem::path dest = output_dir_ / name / path.filename();
         std::filesystem::create_directories(dest.parent_path(), ec);
         std::filesystem::copy(path, dest,
@@ -182,7 +214,6 @@ class RemoteStepHost : public StepHost {
         }
         path = dest;
       }
-      message["kind"] = kind == SLUICE_OUTPUT_FILE ? "file" : "dir";
       message["path"] = path.string();
     } else {
       Log(SLUICE_LOG_ERROR, "output \"" + name + "\" has unknown kind " + std::to_string(kind));
@@ -194,7 +225,17 @@ class RemoteStepHost : public StepHost {
  private:
   Connection* conn_;
   const std::atomic<bool>* cancelled_;
+  static bool IsUnder(const std::filesystem::path& path, const std::filesystem::path& dir) {
+    if (dir.empty()) return false;
+    std::error_code ec;
+    const std::string rel = std::filesystem::relative(path, dir, ec).string();
+    return !ec && !rel.empty() && rel.rfind("..", 0) != 0;
+  }
+
   std::filesystem::path output_dir_;
+  std::filesystem::path scratch_dir_;
+  const ArtifactStore* artifacts_;
+  std::map<std::string, StoredObject> stored_;  // source path -> object
 };
 
 }  // namespace
@@ -303,6 +344,9 @@ int RunWorker(int fd) {
     json request = job.body.value("request", json::object());
     const std::filesystem::path scratch = request.value("scratch_dir", "");
     const std::filesystem::path output_dir = request.value("output_dir", "");
+    const std::string artifact_root = job.body.value("artifacts", "");
+    std::optional<ArtifactStore> artifacts;
+    if (!artifact_root.empty()) artifacts.emplace(artifact_root);
 
     StepResult result;
     auto it = libraries.find(file);
@@ -314,7 +358,8 @@ int RunWorker(int fd) {
         result = {SLUICE_RESULT_FAILED, "cannot load plugin: " + lib.status().message()};
     }
     if (it != libraries.end()) {
-      RemoteStepHost host(&conn, &cancelled, output_dir);
+      RemoteStepHost host(&conn, &cancelled, output_dir, scratch,
+                          artifacts ? &*artifacts : nullptr);
       const std::string request_text = request.dump();
       const json limits = job.body.value("limits", json::object());
       {
@@ -331,6 +376,16 @@ int RunWorker(int fd) {
     if (!scratch.empty() && ::rmdir(scratch.c_str()) != 0 && errno != ENOENT) {
       std::error_code ec;
       std::filesystem::remove_all(scratch, ec);
+    }
+    // With an artifact store, the outputs are in it: what is left in the output dir was not
+    // declared, and nothing refers to it.
+    if (artifacts && !output_dir.empty()) {
+      if (::rmdir(output_dir.c_str()) != 0 && errno != ENOENT) {
+        std::error_code ec;
+        std::filesystem::remove_all(output_dir, ec);
+      }
+      // The try's own folder, when it holds nothing else.
+      if (output_dir.parent_path() == scratch.parent_path()) ::rmdir(scratch.parent_path().c_str());
     }
     {
       std::lock_guard<std::mutex> lock(mutex);

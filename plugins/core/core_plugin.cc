@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -92,6 +93,19 @@ class Shell : public sluice::sdk::Step {
     env_strings.push_back("SLUICE_TRY_NUMBER=" + std::to_string(run.try_number));
     env_strings.push_back("SLUICE_IDEMPOTENCY_KEY=" + run.idempotency_key);
     env_strings.push_back("SLUICE_OUTPUT_DIR=" + ctx.output_dir().string());
+    // Inputs as SLUICE_INPUT_<NAME>: the read-only path of a file or directory, or the JSON
+    // text of a value (a string value as it is).
+    for (const auto& [name, input] : ctx.inputs().items()) {
+      std::string var = "SLUICE_INPUT_";
+      for (char c : name) {
+        var += std::isalnum(static_cast<unsigned char>(c))
+                   ? static_cast<char>(std::toupper(static_cast<unsigned char>(c)))
+                   : '_';
+      }
+      const json& value = input.contains("path") ? input["path"] : input.value("value", json());
+      env_strings.push_back(var + "=" +
+                            (value.is_string() ? value.get<std::string>() : value.dump()));
+    }
 
     // The environment: ours first, then the worker's entries we do not override.
     std::vector<char*> envp;
@@ -255,7 +269,8 @@ sluice::sdk::Plugin Describe() {
       .Param("outputs", ParamType::kObject,
              "Files or directories the command writes, published as outputs: name -> path "
              "(relative to the working directory)",
-             json::object());
+             json::object())
+      .AnyInputs();
   plugin.Add<Sleep>("core.sleep", "Waits, then succeeds; stops early when cancelled")
       .Param("seconds", ParamType::kNumber, "How long to wait");
   plugin.Add<Fail>("core.fail", "Misbehaves on purpose, for testing")

@@ -29,6 +29,8 @@ struct TaskLaunch {
   nlohmann::json request;   // see sluice_plugin.run in plugin_abi.h
   std::optional<Duration> timeout;
   ResourceLimits limits;  // applied to the worker process while the try runs
+  // The artifact store (artifacts.h) outputs go into; empty: outputs stay where they are.
+  std::string artifact_dir;
 };
 
 struct TaskOutcome {
@@ -52,7 +54,8 @@ class ExecutorListener {
   virtual void OnLog(const std::string& key, int level, std::string_view line) = 0;
   virtual void OnMetric(const std::string& key, const std::string& name, double value,
                         int64_t step) = 0;
-  // output: {"kind": "file"|"dir", "path": ...} or {"kind": "value", "value": ...}
+  // output: {"kind": "file"|"dir", "path": ...} or {"kind": "value", "value": ...}, plus
+  // "artifact" (its id), "size" and "files" when it went into the artifact store.
   virtual void OnOutput(const std::string& key, const std::string& name,
                         const nlohmann::json& output) = 0;
   // Called exactly once per launched try.

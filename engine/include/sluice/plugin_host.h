@@ -36,6 +36,7 @@ struct StepManifest {
   std::string name;  // "core.shell"
   std::string description;
   bool cacheable = true;
+  bool any_inputs = false;  // takes inputs of any name, besides the declared ones
   std::vector<ParamManifest> params;
   struct Input {
     std::string name;

@@ -46,6 +46,12 @@ StatusOr<nlohmann::json> ResolveRunParams(const DagSpec& dag,
 // a declared param and every value of the declared param's type.
 StatusOr<nlohmann::json> ResolveRunParamsJson(const DagSpec& dag, const nlohmann::json& overrides);
 
+// Parses `--tag NAME=VALUE` assignments into {name: value}. Names are 1-64 characters of
+// letters, digits and `_ . - :`; values are text of at most 1,000 bytes.
+StatusOr<nlohmann::json> ParseTags(const std::vector<std::string>& assignments);
+// Checks a tags object (the API's): the same rules, values must be strings.
+Status CheckTags(const nlohmann::json& tags);
+
 struct RunnerOptions {
   std::string state_dir;  // logs and outputs are kept under it
   std::string actor;      // who acts, recorded with every event ("cli:alice@host")
@@ -71,6 +77,9 @@ struct TriggerRequest {
   std::optional<std::chrono::system_clock::time_point> data_interval_end;
   std::string run_id;        // default: "<run_type>__<logical date>"
   std::string triggered_by;  // who asked for the run; default: RunnerOptions::actor
+  bool no_cache = false;     // recompute cached tasks (their results still refresh the cache)
+  nlohmann::json tags = nlohmann::json::object();  // name -> text
+  std::string note;
 };
 
 // Clearing tasks of a run so that they run again (Airflow's "clear"). Earlier tries stay in
@@ -167,6 +176,9 @@ class Runner : public ExecutorListener {
   void Decide(RunRt* run, size_t task);
   void Enqueue(RunRt* run, size_t task);
   void PrepareAndLaunch(RunRt* run, size_t task);
+  // Ends the task as a success with the outputs of an earlier try with the same cache key;
+  // false (nothing changed) on a miss.
+  bool ServeFromCache(RunRt* run, size_t task);
   void EndTask(RunRt* run, size_t task, TaskState state, const std::string& reason);
   void Cascade(RunRt* run, size_t task);
   void FinishRunIfDone(RunRt* run);

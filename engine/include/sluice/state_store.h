@@ -13,6 +13,10 @@
 //   control         dag/<dag_id>, token/<sha256>, backfill/<id> -> JSON (operator state)
 //   run_sources     dag_id/run_id                   -> the DAG file's text at trigger time
 //                   (apart from the run record, so that listing runs stays cheap)
+//   artifacts       <sha256>                        -> ArtifactRecord      (artifacts.h)
+//   lineage         p/<sha256>/<try key>, c/<sha256>/<try key> -> produced / consumed by
+//   cache           <cache key>                     -> the outputs of a successful try
+//   models          m/<name>, v/<name>/<version>    -> model registry      (registry.h)
 // Ids never contain '/': DAG and task ids are validated; run ids are generated.
 //
 // A state transition is one Batch (record + event) committed with sync before the engine
@@ -26,7 +30,9 @@
 #define SLUICE_STATE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -57,6 +63,10 @@ enum class RunState { kQueued, kRunning, kSuccess, kFailed };
 std::string_view RunStateName(RunState state);
 std::optional<RunState> ParseRunState(std::string_view name);
 
+// The key-value spaces that modules above the store (artifacts, lineage, step cache, model
+// registry) own. They see keys and JSON values; only the store sees RocksDB.
+enum class Space { kArtifacts, kLineage, kCache, kModels };
+
 struct RunRecord {
   std::string dag_id;
   std::string run_id;
@@ -72,6 +82,9 @@ struct RunRecord {
   std::string started_at;
   std::string ended_at;
   std::string triggered_by;  // who: "cli:user@host", "scheduler", "api:token-name"
+  bool no_cache = false;     // recompute every task: the step cache is not read
+  nlohmann::json tags = nlohmann::json::object();  // name -> text, set at trigger
+  std::string note;                                // free text, set at trigger
 
   nlohmann::json ToJson() const;
   static StatusOr<RunRecord> FromJson(const nlohmann::json& j);
@@ -98,6 +111,11 @@ struct TryRecord {
   nlohmann::json outputs = nlohmann::json::object();  // name -> {kind, path|value}
   nlohmann::json metrics = nlohmann::json::array();   // [{name, value, step}]
   nlohmann::json params = nlohmann::json::object();   // rendered params given to the step
+  nlohmann::json inputs = nlohmann::json::object();   // input name -> artifact id it read
+  nlohmann::json tags = nlohmann::json::object();     // name -> text, set by the step
+  std::string plugin_version;                         // "core 1.0.0": the code that ran
+  std::string cache_key;                              // set when the task is cached (cache = true)
+  nlohmann::json cached_from;  // {dag_id, run_id, task_id, try_number} on a cache hit
 
   std::string idempotency_key() const {
     return dag_id + "/" + run_id + "/" + task_id + "/" + std::to_string(try_number);
@@ -139,10 +157,14 @@ class StateStore {
     void AddEvent(Event event);
     // Operator state (pause flags, tokens, backfills): a JSON value, or null to delete.
     void PutControl(const std::string& key, nlohmann::json value);
+    // A value in one of the module spaces, or null to delete it.
+    void Put(Space space, std::string key, nlohmann::json value);
     bool empty() const {
-      return runs_.empty() && tries_.empty() && events_.empty() && control_.empty();
+      return runs_.empty() && tries_.empty() && events_.empty() && control_.empty() && kv_.empty();
     }
-    size_t size() const { return runs_.size() + tries_.size() + events_.size() + control_.size(); }
+    size_t size() const {
+      return runs_.size() + tries_.size() + events_.size() + control_.size() + kv_.size();
+    }
 
    private:
     friend class StateStore;
@@ -150,6 +172,12 @@ class StateStore {
     std::vector<TryRecord> tries_;
     std::vector<Event> events_;
     std::vector<std::pair<std::string, nlohmann::json>> control_;
+    struct Kv {
+      Space space;
+      std::string key;
+      nlohmann::json value;
+    };
+    std::vector<Kv> kv_;
   };
 
   // A page of runs, newest first. Filters apply before the page is cut.
@@ -201,11 +229,32 @@ class StateStore {
   StatusOr<TryRecord> FindTry(const std::string& dag_id, const std::string& run_id,
                               const std::string& task_id, int try_number) const;
   std::vector<Event> ListEvents(const std::string& dag_id, const std::string& run_id) const;
+  // Every try of every run (for garbage collection); `fn` returning false stops the scan.
+  void ScanTries(const std::function<bool(const TryRecord&)>& fn) const;
 
   // Operator state. NotFound when the key has no value.
   StatusOr<nlohmann::json> GetControl(const std::string& key) const;
   // Every (key, value) whose key starts with `prefix`, in key order.
   std::vector<std::pair<std::string, nlohmann::json>> ListControl(const std::string& prefix) const;
+
+  // Module spaces. Get: NotFound when the key has no value. Scan: (key, value) pairs whose key
+  // starts with `prefix`, in key order, at most `limit`; `fn` returning false stops it.
+  StatusOr<nlohmann::json> Get(Space space, const std::string& key) const;
+  bool Has(Space space, const std::string& key) const;
+  void Scan(
+      Space space, const std::string& prefix,
+      const std::function<bool(const std::string& key, const nlohmann::json& value)>& fn) const;
+  // Keys only, nothing parsed.
+  void ScanKeys(Space space, const std::string& prefix,
+                const std::function<bool(const std::string& key)>& fn) const;
+
+  // Deletes an ended run: its record, tries, source and index entries (its events stay: the
+  // audit log is append-only). Logs and files under the state dir are the caller's.
+  Status DeleteRun(const std::string& dag_id, const std::string& run_id);
+
+  // Held by read-modify-write updates of a module space (the model registry), so that
+  // concurrent callers in this process see each other's writes.
+  std::unique_lock<std::mutex> LockForUpdate() const;
 
  private:
   StateStore();

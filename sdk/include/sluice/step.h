@@ -207,6 +207,9 @@ class Context {
   }
 
   bool HasInput(const std::string& name) const { return inputs_.contains(name); }
+  // Every input: name -> {"kind": "file"|"dir", "path": ...} or {"kind": "value", "value": ...},
+  // with "artifact" (the input's content id) when it came from the artifact store.
+  const nlohmann::json& inputs() const { return inputs_; }
   // The read-only path of a file or directory input. Throws StepError if there is none.
   std::filesystem::path InputPath(const std::string& name) const {
     const nlohmann::json& input = Input(name);
@@ -322,6 +325,12 @@ class StepSpec {
     outputs_.push_back({std::move(name), kind, std::move(doc)});
     return *this;
   }
+  // Takes inputs of any name (a shell step that hands each to its command), besides the
+  // declared ones.
+  StepSpec& AnyInputs() {
+    any_inputs_ = true;
+    return *this;
+  }
   // For steps with effects outside their outputs (deploying, notifying): never served
   // from the step cache.
   StepSpec& NotCacheable() {
@@ -351,8 +360,9 @@ class StepSpec {
       outputs.push_back({{"name", o.name}, {"kind", OutputKindName(o.kind)}, {"doc", o.doc}});
     }
     return {{"name", name_},           {"description", description_},
-            {"cacheable", cacheable_}, {"params", params},
-            {"inputs", inputs},        {"outputs", outputs}};
+            {"cacheable", cacheable_}, {"any_inputs", any_inputs_},
+            {"params", params},        {"inputs", inputs},
+            {"outputs", outputs}};
   }
 
  private:
@@ -363,6 +373,7 @@ class StepSpec {
   std::vector<InputSpec> inputs_;
   std::vector<OutputSpec> outputs_;
   bool cacheable_ = true;
+  bool any_inputs_ = false;
 };
 
 // A plugin: a name, a version and its steps.
