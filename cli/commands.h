@@ -30,6 +30,8 @@ void AddCronCommands(CLI::App& app, int* exit_code);
 void AddServeCommands(CLI::App& app, int* exit_code);
 // REQUIRES: after AddStateCommands (it adds to `runs` and `tasks`).
 void AddClientCommands(CLI::App& app, int* exit_code);
+// REQUIRES: after AddStateCommands (it adds to `runs`).
+void AddMlopsCommands(CLI::App& app, int* exit_code);
 
 }  // namespace sluice::cli
 

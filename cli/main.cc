@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
       "  sluice dag show dags/hello.toml    print a DAG with its defaults applied\n"
       "  sluice runs list                   runs recorded in ./.sluice\n"
       "  sluice plugins list                the steps DAGs can use\n"
+      "  sluice runs compare RUN_A RUN_B    params and metrics of runs side by side\n"
+      "  sluice artifacts lineage ID        what made an artifact, and what it made\n"
+      "  sluice models list                 registered models and their aliases\n"
       "\n"
       "Exit codes: 0 ok, 1 failed (invalid DAG, failed run), 2 bad usage.\n"
       "Run `sluice COMMAND --help` for a command's options.");
@@ -38,6 +41,7 @@ int main(int argc, char** argv) {
   AddCronCommands(app, &exit_code);
   AddServeCommands(app, &exit_code);
   AddClientCommands(app, &exit_code);
+  AddMlopsCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);
