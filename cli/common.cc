@@ -1,5 +1,8 @@
 #include "common.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +14,18 @@ namespace sluice::cli {
 std::string DefaultStateDir() {
   const char* env = std::getenv("SLUICE_STATE_DIR");
   return env != nullptr && *env != '\0' ? env : ".sluice";
+}
+
+std::string CliActor(const std::string& command) {
+  const char* user = std::getenv("USER");
+  if (user == nullptr) {
+    const passwd* pw = getpwuid(getuid());
+    user = pw != nullptr ? pw->pw_name : nullptr;
+  }
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  return std::string("cli:") + (user ? user : "unknown") + "@" + host + " (" + command + ", pid " +
+         std::to_string(getpid()) + ")";
 }
 
 namespace {

@@ -13,6 +13,9 @@ namespace sluice::cli {
 // $SLUICE_STATE_DIR, else ./.sluice
 std::string DefaultStateDir();
 
+// Who acts, for the event log: "cli:alice@host (sluice run, pid 123)".
+std::string CliActor(const std::string& command);
+
 // Starts one worker, has it scan the plugin search path (with `extra_dirs` first) and
 // returns the catalog. Plugin code never runs in this process.
 StatusOr<PluginCatalog> LoadPluginCatalog(const std::vector<std::string>& extra_dirs);

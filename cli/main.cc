@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   AddServeCommands(app, &exit_code);
   AddClientCommands(app, &exit_code);
   AddMlopsCommands(app, &exit_code);
+  AddModelCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -41,18 +41,6 @@ struct RunOptions {
   std::string note;
 };
 
-std::string Actor() {
-  const char* user = std::getenv("USER");
-  if (user == nullptr) {
-    const passwd* pw = getpwuid(getuid());
-    user = pw != nullptr ? pw->pw_name : nullptr;
-  }
-  char host[256] = "localhost";
-  gethostname(host, sizeof host - 1);
-  return std::string("cli:") + (user ? user : "unknown") + "@" + host + " (sluice run, pid " +
-         std::to_string(getpid()) + ")";
-}
-
 const char* StateColor(TaskState s) {
   switch (s) {
     case TaskState::kSuccess:
@@ -265,7 +253,7 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
   }
   RunnerOptions runner_options;
   runner_options.state_dir = options.state_dir;
-  runner_options.actor = Actor();
+  runner_options.actor = CliActor("sluice run");
   for (const std::string& pool : options.pools) {
     size_t eq = pool.find('=');
     int slots = eq == std::string::npos ? -1 : std::atoi(pool.c_str() + eq + 1);

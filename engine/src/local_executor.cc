@@ -350,6 +350,15 @@ void LocalWorkerPool::Impl::HandleFrame(const std::shared_ptr<Worker>& w, Type t
         listener->OnOutput(w->key, name, body);
       }
       return;
+    case Type::kCall: {
+      json reply = w->key.empty()
+                       ? json{{"ok", false}, {"error", "no try is running on this worker"}}
+                       : listener->OnCall(w->key, body.value("method", ""),
+                                          body.value("request", json::object()));
+      reply["id"] = body.value("id", int64_t{0});
+      Send(w, Type::kReply, reply.dump(-1, ' ', false, json::error_handler_t::replace));
+      return;
+    }
     case Type::kResult: {
       const std::string key = body.value("key", "");
       auto it = std::find_if(w->assigned.begin(), w->assigned.end(),

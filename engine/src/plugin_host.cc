@@ -7,6 +7,7 @@
 #include <boost/dll/shared_library.hpp>
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -342,6 +343,28 @@ struct HostAdapter {
       return 1;
     }
   }
+  static char* Copy(const std::string& s) {
+    char* out = static_cast<char*>(std::malloc(s.size() + 1));
+    if (out != nullptr) std::memcpy(out, s.c_str(), s.size() + 1);
+    return out;
+  }
+  static int Call(void* ctx, const char* method, const char* request, char** response_out) {
+    if (response_out == nullptr) return 1;
+    try {
+      if (method == nullptr || request == nullptr) {
+        *response_out = Copy("call: method and request must not be null");
+        return 1;
+      }
+      std::string response;
+      const bool ok = static_cast<HostAdapter*>(ctx)->host->Call(method, request, &response);
+      *response_out = Copy(response);
+      return ok ? 0 : 1;
+    } catch (const std::exception& e) {
+      *response_out = Copy(std::string("call failed: ") + e.what());
+      return 1;
+    }
+  }
+  static void FreeResponse(void* /*ctx*/, char* response) { std::free(response); }
 };
 
 }  // namespace
@@ -358,6 +381,8 @@ StepResult PluginLibrary::Run(const std::string& step, const std::string& reques
   table.metric = &HostAdapter::Metric;
   table.is_cancelled = &HostAdapter::IsCancelled;
   table.output = &HostAdapter::Output;
+  table.call = &HostAdapter::Call;
+  table.free_response = &HostAdapter::FreeResponse;
 
   char* message = nullptr;
   int code = impl_->table->run(step.c_str(), request_json.c_str(), &table, &message);

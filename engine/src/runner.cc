@@ -12,6 +12,7 @@
 #include "sluice/artifacts.h"
 #include "sluice/dag_loader.h"
 #include "sluice/plugin_abi.h"
+#include "sluice/registry.h"
 #include "sluice/template.h"
 
 namespace sluice {
@@ -1176,25 +1177,142 @@ void Runner::OnMetric(const std::string& key, const std::string& name, double va
   it->second.run->tasks[it->second.task].record.metrics.push_back(std::move(point));
 }
 
-void Runner::OnOutput(const std::string& key, const std::string& name, const json& output) {
-  auto it = running_.find(key);
-  if (it == running_.end()) return;
-  TryRecord& rec = it->second.run->tasks[it->second.task].record;
-  rec.outputs[name] = output;
-  if (!output.contains("artifact")) return;
+namespace {
+
+// The artifact record of an output a try declared.
+ArtifactRecord ArtifactOf(const TryRecord& rec, const std::string& name, const json& output,
+                          const std::string& now) {
   ArtifactRecord artifact;
   artifact.id = output["artifact"].get<std::string>();
   artifact.kind = output.value("kind", "value");
   artifact.size = output.value("size", uint64_t{0});
   artifact.files = output.value("files", artifact.kind == "file" ? uint64_t{1} : uint64_t{0});
   if (artifact.kind == "value") artifact.value = output.value("value", json());
-  artifact.created_at = Now();
+  artifact.created_at = now;
   artifact.dag_id = rec.dag_id;
   artifact.run_id = rec.run_id;
   artifact.task_id = rec.task_id;
   artifact.try_number = rec.try_number;
   artifact.output = name;
-  RecordProduced(*store_, &batch_, artifact);
+  return artifact;
+}
+
+// The last value of each metric a try logged.
+json LastMetrics(const json& points) {
+  json last = json::object();
+  for (const json& p : points) {
+    if (p.contains("name") && p["value"].is_number())
+      last[p["name"].get<std::string>()] = p["value"];
+  }
+  return last;
+}
+
+}  // namespace
+
+void Runner::OnOutput(const std::string& key, const std::string& name, const json& output) {
+  auto it = running_.find(key);
+  if (it == running_.end()) return;
+  TryRecord& rec = it->second.run->tasks[it->second.task].record;
+  rec.outputs[name] = output;
+  if (!output.contains("artifact")) return;
+  RecordProduced(*store_, &batch_, ArtifactOf(rec, name, output, Now()));
+}
+
+json Runner::OnCall(const std::string& key, const std::string& method, const json& request) {
+  auto fail = [&](const std::string& message) {
+    return json{{"ok", false}, {"error", method + ": " + message}};
+  };
+  auto ok = [](json result) { return json{{"ok", true}, {"result", std::move(result)}}; };
+  auto it = running_.find(key);
+  if (it == running_.end()) return fail("the try is not running");
+  if (!request.is_object()) return fail("the request must be a JSON object");
+  TryRecord& rec = it->second.run->tasks[it->second.task].record;
+  const std::string actor = "task:" + key;
+  ModelRegistry registry(store_);
+  try {
+    if (method == "tags.set") {
+      const json tag = {{request.at("name").get<std::string>(), request.at("value")}};
+      if (Status s = CheckTags(tag); !s.ok()) return fail(s.message());
+      rec.tags.update(tag);
+      return ok(nullptr);
+    }
+    if (method == "models.get") {
+      const std::string model = request.at("model").get<std::string>();
+      StatusOr<ModelVersion> v =
+          request.contains("version")
+              ? registry.GetVersion(model, request["version"].get<int>())
+              : registry.Resolve(model, request.value("alias", std::string("production")));
+      if (!v.ok()) {
+        return v.status().code() == Status::Code::kNotFound ? ok(nullptr)
+                                                            : fail(v.status().message());
+      }
+      return ok(v->ToJson());
+    }
+    if (method == "models.register") {
+      std::string artifact_id;
+      if (request.contains("input")) {
+        // A model that an upstream task made (a deploy step registers what it was given).
+        const std::string input = request["input"].get<std::string>();
+        auto in = rec.inputs.find(input);
+        if (in == rec.inputs.end()) {
+          return fail("this try has no input \"" + input + "\" from the artifact store");
+        }
+        artifact_id = in->get<std::string>();
+      } else {
+        const std::string output = request.at("output").get<std::string>();
+        auto out = rec.outputs.find(output);
+        if (out == rec.outputs.end() || !out->contains("artifact")) {
+          return fail("this try has no output \"" + output +
+                      "\" in the artifact store; declare it (OutputFile, OutputDir) first");
+        }
+        const ArtifactRecord artifact = ArtifactOf(rec, output, *out, Now());
+        artifact_id = artifact.id;
+        if (!store_->Has(Space::kArtifacts, artifact.id)) {
+          // Recorded with the try's next commit; the version must not wait for it.
+          StateStore::Batch batch;
+          RecordProduced(*store_, &batch, artifact);
+          if (Status s = store_->Commit(&batch); !s.ok()) return fail(s.message());
+        }
+      }
+      ModelRegistry::Registration r;
+      r.model = request.at("model").get<std::string>();
+      r.artifact = artifact_id;
+      r.dag_id = rec.dag_id;
+      r.run_id = rec.run_id;
+      r.task_id = rec.task_id;
+      r.try_number = rec.try_number;
+      if (request.contains("input")) {
+        // The version says which try made the model, not which one registered it (that one
+        // is its created_by).
+        StatusOr<ArtifactRecord> made = FindArtifact(*store_, artifact_id);
+        if (made.ok() && !made->run_id.empty()) {
+          r.dag_id = made->dag_id;
+          r.run_id = made->run_id;
+          r.task_id = made->task_id;
+          r.try_number = made->try_number;
+        }
+      }
+      r.metrics = request.contains("metrics") ? request["metrics"] : LastMetrics(rec.metrics);
+      r.tags = request.value("tags", json::object());
+      r.description = request.value("description", "");
+      r.alias = request.value("alias", "");
+      r.reason = request.value("reason", "");
+      r.actor = actor;
+      StatusOr<ModelVersion> v = registry.Register(r);
+      if (!v.ok()) return fail(v.status().message());
+      return ok(v->ToJson());
+    }
+    if (method == "models.set_alias") {
+      StatusOr<ModelVersion> v = registry.SetAlias(
+          request.at("model").get<std::string>(), request.at("alias").get<std::string>(),
+          request.at("version").get<int>(), actor, request.value("reason", ""));
+      if (!v.ok()) return fail(v.status().message());
+      return ok(v->ToJson());
+    }
+  } catch (const json::exception& e) {
+    return fail(std::string("bad request: ") + e.what());
+  }
+  return fail("unknown method (tags.set, models.get, models.register, models.set_alias)");
 }
 
 void Runner::OnFinished(const std::string& key, TaskOutcome outcome) {

@@ -109,17 +109,26 @@ class TryLimits {
   std::vector<std::pair<__rlimit_resource, rlimit>> saved_;
 };
 
+// Replies to calls a step made, handed from the reader thread to the step's thread.
+struct PendingCalls {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::map<int64_t, json> replies;  // id -> reply frame body
+  int64_t next_id = 1;
+};
+
 // Sends what a step reports to the engine as frames.
 class RemoteStepHost : public StepHost {
  public:
   RemoteStepHost(Connection* conn, const std::atomic<bool>* cancelled,
                  std::filesystem::path output_dir, std::filesystem::path scratch_dir,
-                 const ArtifactStore* artifacts)
+                 const ArtifactStore* artifacts, PendingCalls* calls)
       : conn_(conn),
         cancelled_(cancelled),
         output_dir_(std::move(output_dir)),
         scratch_dir_(std::move(scratch_dir)),
-        artifacts_(artifacts) {}
+        artifacts_(artifacts),
+        calls_(calls) {}
 
   void Log(int level, std::string_view message) override {
     // One frame per line keeps each log record a line in the task log.
@@ -144,6 +153,34 @@ class RemoteStepHost : public StepHost {
     conn_->Send(Type::kMetric, json{{"name", name}, {"value", value}, {"step", step}}.dump());
   }
   bool Cancelled() override { return cancelled_->load(); }
+  bool Call(const std::string& method, const std::string& request, std::string* response) override {
+    json body;
+    try {
+      body = json::parse(request);
+    } catch (const json::exception&) {
+      *response = "call " + method + ": the request is not valid JSON";
+      return false;
+    }
+    int64_t id = 0;
+    {
+      std::lock_guard<std::mutex> lock(calls_->mutex);
+      id = calls_->next_id++;
+    }
+    if (!conn_->Send(Type::kCall,
+                     json{{"id", id}, {"method", method}, {"request", std::move(body)}}.dump(
+                         -1, ' ', false, json::error_handler_t::replace))) {
+      *response = "call " + method + ": the engine is gone";
+      return false;
+    }
+    // The engine answers every call; if it dies, the reader thread takes this process down.
+    std::unique_lock<std::mutex> lock(calls_->mutex);
+    calls_->cv.wait(lock, [&] { return calls_->replies.count(id) > 0; });
+    json reply = std::move(calls_->replies[id]);
+    calls_->replies.erase(id);
+    const bool ok = reply.value("ok", false);
+    *response = ok ? reply.value("result", json()).dump() : reply.value("error", "call failed");
+    return ok;
+  }
   bool Output(const std::string& name, int kind, const std::string& data) override {
     if (name.empty() || name.find('/') != std::string::npos) {
       Log(SLUICE_LOG_ERROR,
@@ -235,6 +272,7 @@ class RemoteStepHost : public StepHost {
   std::filesystem::path output_dir_;
   std::filesystem::path scratch_dir_;
   const ArtifactStore* artifacts_;
+  PendingCalls* calls_;
   std::map<std::string, StoredObject> stored_;  // source path -> object
 };
 
@@ -250,6 +288,7 @@ int RunWorker(int fd) {
   std::set<std::string> cancel_queued;  // keys cancelled before they started; guarded by mutex
   std::atomic<bool> cancelled{false};
   std::atomic<bool> busy{false};
+  PendingCalls calls;
 
   if (!conn.Send(Type::kHello, json{{"pid", ::getpid()}}.dump())) return 1;
 
@@ -263,6 +302,13 @@ int RunWorker(int fd) {
         body = json::parse(payload);
       } catch (const json::exception&) {
         continue;  // a frame we cannot read cannot be answered either
+      }
+      if (type == Type::kReply) {
+        const int64_t id = body.is_object() ? body.value("id", int64_t{0}) : 0;
+        std::lock_guard<std::mutex> lock(calls.mutex);
+        calls.replies[id] = std::move(body);
+        calls.cv.notify_all();
+        continue;
       }
       std::lock_guard<std::mutex> lock(mutex);
       if (type == Type::kCancel) {
@@ -358,8 +404,8 @@ int RunWorker(int fd) {
         result = {SLUICE_RESULT_FAILED, "cannot load plugin: " + lib.status().message()};
     }
     if (it != libraries.end()) {
-      RemoteStepHost host(&conn, &cancelled, output_dir, scratch,
-                          artifacts ? &*artifacts : nullptr);
+      RemoteStepHost host(&conn, &cancelled, output_dir, scratch, artifacts ? &*artifacts : nullptr,
+                          &calls);
       const std::string request_text = request.dump();
       const json limits = job.body.value("limits", json::object());
       {

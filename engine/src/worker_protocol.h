@@ -24,11 +24,13 @@ enum class Type : uint8_t {
   kResult = 7,     // {"key": "...", "code": 0|1|2, "message": "...", "started": bool}
                    // Tries run in the order sent; the next one starts when this one ends.
   kHeartbeat = 8,  // {}
+  kCall = 9,       // {"id": N, "method": "...", "request": {...}}: the step waits for the reply
   // engine -> worker
   kScan = 20,      // {"dirs": [...]}
   kRun = 21,       // {"key": "...", "file": "...", "step": "...", "request": {...}}
   kCancel = 22,    // {"key": "..."}
   kShutdown = 23,  // {}
+  kReply = 24,     // {"id": N, "ok": bool, "result": ... | "error": "..."}
 };
 
 inline std::string EncodeFrame(Type type, std::string_view payload) {

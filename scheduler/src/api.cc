@@ -1,12 +1,16 @@
 #include "sluice/api.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <limits>
 #include <set>
 #include <variant>
 
+#include "sluice/artifacts.h"
+#include "sluice/registry.h"
 #include "sluice/suggest.h"
+#include "sluice/tracking.h"
 
 namespace sluice {
 
@@ -136,9 +140,10 @@ std::variant<size_t, HttpResponse> QueryNumber(const HttpRequest& request, const
 // The route's shape, for metrics: ids replaced by placeholders, and anything that is not a
 // known word by "other", so that requests for made-up paths cannot create new series.
 std::string RouteLabel(const std::vector<std::string>& parts) {
-  static const std::set<std::string> kWords = {"health", "dags",   "runs",  "backfills", "tokens",
-                                               "source", "errors", "pause", "unpause",   "events",
-                                               "cancel", "clear",  "tasks", "log"};
+  static const std::set<std::string> kWords = {
+      "health",   "dags",     "runs",      "backfills", "tokens",  "source", "errors", "pause",
+      "unpause",  "events",   "cancel",    "clear",     "tasks",   "log",    "models", "aliases",
+      "rollback", "versions", "artifacts", "lineage",   "metrics", "compare"};
   if (parts.size() == 1 && parts[0] == "metrics") return "/metrics";
   if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1" || !kWords.count(parts[2]))
     return "other";
@@ -294,6 +299,11 @@ HttpResponse Api::Route(const HttpRequest& request, const Caller& caller) {
       return Json(200, {{"backfills", list}});
     }
   }
+  if (!p.empty() && (p[0] == "artifacts" || p[0] == "models" ||
+                     (p.size() >= 2 && p[0] == "runs" &&
+                      (p[1] == "compare" || (p.size() == 3 && p[2] == "metrics"))))) {
+    return Mlops(request, p, caller);
+  }
   if (p.size() == 1 && p[0] == "runs") return get ? ListRuns("", request) : only("GET");
   if (p.size() >= 2 && p[0] == "runs") {
     const std::string& run = p[1];
@@ -428,7 +438,10 @@ HttpResponse Api::Trigger(const std::string& dag_id, const HttpRequest& request,
   if (entry == nullptr) return Error(404, "not_found", "no DAG \"" + dag_id + "\"");
   auto parsed = ParseBody(request, {{"params", json::value_t::object, "an object"},
                                     {"logical_date", json::value_t::string, "an ISO 8601 time"},
-                                    {"run_id", json::value_t::string, "a string"}});
+                                    {"run_id", json::value_t::string, "a string"},
+                                    {"no_cache", json::value_t::boolean, "true or false"},
+                                    {"tags", json::value_t::object, "an object of name: text"},
+                                    {"note", json::value_t::string, "a string"}});
   if (auto* error = std::get_if<HttpResponse>(&parsed)) return *error;
   const json& body = std::get<json>(parsed);
   StatusOr<json> params =
@@ -439,6 +452,10 @@ HttpResponse Api::Trigger(const std::string& dag_id, const HttpRequest& request,
   trigger.dag_source = entry->source;
   trigger.params = *params;
   trigger.triggered_by = caller.actor;
+  trigger.no_cache = body.value("no_cache", false);
+  trigger.tags = body.value("tags", json::object());
+  if (Status s = CheckTags(trigger.tags); !s.ok()) return Error(400, "bad_request", s.message());
+  trigger.note = body.value("note", "");
   if (body.contains("logical_date")) {
     std::optional<std::chrono::sys_seconds> when = ParseTimeUtc(body["logical_date"]);
     if (!when) {
@@ -662,6 +679,161 @@ HttpResponse Api::Tokens(const HttpRequest& request, const std::vector<std::stri
 HttpResponse Api::RenderMetrics() {
   if (on_scrape_) on_scrape_(metrics_);
   return {200, "text/plain; version=0.0.4", metrics_->Render()};
+}
+
+// ---------------------------------------------------------------------------------------------
+// MLOps: artifacts, run metrics and comparison, the model registry
+
+HttpResponse Api::Mlops(const HttpRequest& request, const std::vector<std::string>& p,
+                        const Caller& caller) {
+  const std::string& m = request.method;
+  auto only = [&](const char* method) {
+    return Error(405, "method_not_allowed",
+                 m + " " + request.path + " is not supported; use " + method);
+  };
+  auto query = [&](const char* name) {
+    auto it = request.query.find(name);
+    return it == request.query.end() ? std::string() : it->second;
+  };
+  const bool get = m == "GET";
+  if (p[0] == "runs" && p[1] == "compare") {
+    if (!get) return only("GET");
+    std::vector<json> tracked;
+    const std::string ids = query("runs");
+    size_t start = 0;
+    while (start < ids.size()) {
+      size_t comma = ids.find(',', start);
+      if (comma == std::string::npos) comma = ids.size();
+      StatusOr<RunRecord> run = FindRun(request, ids.substr(start, comma - start));
+      if (!run.ok()) return Error(run.status());
+      StatusOr<json> t = RunTracking(*store_, *run, "");
+      if (!t.ok()) return Error(t.status());
+      tracked.push_back(*std::move(t));
+      start = comma + 1;
+    }
+    if (tracked.size() < 2) {
+      return Error(400, "bad_request", "give at least two runs: ?runs=RUN_A,RUN_B");
+    }
+    return Json(200, CompareRuns(tracked));
+  }
+  if (p[0] == "runs") {  // runs/{id}/metrics
+    if (!get) return only("GET");
+    StatusOr<RunRecord> run = FindRun(request, p[1]);
+    if (!run.ok()) return Error(run.status());
+    StatusOr<json> t = RunTracking(*store_, *run, query("task"));
+    return t.ok() ? Json(200, *t) : Error(t.status());
+  }
+  if (p[0] == "artifacts") {
+    if (!get) return only("GET");
+    if (p.size() == 1) {
+      auto limit = QueryNumber(request, "limit", 50, 1000);
+      if (auto* error = std::get_if<HttpResponse>(&limit)) return *error;
+      const std::string dag = query("dag_id");
+      const std::string run = query("run_id");
+      json list = json::array();
+      store_->Scan(Space::kArtifacts, "", [&](const std::string&, const json& a) {
+        if ((dag.empty() || a.value("dag_id", "") == dag) &&
+            (run.empty() || a.value("run_id", "") == run)) {
+          list.push_back(a);
+        }
+        return true;
+      });
+      std::sort(list.begin(), list.end(), [](const json& a, const json& b) {
+        return a.value("created_at", "") > b.value("created_at", "");
+      });
+      if (list.size() > std::get<size_t>(limit))
+        list.erase(list.begin() + static_cast<long>(std::get<size_t>(limit)), list.end());
+      return Json(200, {{"artifacts", list}});
+    }
+    StatusOr<ArtifactRecord> a = FindArtifact(*store_, p[1]);
+    if (!a.ok()) return Error(a.status());
+    if (p.size() == 2) {
+      json body = a->ToJson();
+      auto edges = [](const std::vector<LineageEdge>& list) {
+        json out = json::array();
+        for (const LineageEdge& e : list) {
+          out.push_back({{"dag_id", e.dag_id},
+                         {"run_id", e.run_id},
+                         {"task_id", e.task_id},
+                         {"try_number", e.try_number},
+                         {"name", e.name}});
+        }
+        return out;
+      };
+      body["produced_by"] = edges(Producers(*store_, a->id));
+      body["read_by"] = edges(Consumers(*store_, a->id));
+      return Json(200, {{"artifact", body}});
+    }
+    if (p.size() == 3 && p[2] == "lineage") {
+      const std::string direction = query("direction");
+      if (!direction.empty() && direction != "up" && direction != "down") {
+        return Error(400, "bad_request", "direction must be up or down (or absent: both)");
+      }
+      auto depth = QueryNumber(request, "depth", 0, 1000);
+      if (auto* error = std::get_if<HttpResponse>(&depth)) return *error;
+      const int d = static_cast<int>(std::get<size_t>(depth));
+      json body = json::object();
+      if (direction != "down") body["up"] = LineageTree(*store_, a->id, true, d);
+      if (direction != "up") body["down"] = LineageTree(*store_, a->id, false, d);
+      return Json(200, body);
+    }
+    return Error(404, "not_found", "no such endpoint: " + request.path + " (see docs/api.md)");
+  }
+  // models
+  ModelRegistry registry(store_);
+  if (p.size() == 1) {
+    if (!get) return only("GET");
+    json list = json::array();
+    for (const Model& model : registry.ListModels()) list.push_back(model.ToJson());
+    return Json(200, {{"models", list}});
+  }
+  const std::string& name = p[1];
+  if (p.size() == 2) {
+    if (!get) return only("GET");
+    StatusOr<Model> model = registry.GetModel(name);
+    if (!model.ok()) return Error(model.status());
+    json history = json::array();
+    for (const Event& e : registry.History(name)) history.push_back(e.ToJson());
+    return Json(200, {{"model", model->ToJson()}, {"history", history}});
+  }
+  if (p[2] == "versions" && (p.size() == 3 || p.size() == 4)) {
+    if (!get) return only("GET");
+    if (p.size() == 4) {
+      int version = 0;
+      try {
+        version = std::stoi(p[3]);
+      } catch (const std::exception&) {
+        return Error(400, "bad_request", "version must be a number, not \"" + p[3] + "\"");
+      }
+      StatusOr<ModelVersion> v = registry.GetVersion(name, version);
+      return v.ok() ? Json(200, {{"version", v->ToJson()}}) : Error(v.status());
+    }
+    StatusOr<Model> model = registry.GetModel(name);
+    if (!model.ok()) return Error(model.status());
+    json list = json::array();
+    for (const ModelVersion& v : registry.ListVersions(name)) list.push_back(v.ToJson());
+    return Json(200, {{"versions", list}});
+  }
+  if (p[2] == "aliases" && (p.size() == 4 || (p.size() == 5 && p[4] == "rollback"))) {
+    if (m != "POST") return only("POST");
+    const bool rollback = p.size() == 5;
+    auto parsed = rollback
+                      ? ParseBody(request, {{"reason", json::value_t::string, "a string"}})
+                      : ParseBody(request, {{"version", json::value_t::number_integer, "a number"},
+                                            {"reason", json::value_t::string, "a string"}});
+    if (auto* error = std::get_if<HttpResponse>(&parsed)) return *error;
+    const json& body = std::get<json>(parsed);
+    if (!rollback && !body.contains("version")) {
+      return Error(400, "bad_request", "the body needs \"version\": the version to promote");
+    }
+    StatusOr<ModelVersion> v =
+        rollback ? registry.Rollback(name, p[3], caller.actor, body.value("reason", ""))
+                 : registry.SetAlias(name, p[3], body["version"].get<int>(), caller.actor,
+                                     body.value("reason", ""));
+    if (!v.ok()) return Error(v.status());
+    return Json(200, {{"model", name}, {"alias", p[3]}, {"version", v->ToJson()}});
+  }
+  return Error(404, "not_found", "no such endpoint: " + request.path + " (see docs/api.md)");
 }
 
 }  // namespace sluice

@@ -60,6 +60,14 @@ class ExecutorListener {
                         const nlohmann::json& output) = 0;
   // Called exactly once per launched try.
   virtual void OnFinished(const std::string& key, TaskOutcome outcome) = 0;
+  // A running step's synchronous request (sluice_host.call in plugin_abi.h). Returns
+  // {"ok": true, "result": ...} or {"ok": false, "error": "..."}; the step waits for it.
+  virtual nlohmann::json OnCall(const std::string& key, const std::string& method,
+                                const nlohmann::json& request) {
+    (void)key;
+    (void)request;
+    return {{"ok", false}, {"error", "this engine does not offer \"" + method + "\""}};
+  }
 };
 
 class Executor {

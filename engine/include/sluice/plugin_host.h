@@ -110,6 +110,14 @@ class StepHost {
   virtual bool Cancelled() = 0;
   // kind: SLUICE_OUTPUT_*; returns false (after logging why) to refuse.
   virtual bool Output(const std::string& name, int kind, const std::string& data) = 0;
+  // A synchronous request to the engine (sluice_host.call): true and the JSON result in
+  // *response, or false and an error message in it.
+  virtual bool Call(const std::string& method, const std::string& request, std::string* response) {
+    (void)method;
+    (void)request;
+    *response = "this host offers no services";
+    return false;
+  }
 };
 
 struct StepResult {

@@ -158,6 +158,9 @@ class Runner : public ExecutorListener {
   void OnOutput(const std::string& key, const std::string& name,
                 const nlohmann::json& output) override;
   void OnFinished(const std::string& key, TaskOutcome outcome) override;
+  // Services for running steps: tags.set, models.get, models.register, models.set_alias.
+  nlohmann::json OnCall(const std::string& key, const std::string& method,
+                        const nlohmann::json& request) override;
 
   struct RunRt;
   struct TaskRt;

@@ -65,6 +65,8 @@ class Api {
   HttpResponse Tokens(const HttpRequest& request, const std::vector<std::string>& path,
                       const Caller& caller);
   HttpResponse RenderMetrics();
+  HttpResponse Mlops(const HttpRequest& request, const std::vector<std::string>& path,
+                     const Caller& caller);
   StatusOr<RunRecord> FindRun(const HttpRequest& request, const std::string& run_id) const;
 
   Scheduler* scheduler_;

@@ -65,7 +65,7 @@ extern "C" {
 #endif
 
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 0
+#define SLUICE_ABI_MINOR 1
 
 /* The exported symbol the host looks up. */
 #define SLUICE_PLUGIN_ENTRY_NAME "sluice_plugin_entry_v1"
@@ -110,6 +110,23 @@ typedef struct sluice_host {
   /* Declares an output of the step. Returns 0 when accepted, non-zero when refused (bad
    * name, missing file, invalid JSON); the host logs why. */
   int (*output)(void* context, const char* name, int kind, const char* data);
+
+  /* ---- ABI 1.1 (check struct_size before use: an older host does not have them) ---- */
+
+  /* Asks the engine for a service, synchronously. `request_json` is a JSON object. Returns 0
+   * and sets *response_out to the JSON result, or non-zero and sets *response_out to an error
+   * message. Either way *response_out is host-allocated: release it with free_response.
+   * Methods:
+   *   "tags.set"          {"name", "value"}: tags the try (shown by `sluice runs compare`)
+   *   "models.register"   {"model", "output", "metrics"?, "tags"?, "description"?, "alias"?,
+   *                        "reason"?}: registers the artifact of this try's output `output`
+   *                        as the next version of `model` (metrics default to the last value
+   *                        of each metric the try has logged); returns the version record.
+   *   "models.get"        {"model", "alias"? | "version"?}: the version record (with its
+   *                        metrics), or null when the model or alias does not exist.
+   *   "models.set_alias"  {"model", "alias", "version", "reason"?}: moves an alias. */
+  int (*call)(void* context, const char* method, const char* request_json, char** response_out);
+  void (*free_response)(void* context, char* response);
 } sluice_host;
 
 /*

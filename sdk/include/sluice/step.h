@@ -38,6 +38,7 @@
 #define SLUICE_STEP_H_
 
 #include <boost/dll/alias.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -46,6 +47,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -153,6 +155,16 @@ struct OutputSpec {
   std::string name;
   OutputKind kind = OutputKind::kFile;
   std::string doc;
+};
+
+// Options of Context::RegisterModel.
+struct ModelOptions {
+  // name -> number; null: the last value of each metric the try has logged so far.
+  nlohmann::json metrics;
+  nlohmann::json tags = nlohmann::json::object();  // name -> text
+  std::string description;
+  std::string alias;   // also move this alias (e.g. "production") to the new version
+  std::string reason;  // why, kept in the alias's history
 };
 
 // Who and what a try is.
@@ -267,7 +279,68 @@ class Context {
   // Ends the try as skipped (not failed) with a reason, e.g. a gate that did not pass.
   [[noreturn]] void Skip(std::string reason) { throw SkipStep(std::move(reason)); }
 
+  // Tags the try (name -> text); `sluice runs compare` shows tags next to params.
+  void Tag(const std::string& name, const std::string& value) {
+    Call("tags.set", {{"name", name}, {"value", value}});
+  }
+
+  // Registers this try's output `output` (declared before, with OutputFile or OutputDir) as
+  // the next version of `model`, and returns the version record: {"name", "version",
+  // "artifact", "metrics", "tags", ...}. With options.alias, the alias moves to it at once.
+  nlohmann::json RegisterModel(const std::string& model, const std::string& output,
+                               const ModelOptions& options = {}) {
+    return Register(model, "output", output, options);
+  }
+  // The same for an input of this try: a deploy step registers the model it was given.
+  nlohmann::json RegisterModelFromInput(const std::string& model, const std::string& input,
+                                        const ModelOptions& options = {}) {
+    return Register(model, "input", input, options);
+  }
+
+  // The version of `model` that holds `alias`, with its metrics (so that a gate can demand
+  // "better than production"); nullopt when the model or the alias does not exist yet.
+  std::optional<nlohmann::json> ModelVersion(const std::string& model,
+                                             const std::string& alias = "production") {
+    nlohmann::json v = Call("models.get", {{"model", model}, {"alias", alias}});
+    if (v.is_null()) return std::nullopt;
+    return v;
+  }
+
+  // Moves `alias` of `model` to `version`; the move and `reason` go to the audit log.
+  nlohmann::json SetModelAlias(const std::string& model, const std::string& alias, int version,
+                               const std::string& reason = "") {
+    return Call("models.set_alias",
+                {{"model", model}, {"alias", alias}, {"version", version}, {"reason", reason}});
+  }
+
+  // A raw request to the engine (sluice_host.call). Throws StepError when the engine refuses
+  // it or is too old to offer services (ABI < 1.1).
+  nlohmann::json Call(const std::string& method, const nlohmann::json& request) {
+    if (host_->struct_size < offsetof(sluice_host, free_response) + sizeof(host_->free_response)) {
+      throw StepError("this Sluice engine is too old for " + method + " (it needs ABI 1.1)");
+    }
+    char* response = nullptr;
+    const int code = host_->call(host_->context, method.c_str(), request.dump().c_str(), &response);
+    std::string text = response != nullptr ? response : "";
+    if (response != nullptr) host_->free_response(host_->context, response);
+    if (code != 0) throw StepError(text.empty() ? method + " failed" : text);
+    return text.empty() ? nlohmann::json() : nlohmann::json::parse(text);
+  }
+
  private:
+  nlohmann::json Register(const std::string& model, const char* from, const std::string& name,
+                          const ModelOptions& options) {
+    nlohmann::json request = {{"model", model},
+                              {from, name},
+                              {"tags", options.tags},
+                              {"description", options.description}};
+    if (!options.metrics.is_null()) request["metrics"] = options.metrics;
+    if (!options.alias.empty()) {
+      request["alias"] = options.alias;
+      request["reason"] = options.reason;
+    }
+    return Call("models.register", request);
+  }
   const nlohmann::json& Input(const std::string& name) const {
     if (!inputs_.contains(name)) {
       throw StepError("no input named \"" + name + "\"; declare it in the task's inputs");
