@@ -112,7 +112,7 @@ params = { command = "echo hello {{ params.name }}" }
   CHECK(not_json.status == 400);
   CHECK(Call(port, http::verb::post, "/api/v1/dags/greet/runs", R"({"parms": {}})")
             .body["error"]["message"] ==
-        "unknown field \"parms\" (accepted: params, logical_date, run_id)");
+        "unknown field \"parms\" (accepted: params, logical_date, run_id, no_cache, tags, note)");
   CHECK(Call(port, http::verb::get, "/api/v1/dags/nope").status == 404);
   CHECK(Call(port, http::verb::get, "/api/v1/runs/nope").status == 404);
   CHECK(Call(port, http::verb::delete_, "/api/v1/dags").status == 405);

@@ -352,5 +352,104 @@ TEST_CASE("Daemon.Auth.FirstStartMakesAnAdminTokenForTheCli" * doctest::timeout(
   waitpid(pid, nullptr, 0);
 }
 
+TEST_CASE("Daemon.Mlops.ModelsArtifactsMetricsThroughTheApi" * doctest::timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  testing::WriteFile(dir.file("dags/toy.toml"), R"(
+[dag]
+id = "toy"
+[params]
+auc = 0.9
+[[task]]
+id = "train"
+plugin = "mlops.train"
+cache = true
+params = { auc = "{{ params.auc }}" }
+[[task]]
+id = "deploy"
+plugin = "mlops.deploy"
+depends_on = ["train"]
+inputs = { model = "train.model", auc = "train.auc" }
+params = { model_name = "toy" }
+)");
+  const int pid = testing::SpawnSluice(
+      {"serve", "--dags", dir.file("dags"), "--state-dir", state, "--listen", "127.0.0.1:0",
+       "--plugin-dir", std::string(SLUICE_TEST_PLUGIN_DIR) + "/mlops_v1"},
+      dir.file("serve.log"));
+  const unsigned short port = DaemonPort(state);
+  const std::string op = Token(state, "ops", "operator");
+  const std::string viewer = Token(state, "eve", "viewer");
+  std::vector<std::string> runs;
+  for (const char* body :
+       {R"({"params": {"auc": 0.9}, "tags": {"experiment": "a"}})",
+        R"({"params": {"auc": 0.95}, "tags": {"experiment": "b"}, "note": "n"})"}) {
+    Reply made = Call(port, http::verb::post, "/api/v1/dags/toy/runs", op, body);
+    REQUIRE_MESSAGE(made.status == 201, made.body);
+    const std::string run = made.Json()["run"]["run_id"];
+    CHECK(WaitFor([&] {
+      return Call(port, http::verb::get, "/api/v1/runs/" + run, viewer).Json()["run"]["state"] ==
+             "success";
+    }));
+    runs.push_back(run);
+  }
+  CHECK(Call(port, http::verb::post, "/api/v1/dags/toy/runs", op, R"({"tags": {"a b": "x"}})")
+            .status == 400);
+
+  json model = Call(port, http::verb::get, "/api/v1/models/toy", viewer).Json();
+  CHECK(model["model"]["aliases"]["production"]["version"] == 2);
+  json versions = Call(port, http::verb::get, "/api/v1/models/toy/versions", viewer).Json();
+  REQUIRE(versions["versions"].size() == 2);
+  CHECK(Call(port, http::verb::get, "/api/v1/models/toy/versions/9", viewer).status == 404);
+
+  // Moving an alias needs an operator; the move is recorded with who made it.
+  CHECK(Call(port, http::verb::post, "/api/v1/models/toy/aliases/production", viewer,
+             R"({"version": 1})")
+            .status == 403);
+  CHECK(Call(port, http::verb::post, "/api/v1/models/toy/aliases/production", op,
+             R"({"version": "1"})")
+            .status == 400);
+  Reply moved = Call(port, http::verb::post, "/api/v1/models/toy/aliases/staging", op,
+                     R"({"version": 1, "reason": "canary"})");
+  CHECK_MESSAGE(moved.status == 200, moved.body);
+  // The CLI goes through the daemon (which holds the state dir) for a rollback.
+  auto rollback = testing::RunSluice({"models", "rollback", "toy", "--alias", "production",
+                                      "--reason", "drift", "--state-dir", state, "--token", op});
+  CHECK_MESSAGE(rollback.exit_code == 0, rollback.err);
+  model = Call(port, http::verb::get, "/api/v1/models/toy", viewer).Json();
+  CHECK(model["model"]["aliases"]["production"]["version"] == 1);
+  const json& last = model["history"].back();
+  CHECK(last["kind"] == "alias");
+  CHECK(last["actor"] == "token:ops");
+  CHECK(last["reason"] == "rollback: drift");
+
+  // Artifacts and lineage of the version's model file.
+  const std::string artifact = versions["versions"][1]["artifact"];
+  json shown =
+      Call(port, http::verb::get, "/api/v1/artifacts/" + artifact.substr(0, 8), viewer).Json();
+  CHECK(shown["artifact"]["produced_by"][0]["task_id"] == "train");
+  CHECK(shown["artifact"]["read_by"][0]["task_id"] == "deploy");
+  json lineage = Call(port, http::verb::get,
+                      "/api/v1/artifacts/" + artifact + "/lineage?direction=down", viewer)
+                     .Json();
+  CHECK(!lineage.contains("up"));
+  CHECK(lineage["down"]["tries"][0]["task_id"] == "deploy");
+
+  json metrics =
+      Call(port, http::verb::get, "/api/v1/runs/" + runs[1] + "/metrics?task=train", viewer).Json();
+  CHECK(metrics["tasks"]["train"]["summary"]["auc"]["last"].get<double>() == doctest::Approx(0.95));
+  CHECK(metrics["note"] == "n");
+  json compare =
+      Call(port, http::verb::get, "/api/v1/runs/compare?runs=" + runs[0] + "," + runs[1], viewer)
+          .Json();
+  bool auc_differs = false;
+  for (const json& row : compare["rows"]) {
+    if (row["key"] == "train.auc" && row["section"] == "metric") auc_differs = row["differs"];
+  }
+  CHECK(auc_differs);
+  CHECK(Call(port, http::verb::get, "/api/v1/runs/compare?runs=" + runs[0], viewer).status == 400);
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+}
+
 }  // namespace
 }  // namespace sluice
