@@ -59,7 +59,7 @@ std::string FormatValue(const json& v) {
 
 std::string Describe(const ArtifactRecord& a) {
   std::string text = Short(a.id) + "  " + a.kind + "  " + FormatSize(a.size);
-  if (a.kind == "dir") text += "  " + std::to_string(a.files) + " files";
+  if (a.kind == "dir") text += "  " + std::to_string(a.files) + (a.files == 1 ? " file" : " files");
   if (a.kind == "value") {
     std::string v = a.value.dump();
     if (v.size() > 40) v = v.substr(0, 37) + "...";
