@@ -35,6 +35,9 @@ struct ClientOptions {
   int max_active_runs = 0;
   bool dry_run = false;
   std::string role = "viewer";
+  bool no_cache = false;
+  std::vector<std::string> tags;
+  std::string note;
 };
 
 void AddConnection(CLI::App* cmd, ClientOptions* o) {
@@ -134,6 +137,16 @@ int Trigger(const ClientOptions& o) {
   }
   json request = {{"params", params}};
   if (!o.logical_date.empty()) request["logical_date"] = o.logical_date;
+  if (o.no_cache) request["no_cache"] = true;
+  if (!o.tags.empty()) {
+    StatusOr<json> tags = ParseTags(o.tags);
+    if (!tags.ok()) {
+      std::fprintf(stderr, "sluice trigger: %s\n", tags.status().message().c_str());
+      return kExitUsage;
+    }
+    request["tags"] = *tags;
+  }
+  if (!o.note.empty()) request["note"] = o.note;
   auto body = Call("trigger", o, "POST", "/api/v1/dags/" + UrlEncode(o.dag) + "/runs", &request);
   if (!body) return kExitFailed;
   if (o.json) return Print(o, *body);
@@ -360,7 +373,13 @@ void AddClientCommands(CLI::App& app, int* exit_code) {
   trigger->add_option("dag", o->dag, "DAG id")->required();
   trigger->add_option("-p,--param", o->params, "Override a param: NAME=VALUE (repeatable)");
   trigger->add_option("--logical-date", o->logical_date, "The run's logical date (ISO 8601)");
-  trigger->footer("Example:\n  sluice trigger hello --param greeting=Hi");
+  trigger->add_flag("--no-cache", o->no_cache,
+                    "Recompute tasks with cache = true instead of reusing earlier results");
+  trigger->add_option("--tag", o->tags, "Tag the run: NAME=VALUE (repeatable)");
+  trigger->add_option("--note", o->note, "A note kept with the run");
+  trigger->footer(
+      "Examples:\n  sluice trigger hello --param greeting=Hi\n"
+      "  sluice trigger nightly --no-cache --tag experiment=retrain --note \"new data\"");
   on(trigger, Trigger);
 
   // `runs list` is in state_commands.cc (it reads the store when no daemon runs).

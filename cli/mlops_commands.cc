@@ -133,7 +133,7 @@ int ArtifactsShow(const MlopsOptions& o) {
   if (o.json) {
     json out = a->ToJson();
     if (a->kind != "value") {
-      out["path"] = std::filesystem::absolute(objects.ObjectPath(a->id)).string();
+      out["path"] = std::filesystem::absolute(objects.PathOf(a->id, a->kind)).string();
       out["present"] = objects.Exists(a->id);
     }
     out["produced_by"] = json::array();
@@ -151,7 +151,7 @@ int ArtifactsShow(const MlopsOptions& o) {
     std::printf("  value:    %s\n", a->value.dump().c_str());
   } else {
     std::printf("  path:     %s%s\n",
-                std::filesystem::absolute(objects.ObjectPath(a->id)).string().c_str(),
+                std::filesystem::absolute(objects.PathOf(a->id, a->kind)).string().c_str(),
                 objects.Exists(a->id) ? "" : "  (missing: removed outside Sluice)");
   }
   std::printf("  created:  %s\n", a->created_at.c_str());

@@ -161,6 +161,14 @@ fs::path ArtifactStore::ObjectPath(const std::string& id) const {
   return root_ / "objects" / id.substr(0, 2) / id;
 }
 
+fs::path ArtifactStore::PathOf(const std::string& id, const std::string& kind) const {
+  const fs::path object = ObjectPath(id);
+  if (kind != "file") return object;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(object, ec)) return entry.path();
+  return object;
+}
+
 bool ArtifactStore::Exists(const std::string& id) const {
   struct stat st {};
   return ::lstat(ObjectPath(id).c_str(), &st) == 0;
@@ -175,7 +183,10 @@ StatusOr<StoredObject> ArtifactStore::Put(const fs::path& path, bool is_dir, boo
   object.id = *id;
   if (!is_dir) object.files = 1;
   object.path = ObjectPath(object.id);
-  if (Exists(object.id)) return object;  // the same content is stored already
+  if (Exists(object.id)) {  // the same content is stored already
+    object.path = PathOf(object.id, object.kind);
+    return object;
+  }
 
   static std::atomic<uint64_t> counter{0};
   std::error_code ec;
@@ -187,9 +198,16 @@ StatusOr<StoredObject> ArtifactStore::Put(const fs::path& path, bool is_dir, boo
                            ec.message());
   const fs::path tmp = tmp_dir / (object.id + "." + std::to_string(::getpid()) + "." +
                                   std::to_string(counter.fetch_add(1)));
-  bool placed = move && ::rename(path.c_str(), tmp.c_str()) == 0;
+  // A file keeps its name (tools look at extensions: .csv, .json, .ubj) inside a folder named
+  // by its id; a directory is the object itself.
+  fs::path placed_at = tmp;
+  if (!is_dir) {
+    fs::create_directories(tmp, ec);
+    placed_at = tmp / path.filename();
+  }
+  bool placed = move && ::rename(path.c_str(), placed_at.c_str()) == 0;
   if (!placed) {
-    fs::copy(path, tmp, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+    fs::copy(path, placed_at, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
     if (ec) {
       RemoveTree(tmp).IgnoreError();
       return Status::IoError("cannot copy " + path.string() +
@@ -200,12 +218,13 @@ StatusOr<StoredObject> ArtifactStore::Put(const fs::path& path, bool is_dir, boo
   if (::rename(tmp.c_str(), object.path.c_str()) != 0) {
     const int err = errno;
     RemoveTree(tmp).IgnoreError();
-    // Another try stored the same directory first: the content is there, which is the point.
-    if (!(is_dir && (err == ENOTEMPTY || err == EEXIST) && Exists(object.id))) {
+    // Another try stored the same content first: it is there, which is the point.
+    if (!((err == ENOTEMPTY || err == EEXIST) && Exists(object.id))) {
       return Status::IoError("cannot store " + path.string() + " as " + object.path.string() +
                              ": " + std::strerror(err));
     }
   }
+  object.path = PathOf(object.id, object.kind);
   return object;
 }
 
@@ -213,11 +232,7 @@ Status ArtifactStore::Remove(const std::string& id) const {
   const fs::path path = ObjectPath(id);
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return Status::Ok();
-  if (S_ISDIR(st.st_mode)) return RemoveTree(path);
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return Status::IoError("cannot remove " + path.string() + ": " + std::strerror(errno));
-  }
-  return Status::Ok();
+  return RemoveTree(path);
 }
 
 void ArtifactStore::ListObjects(const std::function<void(const std::string&, uint64_t)>& fn) const {

@@ -78,12 +78,15 @@ std::string LatestRun(const std::string& state) {
   return runs[0]["run_id"];
 }
 
+// The latest try of `task`.
 json Task(const std::string& state, const std::string& run, const std::string& task) {
+  json latest;
   for (const json& t : Json(RunSluice({"tasks", "list", run, "--json", "--state-dir", state}))) {
-    if (t["task_id"] == task) return t;
+    if (t["task_id"] == task && (latest.is_null() || t["try_number"] > latest["try_number"]))
+      latest = t;
   }
-  FAIL("no task " << task);
-  return {};
+  if (latest.is_null()) FAIL("no task " << task);
+  return latest;
 }
 
 bool Cached(const std::string& state, const std::string& run, const std::string& task) {
@@ -370,6 +373,51 @@ TEST_CASE("Cli.Mlops.DeleteRunThenGc" * doctest::timeout(120)) {
       CHECK(std::filesystem::exists(out["path"].get<std::string>()));
     }
   }
+  REQUIRE(RunSluice({"run", dir.file("chain.toml"), "--state-dir", state, "-q"}).exit_code == 0);
+  CHECK(Cached(state, LatestRun(state), "sum"));
+}
+
+TEST_CASE("Cli.Mlops.ArtifactsAndCacheSurviveKill9" * doctest::timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  std::string dag = kChainDag;
+  // The report step waits for a flag file, so that the engine can be killed while it runs.
+  const std::string flag = dir.file("go");
+  const std::string wait = "while [ ! -f " + flag + " ]; do sleep 0.05; done; cat";
+  const size_t at = dag.find("cat $SLUICE_INPUT_TOTAL");
+  REQUIRE(at != std::string::npos);
+  dag.replace(at, 3, wait);
+  // An interrupted try is a failed try: one retry lets --resume finish the run.
+  dag.insert(dag.find("[[task]]"), "[defaults]\nretries = 1\nretry_delay = \"1s\"\n");
+  testing::WriteFile(dir.file("chain.toml"), dag);
+  const int pid = testing::SpawnSluice({"run", dir.file("chain.toml"), "--state-dir", state},
+                                       dir.file("run.out"));
+  // Wait until sum's output is recorded (it is committed with sum's success).
+  bool summed = false;
+  for (int i = 0; i < 400 && !summed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto list = RunSluice({"artifacts", "list", "--json", "--state-dir", state});
+    if (list.exit_code != 0) continue;
+    for (const json& a : json::parse(list.out)) summed |= a["output"] == "total";
+  }
+  REQUIRE(summed);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  testing::WriteFile(flag, "");
+
+  json artifacts = Json(RunSluice({"artifacts", "list", "--json", "--state-dir", state}));
+  CHECK(artifacts.size() == 3);  // data, folder, total
+  for (const json& a : artifacts) {
+    if (a["kind"] == "value") continue;
+    json shown = Json(RunSluice({"artifacts", "show", a["id"], "--json", "--state-dir", state}));
+    CHECK(shown["present"] == true);
+  }
+  const std::string run_id = LatestRun(state);
+  auto resumed = RunSluice({"run", "--resume", run_id, "--state-dir", state});
+  INFO(resumed.out, resumed.err);
+  CHECK(resumed.exit_code == 0);
+  CHECK(Task(state, run_id, "report")["state"] == "success");
+  // The cache entry sum made before the crash serves the next run.
   REQUIRE(RunSluice({"run", dir.file("chain.toml"), "--state-dir", state, "-q"}).exit_code == 0);
   CHECK(Cached(state, LatestRun(state), "sum"));
 }

@@ -41,11 +41,14 @@ TEST_CASE("Artifacts.FileIdIsItsSha256AndEqualContentIsStoredOnce") {
   CHECK(a->size == 6);
   CHECK(testing::ReadFile(a->path.string()) == "hello\n");
   CHECK(ModeOf(a->path) == 0444);
+  CHECK(a->path.filename() == "a.txt");  // the name is kept: tools look at extensions
+  CHECK(a->path.parent_path() == store.ObjectPath(a->id));
   CHECK(fs::exists(dir.file("a.txt")));  // copied, not moved
 
   StatusOr<StoredObject> b = store.Put(dir.file("b.txt"), false, /*move=*/true);
   REQUIRE(b.ok());
   CHECK(b->id == a->id);
+  CHECK(b->path == a->path);  // stored once, under the first name
   StatusOr<StoredObject> c = store.Put(dir.file("c.txt"), false, /*move=*/true);
   REQUIRE(c.ok());
   CHECK(c->id != a->id);

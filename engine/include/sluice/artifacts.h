@@ -2,9 +2,10 @@
 //
 // Files and directories live in the object store under <state_dir>/artifacts/objects, named by
 // their SHA-256 (a file's id is exactly what `sha256sum` prints; a directory's is the digest of
-// a canonical listing of its entries). Small JSON values live in their record. Identical
-// content is stored once. Objects are made read-only (mode 0444 / 0555) when they are stored
-// and never change afterwards.
+// a canonical listing of its entries). A file keeps the name it was written with, inside a
+// folder named by its id (objects/ab/<id>/model.ubj): tools care about extensions. Small JSON
+// values live in their record. Identical content is stored once. Objects are made read-only (mode
+// 0444 / 0555) when they are stored and never change afterwards.
 //
 // The records (state_store.h, Space::kArtifacts) say what each artifact is; the lineage
 // space says which try produced it and which tries read it:
@@ -51,7 +52,11 @@ class ArtifactStore {
   // store (it must not be used afterwards); otherwise it is copied.
   StatusOr<StoredObject> Put(const std::filesystem::path& path, bool is_dir, bool move) const;
 
+  // The object: a folder named by the id. A directory artifact is that folder; a file
+  // artifact is the one file in it, under the name it was stored with.
   std::filesystem::path ObjectPath(const std::string& id) const;
+  // What a step reads: the file inside ObjectPath for kind "file", ObjectPath otherwise.
+  std::filesystem::path PathOf(const std::string& id, const std::string& kind) const;
   bool Exists(const std::string& id) const;
   // Removes an object (making it writable first). Missing objects are not an error.
   Status Remove(const std::string& id) const;
