@@ -162,7 +162,7 @@ fs::path ArtifactStore::ObjectPath(const std::string& id) const {
 }
 
 fs::path ArtifactStore::PathOf(const std::string& id, const std::string& kind) const {
-  const fs::path object = ObjectPath(id);
+  fs::path object = ObjectPath(id);
   if (kind != "file") return object;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(object, ec)) return entry.path();

@@ -478,6 +478,18 @@ struct StateStore::Impl {
     return it->second++;
   }
 
+  StatusOr<json> GetJson(rocksdb::ColumnFamilyHandle* cf, const std::string& key) const {
+    std::string value;
+    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), cf, key, &value);
+    if (s.IsNotFound()) return Status::NotFound("no value for \"" + key + "\"");
+    if (!s.ok()) return Status::IoError(s.ToString());
+    try {
+      return json::parse(value);
+    } catch (const json::exception& e) {
+      return Status::Corruption("the value of \"" + key + "\" is not JSON: " + e.what());
+    }
+  }
+
   template <typename F>
   void ScanPrefix(rocksdb::ColumnFamilyHandle* cf, const std::string& prefix, F&& f) const {
     std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions(), cf));
@@ -800,15 +812,7 @@ StatusOr<StateStore::RunPage> StateStore::QueryRuns(const RunQuery& query) const
 }
 
 StatusOr<json> StateStore::GetControl(const std::string& key) const {
-  std::string value;
-  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->control, key, &value);
-  if (s.IsNotFound()) return Status::NotFound("no value for \"" + key + "\"");
-  if (!s.ok()) return Status::IoError(s.ToString());
-  try {
-    return json::parse(value);
-  } catch (const json::exception& e) {
-    return Status::Corruption("the value of \"" + key + "\" is not JSON: " + e.what());
-  }
+  return impl_->GetJson(impl_->control, key);
 }
 
 std::vector<std::pair<std::string, json>> StateStore::ListControl(const std::string& prefix) const {
@@ -824,15 +828,7 @@ std::vector<std::pair<std::string, json>> StateStore::ListControl(const std::str
 }
 
 StatusOr<json> StateStore::Get(Space space, const std::string& key) const {
-  std::string value;
-  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->Cf(space), key, &value);
-  if (s.IsNotFound()) return Status::NotFound("no value for \"" + key + "\"");
-  if (!s.ok()) return Status::IoError(s.ToString());
-  try {
-    return json::parse(value);
-  } catch (const json::exception& e) {
-    return Status::Corruption("the value of \"" + key + "\" is not JSON: " + e.what());
-  }
+  return impl_->GetJson(impl_->Cf(space), key);
 }
 
 bool StateStore::Has(Space space, const std::string& key) const {
