@@ -238,12 +238,34 @@ int Gc(const MlopsOptions& o) {
   const ArtifactStore objects(ArtifactStore::RootFor(o.state_dir));
   StatusOr<GcReport> report = CollectGarbage(store->get(), objects, o.dry_run);
   if (!report.ok()) return Fail("gc", report.status());
+  // With the state dir locked no try is running: what is left in work/ (a try's private
+  // dirs) and in the store's tmp/ (a half-stored object) belongs to tries that crashed.
+  size_t stale = 0;
+  for (const std::filesystem::path& dir :
+       {std::filesystem::path(o.state_dir) / "work", objects.root() / "tmp"}) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      ++stale;
+      if (o.dry_run) continue;
+      std::error_code ec2;
+      // A half-stored object may be read-only already.
+      std::filesystem::permissions(entry.path(), std::filesystem::perms::owner_all,
+                                   std::filesystem::perm_options::add, ec2);
+      for (const auto& inner : std::filesystem::recursive_directory_iterator(entry.path(), ec2)) {
+        if (inner.is_directory(ec2))
+          std::filesystem::permissions(inner.path(), std::filesystem::perms::owner_all,
+                                       std::filesystem::perm_options::add, ec2);
+      }
+      std::filesystem::remove_all(entry.path(), ec2);
+    }
+  }
   if (o.json) {
     std::printf("%s\n", json{{"dry_run", o.dry_run},
                              {"removed", report->removed},
                              {"bytes", report->bytes},
                              {"kept", report->kept},
-                             {"orphan_objects", report->orphan_objects}}
+                             {"orphan_objects", report->orphan_objects},
+                             {"stale_work_dirs", stale}}
                             .dump(2)
                             .c_str());
     return kExitOk;
@@ -251,11 +273,13 @@ int Gc(const MlopsOptions& o) {
   for (const std::string& id : report->removed) {
     std::printf("%s %s\n", o.dry_run ? "would remove" : "removed", Short(id).c_str());
   }
-  std::printf("%s %zu artifact%s and %zu orphan object%s, %s; kept %zu artifact%s\n",
-              o.dry_run ? "would remove" : "removed", report->removed.size(),
-              report->removed.size() == 1 ? "" : "s", report->orphan_objects,
-              report->orphan_objects == 1 ? "" : "s", FormatSize(report->bytes).c_str(),
-              report->kept, report->kept == 1 ? "" : "s");
+  std::printf(
+      "%s %zu artifact%s, %zu orphan object%s and %zu stale work dir%s, %s; kept %zu "
+      "artifact%s\n",
+      o.dry_run ? "would remove" : "removed", report->removed.size(),
+      report->removed.size() == 1 ? "" : "s", report->orphan_objects,
+      report->orphan_objects == 1 ? "" : "s", stale, stale == 1 ? "" : "s",
+      FormatSize(report->bytes).c_str(), report->kept, report->kept == 1 ? "" : "s");
   return kExitOk;
 }
 
@@ -437,8 +461,9 @@ void AddMlopsCommands(CLI::App& app, int* exit_code) {
 
   CLI::App* gc = app.add_subcommand(
       "gc",
-      "Remove artifacts that no run, cache entry or model version refers to (and objects a "
-      "crashed try left behind). Needs the state dir to itself: stop the daemon first.");
+      "Remove artifacts that no run, cache entry or model version refers to, and what crashed "
+      "tries left behind (objects without a record, work dirs). Needs the state dir to itself: "
+      "stop the daemon first.");
   gc->add_flag("--dry-run", o->dry_run, "Say what would be removed; remove nothing");
   gc->add_flag("--json", o->json, "Print JSON");
   state_dir(gc);

@@ -420,6 +420,12 @@ TEST_CASE("Cli.Mlops.ArtifactsAndCacheSurviveKill9" * doctest::timeout(120)) {
   // The cache entry sum made before the crash serves the next run.
   REQUIRE(RunSluice({"run", dir.file("chain.toml"), "--state-dir", state, "-q"}).exit_code == 0);
   CHECK(Cached(state, LatestRun(state), "sum"));
+  // The killed try's private dir is left over; gc removes it and nothing that is used.
+  CHECK(!std::filesystem::is_empty(state + "/work"));
+  json gc = Json(RunSluice({"gc", "--json", "--state-dir", state}));
+  CHECK(gc["stale_work_dirs"] == 1);
+  CHECK(gc["removed"].empty());
+  CHECK(std::filesystem::is_empty(state + "/work"));
 }
 
 }  // namespace
