@@ -231,6 +231,7 @@ Runner::Runner(boost::asio::io_context& io, StateStore* store, const PluginCatal
   if (!options_.state_dir.empty()) {
     options_.state_dir = std::filesystem::absolute(options_.state_dir, ec).lexically_normal();
   }
+  artifact_root_ = ArtifactStore::RootFor(options_.state_dir).string();
 }
 
 Runner::~Runner() {
@@ -968,7 +969,7 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
   launch.key = rec.idempotency_key();
   launch.step = spec.plugin;
   launch.plugin_file = plugin ? plugin->file : "";
-  launch.artifact_dir = ArtifactStore::RootFor(options_.state_dir).string();
+  launch.artifact_dir = artifact_root_;
   launch.timeout = spec.timeout;
   launch.limits = spec.limits;
   launch.request = {{"params", std::move(params)},
@@ -997,7 +998,7 @@ bool Runner::ServeFromCache(RunRt* run, size_t task) {
   const json& outputs = (*entry)["outputs"];
   if (!outputs.is_object()) return false;
   // An entry whose objects are gone (removed by hand) is a miss: the step runs again.
-  const ArtifactStore objects(ArtifactStore::RootFor(options_.state_dir));
+  const ArtifactStore objects(artifact_root_);
   for (const auto& item : outputs.items()) {
     if (item.value().value("kind", "") != "value" &&
         !objects.Exists(item.value().value("artifact", ""))) {

@@ -198,6 +198,7 @@ class Runner : public ExecutorListener {
   const PluginCatalog* catalog_;
   Clock* clock_;
   RunnerOptions options_;
+  std::string artifact_root_;  // <state_dir>/artifacts, absolute
   Executor* executor_ = nullptr;
   RunObserver* observer_ = nullptr;
   std::function<void(const RunRecord&)> on_finished_;
