@@ -42,7 +42,9 @@ std::string Pad(int64_t n, int width) {
   return buf;
 }
 
-// Column families, in the order their handles are kept.
+// Column families, in the order their handles are kept. The module spaces (Space) come last,
+// from kFirstSpace on.
+constexpr size_t kFirstSpace = 9;
 const std::vector<std::string>& ColumnFamilyNames() {
   static const std::vector<std::string> kNames = {rocksdb::kDefaultColumnFamilyName,
                                                   "meta",
@@ -449,12 +451,12 @@ struct StateStore::Impl {
     run_order = handles[6];
     control = handles[7];
     run_sources = handles[8];
-    for (int i = 0; i < 4; ++i) spaces[i] = handles[9 + static_cast<size_t>(i)];
+    for (size_t i = 0; i < 4; ++i) spaces[i] = handles[kFirstSpace + i];
   }
 
   ~Impl() {
     for (auto* h : handles) {
-      if (db) db->DestroyColumnFamilyHandle(h);
+      if (db && h != nullptr) db->DestroyColumnFamilyHandle(h);
     }
     if (db) {
       db->Close().PermitUncheckedError();
@@ -576,13 +578,34 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   std::unique_ptr<StateStore> store(new StateStore());
   store->dir_ = dir;
+  // A state dir written by an older Sluice lacks the newest column families (the first
+  // read-write open adds them). Reading must still work: a missing module space reads as
+  // empty; a missing core family means the dir is too old to read.
+  std::vector<std::string> existing;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, db_path, &existing);
+  if (!s.ok())
+    return Status::IoError("cannot open the state store in " + dir + ": " + s.ToString());
+  const std::vector<std::string>& names = ColumnFamilyNames();
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  std::vector<size_t> slots;  // descriptor -> index in names
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (std::find(existing.begin(), existing.end(), names[i]) != existing.end()) {
+      descriptors.emplace_back(names[i], rocksdb::ColumnFamilyOptions());
+      slots.push_back(i);
+    } else if (i < kFirstSpace) {
+      return Status::FailedPrecondition(
+          "state dir " + dir + " was written by an older Sluice (it has no \"" + names[i] +
+          "\" data); run `sluice run` or `sluice serve` on it once to bring it up to date");
+    }
+  }
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      rocksdb::DB::OpenForReadOnly(db_options, db_path, Descriptors(rocksdb::ColumnFamilyOptions()),
-                                   &store->impl_->handles, &raw);
+  std::vector<rocksdb::ColumnFamilyHandle*> opened;
+  s = rocksdb::DB::OpenForReadOnly(db_options, db_path, descriptors, &opened, &raw);
   if (!s.ok())
     return Status::IoError("cannot open the state store in " + dir + ": " + s.ToString());
   store->impl_->db.reset(raw);
+  store->impl_->handles.assign(names.size(), nullptr);
+  for (size_t k = 0; k < opened.size(); ++k) store->impl_->handles[slots[k]] = opened[k];
   store->impl_->AssignHandles();
   std::string version;
   s = raw->Get(rocksdb::ReadOptions(), store->impl_->meta, "schema_version", &version);
@@ -828,16 +851,19 @@ std::vector<std::pair<std::string, json>> StateStore::ListControl(const std::str
 }
 
 StatusOr<json> StateStore::Get(Space space, const std::string& key) const {
+  if (impl_->Cf(space) == nullptr) return Status::NotFound("no value for \"" + key + "\"");
   return impl_->GetJson(impl_->Cf(space), key);
 }
 
 bool StateStore::Has(Space space, const std::string& key) const {
+  if (impl_->Cf(space) == nullptr) return false;
   std::string value;
   return impl_->db->Get(rocksdb::ReadOptions(), impl_->Cf(space), key, &value).ok();
 }
 
 void StateStore::Scan(Space space, const std::string& prefix,
                       const std::function<bool(const std::string&, const json&)>& fn) const {
+  if (impl_->Cf(space) == nullptr) return;  // an older state dir, read-only: empty
   std::unique_ptr<rocksdb::Iterator> iter(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->Cf(space)));
   for (iter->Seek(prefix); iter->Valid() && iter->key().starts_with(prefix); iter->Next()) {
@@ -853,6 +879,7 @@ void StateStore::Scan(Space space, const std::string& prefix,
 
 void StateStore::ScanKeys(Space space, const std::string& prefix,
                           const std::function<bool(const std::string&)>& fn) const {
+  if (impl_->Cf(space) == nullptr) return;
   std::unique_ptr<rocksdb::Iterator> iter(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->Cf(space)));
   for (iter->Seek(prefix); iter->Valid() && iter->key().starts_with(prefix); iter->Next()) {

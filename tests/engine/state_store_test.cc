@@ -2,6 +2,9 @@
 #include "sluice/state_store.h"
 
 #include <doctest/doctest.h>
+#include <rocksdb/db.h>
+
+#include <filesystem>
 
 #include "test_util.h"
 
@@ -131,6 +134,51 @@ TEST_CASE("StateStore.Open.ReadOnlyOnEmptyFolderSaysWhatToDo") {
   auto reader = StateStore::OpenReadOnly(dir.file("nothing"));
   REQUIRE_FALSE(reader.ok());
   CHECK(reader.status().message().find("no Sluice state in") != std::string::npos);
+}
+
+TEST_CASE("StateStore.Open.OlderStateDirReadsAndIsUpgradedByAWriter") {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  {
+    // A state dir as the release before the MLOps spaces wrote it: the core families only.
+    rocksdb::DBOptions options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const char* name : {"default", "meta", "runs", "run_index", "task_instances", "events",
+                             "run_order", "control", "run_sources"}) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    std::filesystem::create_directories(state);
+    REQUIRE(rocksdb::DB::Open(options, state + "/db", families, &handles, &db).ok());
+    REQUIRE(db->Put(rocksdb::WriteOptions(), handles[1], "schema_version", "1").ok());
+    for (auto* h : handles) REQUIRE(db->DestroyColumnFamilyHandle(h).ok());
+    delete db;
+  }
+  {
+    auto reader = StateStore::OpenReadOnly(state);
+    REQUIRE_MESSAGE(reader.ok(), reader.status().message());
+    CHECK(!(*reader)->Has(Space::kModels, "m/x"));
+    CHECK((*reader)->Get(Space::kArtifacts, "a").status().code() == Status::Code::kNotFound);
+    size_t seen = 0;
+    (*reader)->Scan(Space::kCache, "", [&](const std::string&, const nlohmann::json&) {
+      ++seen;
+      return true;
+    });
+    CHECK(seen == 0);
+  }
+  {
+    auto writer = StateStore::Open(state);  // adds the missing families
+    REQUIRE(writer.ok());
+    StateStore::Batch batch;
+    batch.Put(Space::kModels, "m/x", nlohmann::json{{"name", "x"}});
+    REQUIRE((*writer)->Commit(&batch).ok());
+  }
+  auto reader = StateStore::OpenReadOnly(state);
+  REQUIRE(reader.ok());
+  CHECK((*reader)->Has(Space::kModels, "m/x"));
 }
 
 TEST_CASE("StateStore.States.NamesRoundTrip") {
