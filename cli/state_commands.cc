@@ -226,7 +226,7 @@ void AddStateCommands(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<StateOptions>();
   o->state_dir = DefaultStateDir();
 
-  CLI::App* runs = app.add_subcommand("runs", "List DAG runs recorded in the state directory");
+  CLI::App* runs = app.add_subcommand("runs", "DAG runs: list, show, compare, cancel, delete");
   runs->require_subcommand(1);
   CLI::App* runs_list = runs->add_subcommand("list", "List runs, newest first");
   runs_list->add_option("--dag", o->dag, "Only runs of this DAG");
