@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "commands.h"
 #include "sluice/local_executor.h"
 
 namespace sluice::cli {
@@ -14,6 +15,13 @@ namespace sluice::cli {
 std::string DefaultStateDir() {
   const char* env = std::getenv("SLUICE_STATE_DIR");
   return env != nullptr && *env != '\0' ? env : ".sluice";
+}
+
+int FailCommand(const std::string& command, const Status& status) {
+  std::fprintf(stderr, "sluice %s: %s\n", command.c_str(), status.message().c_str());
+  return status.code() == Status::Code::kNotFound || status.code() == Status::Code::kInvalidArgument
+             ? kExitUsage
+             : kExitFailed;
 }
 
 std::string CliActor(const std::string& command) {

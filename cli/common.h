@@ -13,6 +13,10 @@ namespace sluice::cli {
 // $SLUICE_STATE_DIR, else ./.sluice
 std::string DefaultStateDir();
 
+// Prints "sluice COMMAND: message" and returns the exit code for it: usage (2) when the
+// thing named was not found or the argument was wrong, failed (1) otherwise.
+int FailCommand(const std::string& command, const Status& status);
+
 // Who acts, for the event log: "cli:alice@host (sluice run, pid 123)".
 std::string CliActor(const std::string& command);
 

@@ -37,12 +37,7 @@ struct MlopsOptions {
   bool only_diff = false;
 };
 
-int Fail(const char* command, const Status& s) {
-  std::fprintf(stderr, "sluice %s: %s\n", command, s.message().c_str());
-  return s.code() == Status::Code::kNotFound || s.code() == Status::Code::kInvalidArgument
-             ? kExitUsage
-             : kExitFailed;
-}
+int Fail(const char* command, const Status& s) { return FailCommand(command, s); }
 
 std::string Short(const std::string& id) { return id.substr(0, 12); }
 
@@ -246,17 +241,7 @@ int Gc(const MlopsOptions& o) {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
       ++stale;
-      if (o.dry_run) continue;
-      std::error_code ec2;
-      // A half-stored object may be read-only already.
-      std::filesystem::permissions(entry.path(), std::filesystem::perms::owner_all,
-                                   std::filesystem::perm_options::add, ec2);
-      for (const auto& inner : std::filesystem::recursive_directory_iterator(entry.path(), ec2)) {
-        if (inner.is_directory(ec2))
-          std::filesystem::permissions(inner.path(), std::filesystem::perms::owner_all,
-                                       std::filesystem::perm_options::add, ec2);
-      }
-      std::filesystem::remove_all(entry.path(), ec2);
+      if (!o.dry_run) RemoveTree(entry.path()).IgnoreError();  // reported by the next gc
     }
   }
   if (o.json) {
@@ -297,7 +282,7 @@ int RunsDelete(const MlopsOptions& o) {
   e.run_id = run->run_id;
   e.kind = "note";
   e.reason = "run deleted";
-  e.actor = "cli";
+  e.actor = CliActor("sluice runs delete");
   batch.AddEvent(std::move(e));
   (*store)->Commit(&batch).IgnoreError();  // the run is gone either way
   std::error_code ec;

@@ -27,10 +27,7 @@ struct ModelOptions {
 };
 
 int Fail(const std::string& command, const Status& s) {
-  std::fprintf(stderr, "sluice models %s: %s\n", command.c_str(), s.message().c_str());
-  return s.code() == Status::Code::kNotFound || s.code() == Status::Code::kInvalidArgument
-             ? kExitUsage
-             : kExitFailed;
+  return FailCommand("models " + command, s);
 }
 
 std::string AliasesOf(const Model& m) {

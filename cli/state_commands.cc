@@ -60,12 +60,7 @@ StatusOr<RunRecord> FindRun(const StateStore& store, const StateOptions& o) {
   return store.FindRun(o.run_id);
 }
 
-int Fail(const char* command, const Status& s) {
-  std::fprintf(stderr, "sluice %s: %s\n", command, s.message().c_str());
-  return s.code() == Status::Code::kNotFound || s.code() == Status::Code::kInvalidArgument
-             ? kExitUsage
-             : kExitFailed;
-}
+int Fail(const char* command, const Status& s) { return FailCommand(command, s); }
 
 int RunsList(const StateOptions& o) {
   // The same JSON from the daemon or from the store, printed one way.

@@ -57,14 +57,6 @@ void MakeWritable(const fs::path& path) {
   for (const auto& entry : fs::directory_iterator(path, ec)) MakeWritable(entry.path());
 }
 
-Status RemoveTree(const fs::path& path) {
-  MakeWritable(path);
-  std::error_code ec;
-  fs::remove_all(path, ec);
-  if (ec) return Status::IoError("cannot remove " + path.string() + ": " + ec.message());
-  return Status::Ok();
-}
-
 // Parses "<id>/<dag>/<run>/<task>/<TTTTT>" (a lineage key without its "p/" or "c/").
 bool ParseEdgeKey(const std::string& rest, LineageEdge* edge) {
   std::vector<std::string> parts;
@@ -99,6 +91,14 @@ std::vector<LineageEdge> Edges(const StateStore& store, const std::string& prefi
 }
 
 }  // namespace
+
+Status RemoveTree(const fs::path& path) {
+  MakeWritable(path);
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  if (ec) return Status::IoError("cannot remove " + path.string() + ": " + ec.message());
+  return Status::Ok();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Objects

@@ -69,6 +69,10 @@ class ArtifactStore {
   std::filesystem::path root_;
 };
 
+// Removes a file or a tree, making read-only folders in it writable first (stored objects
+// and half-stored ones are read-only).
+Status RemoveTree(const std::filesystem::path& path);
+
 // The id of a directory's content (what ArtifactStore::Put names it).
 StatusOr<std::string> HashTree(const std::filesystem::path& dir, uint64_t* size, uint64_t* files);
 // The id of a JSON value: the digest of its canonical text (keys sorted, no spaces).
