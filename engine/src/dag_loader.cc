@@ -268,6 +268,8 @@ class Loader {
   struct TaskSource {
     const toml::table* table = nullptr;
     std::vector<SourcePos> dep_pos;  // position of each depends_on entry
+    // Per depends_on entry: the input that implies it, or "" for a written one.
+    std::vector<std::string> dep_input;
     std::vector<std::pair<const toml::node*, std::string>> input_refs;  // value node, name
     const toml::node* when_node = nullptr;
   };
@@ -857,6 +859,21 @@ void Loader::CheckDependencies(std::vector<TaskSpec>* tasks) {
       }
       upstream_[i].push_back(it->second);
     }
+    // Reading another task's output depends on it: the edge need not be written twice.
+    TaskSource& source = sources_[i];
+    source.dep_pos.resize(task.depends_on.size(), task.pos);
+    source.dep_input.resize(task.depends_on.size());
+    for (size_t k = 0; k < task.inputs.size(); ++k) {
+      const TaskSpec::Input& input = task.inputs[k];
+      auto it = index_.find(input.task);
+      if (it == index_.end() || it->second == i || seen.count(input.task)) continue;
+      seen.insert(input.task);
+      (*tasks)[i].depends_on.push_back(input.task);
+      source.dep_pos.push_back(k < source.input_refs.size() ? PosOf(*source.input_refs[k].first)
+                                                            : task.pos);
+      source.dep_input.push_back(input.name);
+      upstream_[i].push_back(it->second);
+    }
   }
 }
 
@@ -916,14 +933,19 @@ bool Loader::CheckCycles(const std::vector<TaskSpec>& tasks) {
     size_t first = cycle.front();
     size_t last = cycle.back();
     SourcePos pos = tasks[first].pos;
+    std::string example =
+        Quote(tasks[last].id) + " from the depends_on of " + Quote(tasks[first].id);
     for (size_t d = 0; d < tasks[first].depends_on.size(); ++d) {
       if (tasks[first].depends_on[d] == tasks[last].id && d < sources_[first].dep_pos.size()) {
         pos = sources_[first].dep_pos[d];
+        if (d < sources_[first].dep_input.size() && !sources_[first].dep_input[d].empty()) {
+          example = "input " + Quote(sources_[first].dep_input[d]) + " of " +
+                    Quote(tasks[first].id) + ", which reads from " + Quote(tasks[last].id);
+        }
       }
     }
     Error(pos, "dependency cycle: " + text,
-          "a DAG cannot loop; remove one of these dependencies (e.g. " + Quote(tasks[last].id) +
-              " from the depends_on of " + Quote(tasks[first].id) + ")");
+          "a DAG cannot loop; remove one of these dependencies (e.g. " + example + ")");
     for (size_t t : cycle) remaining[t] = 0;
   }
   return false;

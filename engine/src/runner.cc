@@ -824,6 +824,18 @@ void Runner::Dispatch() {
   }
 }
 
+namespace {
+
+// {{ dag.folder }}: the DAG file's folder, absolute (a run's dag_path is kept as given).
+std::string DagFolder(const std::string& dag_path) {
+  if (dag_path.empty()) return "";
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::absolute(dag_path, ec);
+  return ec ? std::string() : p.lexically_normal().parent_path().string();
+}
+
+}  // namespace
+
 json Runner::TemplateContext(const RunRt& run, const TaskSpec& task) const {
   const RunRecord& r = run.record;
   const std::string ds = r.logical_date.substr(0, 10);
@@ -841,7 +853,7 @@ json Runner::TemplateContext(const RunRt& run, const TaskSpec& task) const {
           {"data_interval_start", r.data_interval_start},
           {"data_interval_end", r.data_interval_end},
           {"run_id", r.run_id},
-          {"dag", {{"id", r.dag_id}}},
+          {"dag", {{"id", r.dag_id}, {"folder", DagFolder(r.dag_path)}}},
           {"task", {{"id", task.id}}}};
 }
 

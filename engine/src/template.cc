@@ -19,6 +19,7 @@ const std::vector<TemplateVariable>& TemplateVariables() {
       {"data_interval_end", "end of the run's data interval, ISO 8601 UTC"},
       {"run_id", "the run's id"},
       {"dag.id", "the DAG's id"},
+      {"dag.folder", "the absolute folder of the DAG file (for data that sits beside it)"},
       {"task.id", "the task's id"},
   };
   return kVariables;
