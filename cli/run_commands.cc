@@ -8,8 +8,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <map>
+#include <set>
 
 #include "commands.h"
 #include "common.h"
@@ -17,8 +19,10 @@
 #include "sluice/dag_loader.h"
 #include "sluice/local_executor.h"
 #include "sluice/plugin_check.h"
+#include "sluice/registry.h"
 #include "sluice/runner.h"
 #include "sluice/system_clock.h"
+#include "sluice/tracking.h"
 #include "sluice/worker.h"
 #include "terminal.h"
 
@@ -157,7 +161,85 @@ void PrintDiagnostics(const Diagnostics& diagnostics, const std::string& source,
   for (const Diagnostic& d : diagnostics.items()) std::fputs(Render(d, options).c_str(), stderr);
 }
 
-void PrintSummary(const StateStore& store, const RunRecord& run, const Dag& dag, double seconds) {
+std::string FormatMetric(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf,
+                std::abs(v) >= 1e5 || (v != 0 && std::abs(v) < 1e-3) ? "%.3g" : "%.4f", v);
+  std::string text = buf;
+  // 0.9650 -> 0.965, 3.0000 -> 3
+  if (text.find('.') != std::string::npos && text.find('e') == std::string::npos) {
+    while (text.back() == '0') text.pop_back();
+    if (text.back() == '.') text.pop_back();
+  }
+  return text;
+}
+
+// What a run produced that people look at first: its final metrics (one column per task
+// that logged some; curves and per-class figures are left to `sluice metrics`) and where the
+// registered models it touched stand now.
+void PrintResults(StateStore& store, const RunRecord& run, const Dag& dag) {
+  StatusOr<json> tracking = RunTracking(store, run, "");
+  if (!tracking.ok()) return;
+  std::vector<std::string> tasks;
+  std::map<std::string, std::map<std::string, double>> table;  // metric -> task -> value
+  size_t hidden = 0;
+  std::set<std::string> models;
+  for (const auto& [task, data] : (*tracking)["tasks"].items()) {
+    bool shown = false;
+    const json summaries = data.value("summary", json::object());
+    for (const auto& [name, summary] : summaries.items()) {
+      if (summary.contains("last_step") || name.find('.') != std::string::npos ||
+          !summary["last"].is_number()) {
+        ++hidden;
+        continue;
+      }
+      table[name][task] = summary["last"].get<double>();
+      shown = true;
+    }
+    if (shown) tasks.push_back(task);
+    std::string listed = data.value("tags", json::object()).value("models", "");
+    for (size_t start = 0; !listed.empty() && start <= listed.size();) {
+      size_t comma = listed.find(',', start);
+      if (comma == std::string::npos) comma = listed.size();
+      models.insert(listed.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  if (!table.empty()) {
+    std::map<std::string, size_t> order;  // columns in the DAG's order
+    for (uint32_t i : dag.topological_order()) order.emplace(dag.tasks()[i].id, order.size());
+    std::sort(tasks.begin(), tasks.end(),
+              [&](const std::string& a, const std::string& b) { return order[a] < order[b]; });
+    std::vector<std::vector<std::string>> rows = {{"METRIC"}};
+    for (const std::string& t : tasks) rows[0].push_back(t);
+    for (const auto& [name, values] : table) {
+      std::vector<std::string> row = {name};
+      for (const std::string& t : tasks) {
+        auto it = values.find(t);
+        row.push_back(it == values.end() ? "" : FormatMetric(it->second));
+      }
+      rows.push_back(std::move(row));
+    }
+    std::printf("\n");
+    PrintTable(rows);
+    if (hidden > 0) {
+      std::printf("(%zu more: learning curves and per-class figures; sluice metrics %s)\n", hidden,
+                  run.run_id.c_str());
+    }
+  }
+  ModelRegistry registry(&store);
+  for (const std::string& name : models) {
+    StatusOr<Model> model = registry.GetModel(name);
+    if (!model.ok()) continue;
+    std::printf("\nmodel %s: %d version%s", name.c_str(), model->latest_version,
+                model->latest_version == 1 ? "" : "s");
+    for (const auto& [alias, a] : model->aliases)
+      std::printf(", %s = v%d", alias.c_str(), a.version);
+    std::printf("\n  sluice models show %s\n", name.c_str());
+  }
+}
+
+void PrintSummary(StateStore& store, const RunRecord& run, const Dag& dag, double seconds) {
   std::map<std::string, TryRecord> latest;
   std::map<std::string, int> tries;
   for (TryRecord& t : store.ListTries(run.dag_id, run.run_id)) {
@@ -186,6 +268,7 @@ void PrintSummary(const StateStore& store, const RunRecord& run, const Dag& dag,
     for (const auto& [id, t] : latest) ++counts[std::string(TaskStateName(t.state))];
     for (const auto& [state, n] : counts) std::printf("  %-16s %zu\n", state.c_str(), n);
   }
+  PrintResults(store, run, dag);
   std::printf("\nrun %s of DAG %s: %s in %s\n", run.run_id.c_str(), run.dag_id.c_str(),
               std::string(RunStateName(run.state)).c_str(), FormatSeconds(seconds).c_str());
   std::printf("  logs:   sluice logs %s TASK\n  events: sluice events %s\n", run.run_id.c_str(),

@@ -11,6 +11,7 @@
 
 #include "sluice/artifacts.h"
 #include "sluice/dag_loader.h"
+#include "sluice/expression.h"
 #include "sluice/plugin_abi.h"
 #include "sluice/registry.h"
 #include "sluice/template.h"
@@ -1231,6 +1232,51 @@ void Runner::OnOutput(const std::string& key, const std::string& name, const jso
   RecordProduced(*store_, &batch_, ArtifactOf(rec, name, output, Now()));
 }
 
+namespace {
+
+// The "expression.evaluate" service: {"expression", "values"} -> {"value", "references",
+// "missing"}. A path that `values` does not hold is listed in "missing" (and "value" is
+// null) rather than failing, so that a deploy gate can tell "no production model yet"
+// from a typo. A syntax error throws, naming the offset.
+json EvaluateExpression(const json& request) {
+  const std::string text = request.at("expression").get<std::string>();
+  const json values = request.value("values", json::object());
+  ExpressionError error;
+  std::unique_ptr<Expression> expression = Expression::Parse(text, &error);
+  if (!expression) {
+    throw std::invalid_argument("\"" + text + "\" at offset " + std::to_string(error.offset) +
+                                ": " + error.message);
+  }
+  json missing = json::array();
+  auto resolve = [&](const std::vector<std::string>& path) -> StatusOr<json> {
+    const json* at = &values;
+    for (const std::string& part : path) {
+      if (!at->is_object() || !at->contains(part)) {
+        std::string name;
+        for (const std::string& p : path) name += (name.empty() ? "" : ".") + p;
+        missing.push_back(name);
+        return Status::NotFound(name + " is not known");
+      }
+      at = &(*at)[part];
+    }
+    return *at;
+  };
+  json references = json::array();
+  for (const Expression::Reference& ref : expression->references()) {
+    std::string name;
+    for (const std::string& part : ref.path) name += (name.empty() ? "" : ".") + part;
+    references.push_back(name);
+  }
+  StatusOr<json> value = expression->Evaluate(resolve);
+  if (!value.ok() && missing.empty()) {
+    throw std::invalid_argument("\"" + text + "\": " + value.status().message());
+  }
+  return {
+      {"value", value.ok() ? *value : json()}, {"references", references}, {"missing", missing}};
+}
+
+}  // namespace
+
 json Runner::OnCall(const std::string& key, const std::string& method, const json& request) {
   auto fail = [&](const std::string& message) {
     return json{{"ok", false}, {"error", method + ": " + message}};
@@ -1243,6 +1289,16 @@ json Runner::OnCall(const std::string& key, const std::string& method, const jso
   const std::string actor = "task:" + key;
   ModelRegistry registry(store_);
   try {
+    if (method.rfind("models.", 0) == 0 && request.contains("model") &&
+        request["model"].is_string()) {
+      // The tag "models" lists the registered models a try looked at or changed, so that a
+      // run's summary can show where they stand now.
+      const std::string name = request["model"].get<std::string>();
+      std::string listed = rec.tags.value("models", "");
+      if (("," + listed + ",").find("," + name + ",") == std::string::npos) {
+        rec.tags["models"] = listed.empty() ? name : listed + "," + name;
+      }
+    }
     if (method == "tags.set") {
       const json tag = {{request.at("name").get<std::string>(), request.at("value")}};
       if (Status s = CheckTags(tag); !s.ok()) return fail(s.message());
@@ -1315,6 +1371,7 @@ json Runner::OnCall(const std::string& key, const std::string& method, const jso
       if (!v.ok()) return fail(v.status().message());
       return ok(v->ToJson());
     }
+    if (method == "expression.evaluate") return ok(EvaluateExpression(request));
     if (method == "models.set_alias") {
       StatusOr<ModelVersion> v = registry.SetAlias(
           request.at("model").get<std::string>(), request.at("alias").get<std::string>(),
@@ -1324,8 +1381,12 @@ json Runner::OnCall(const std::string& key, const std::string& method, const jso
     }
   } catch (const json::exception& e) {
     return fail(std::string("bad request: ") + e.what());
+  } catch (const std::invalid_argument& e) {
+    return fail(e.what());
   }
-  return fail("unknown method (tags.set, models.get, models.register, models.set_alias)");
+  return fail(
+      "unknown method (tags.set, models.get, models.register, models.set_alias, "
+      "expression.evaluate)");
 }
 
 void Runner::OnFinished(const std::string& key, TaskOutcome outcome) {

@@ -124,7 +124,10 @@ typedef struct sluice_host {
    *                        of each metric the try has logged); returns the version record.
    *   "models.get"        {"model", "alias"? | "version"?}: the version record (with its
    *                        metrics), or null when the model or alias does not exist.
-   *   "models.set_alias"  {"model", "alias", "version", "reason"?}: moves an alias. */
+   *   "models.set_alias"  {"model", "alias", "version", "reason"?}: moves an alias.
+   *   "expression.evaluate" {"expression", "values"}: evaluates an expression of the `when`
+   *                        language over `values`; returns {"value", "references",
+   *                        "missing"} (names `values` lacks; then "value" is null). */
   int (*call)(void* context, const char* method, const char* request_json, char** response_out);
   void (*free_response)(void* context, char* response);
 } sluice_host;

@@ -313,6 +313,14 @@ class Context {
                 {{"model", model}, {"alias", alias}, {"version", version}, {"reason", reason}});
   }
 
+  // Evaluates `expression` in Sluice's expression language (the one of `when` conditions:
+  // and/or/not, comparisons, + - * /, dotted names) over `values`, a JSON object. Returns
+  // {"value": result, "references": [names read], "missing": [names `values` lacks]}; when
+  // a name is missing, "value" is null. Throws StepError for a syntax error.
+  nlohmann::json EvaluateExpression(const std::string& expression, const nlohmann::json& values) {
+    return Call("expression.evaluate", {{"expression", expression}, {"values", values}});
+  }
+
   // A raw request to the engine (sluice_host.call). Throws StepError when the engine refuses
   // it or is too old to offer services (ABI < 1.1).
   nlohmann::json Call(const std::string& method, const nlohmann::json& request) {
