@@ -79,11 +79,6 @@ class SchemaReport {
   std::set<size_t> rows_;
 };
 
-std::string Num(double v) {
-  json j = v;
-  return j.dump();
-}
-
 // Checks `table` against a schema object:
 //   {"min_rows": N, "required": [columns], "columns": {name: {"type": "number"|"integer"|
 //    "string", "min", "max", "allowed": [...], "nullable": bool, "required": bool}}}
@@ -145,10 +140,10 @@ SchemaReport CheckSchema(const CsvTable& table, const json& schema) {
         continue;
       }
       if (numeric && rule.contains("min") && v < rule["min"].get<double>()) {
-        report.Add(name, "below min " + Num(rule["min"].get<double>()), line);
+        report.Add(name, "below min " + rule["min"].dump(), line);
       }
       if (numeric && rule.contains("max") && v > rule["max"].get<double>()) {
-        report.Add(name, "above max " + Num(rule["max"].get<double>()), line);
+        report.Add(name, "above max " + rule["max"].dump(), line);
       }
       if (allowed.is_array()) {
         bool ok = false;

@@ -122,9 +122,9 @@ class Promote : public sluice::sdk::Step {
     }
 
     const std::string artifact = ctx.inputs()[chosen.model_input].value("artifact", "");
-    if (failed.empty() && current && !artifact.empty() &&
-        current->value("artifact", "") == artifact) {
-      // A rerun that rebuilt the same model (say, every step came from the cache).
+    if (current && !artifact.empty() && current->value("artifact", "") == artifact) {
+      // A rerun that rebuilt the same model (say, every step came from the cache): a second
+      // version of the same bytes would only blur the registry's history.
       const int number = current->value("version", 0);
       ctx.OutputValue("version", number);
       ctx.Info(model + " v" + std::to_string(number) + " already holds " + alias +

@@ -150,7 +150,9 @@ TEST_CASE("PluginHost.Refuses.TwoPluginsWithOneName") {
 
 TEST_CASE("PluginHost.Catalog.JsonRoundTripAndSearchPath") {
   PluginCatalog catalog = ScanPlugins({SLUICE_PLUGIN_DIR, TestPlugins("c_plugin")});
-  REQUIRE(catalog.plugins.size() == 2);
+  REQUIRE(catalog.problems.empty());
+  REQUIRE(catalog.FindPluginOfStep("core.noop") != nullptr);
+  REQUIRE(catalog.FindPluginOfStep("train.xgboost") != nullptr);
   auto back = PluginCatalog::FromJson(catalog.ToJson());
   REQUIRE_MESSAGE(back.ok(), back.status().ToString());
   CHECK(back->StepNames() == catalog.StepNames());

@@ -1,0 +1,201 @@
+// The ML pipeline end to end: the real binary, real workers, the real dataprep, train,
+// evaluate and deploy plugins on the real data sets in examples/data, checked against the
+// issue's quality bars and against an independent implementation (scikit-learn, and the
+// XGBoost Python package reading our model file) on the very same splits.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "sluice/artifacts.h"
+#include "sluice/registry.h"
+#include "sluice/state_store.h"
+#include "sluice/tracking.h"
+#include "test_util.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+using testing::RunSluice;
+
+// The last run of `dag` in `state`: its tracked data (see RunTracking) and its tries.
+struct Finished {
+  json tracking;
+  std::map<std::string, TryRecord> tries;  // task -> latest try
+};
+
+Finished LastRun(const std::string& state, const std::string& dag) {
+  auto store = StateStore::OpenReadOnly(state);
+  REQUIRE_MESSAGE(store.ok(), store.status().ToString());
+  std::vector<RunRecord> runs = (*store)->ListRuns(dag, 1);
+  REQUIRE(runs.size() == 1);
+  Finished f;
+  StatusOr<json> tracking = RunTracking(**store, runs[0], "");
+  REQUIRE(tracking.ok());
+  f.tracking = *tracking;
+  for (TryRecord& t : (*store)->ListTries(dag, runs[0].run_id)) f.tries[t.task_id] = std::move(t);
+  return f;
+}
+
+double Last(const Finished& f, const std::string& task, const std::string& metric) {
+  const json& summary = f.tracking["tasks"][task]["summary"];
+  REQUIRE_MESSAGE(summary.contains(metric), task << " has no metric " << metric);
+  return summary[metric]["last"].get<double>();
+}
+
+// Where a try's output lives in the artifact store.
+std::string OutputPath(const std::string& state, const Finished& f, const std::string& task,
+                       const std::string& output) {
+  const json& out = f.tries.at(task).outputs.at(output);
+  return ArtifactStore(ArtifactStore::RootFor(state))
+      .PathOf(out["artifact"].get<std::string>(), out.value("kind", "dir"))
+      .string();
+}
+
+std::string Dag(const std::string& name) { return testing::SourcePath("dags/" + name); }
+
+// Runs tests/ml/reference.py on the last run's dataset and models.
+json Reference(const std::string& state, const Finished& f) {
+  const std::string command = "/usr/bin/python3 " + testing::SourcePath("tests/ml/reference.py") +
+                              " " + OutputPath(state, f, "prepare", "dataset") + " " +
+                              OutputPath(state, f, "train_logistic", "model") + " " +
+                              OutputPath(state, f, "train_xgboost", "model") + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string text;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) text.append(buf, n);
+  const int status = pclose(pipe);
+  REQUIRE_MESSAGE(WIFEXITED(status), text);
+  REQUIRE_MESSAGE(WEXITSTATUS(status) == 0, text);
+  return json::parse(text);
+}
+
+void CheckAgainstReference(const std::string& state, const Finished& f) {
+  const json ref = Reference(state, f);
+  INFO("reference: " << ref.dump());
+  // Our Newton solution and scikit-learn's L-BFGS reach the same optimum.
+  CHECK(ref["logistic"]["coef_max_diff"].get<double>() < 1e-3);
+  for (const char* model : {"logistic", "xgboost"}) {
+    const std::string task = std::string("evaluate_") + model;
+    for (const char* metric : {"accuracy", "auc", "f1_macro"}) {
+      CHECK_MESSAGE(
+          Last(f, task, metric) == doctest::Approx(ref[model][metric].get<double>()).epsilon(1e-6),
+          task << " " << metric);
+    }
+    CHECK(Last(f, task, "logloss") ==
+          doctest::Approx(ref[model]["logloss"].get<double>()).epsilon(1e-3));
+  }
+}
+
+TEST_CASE("MlPipeline.BreastCancer.QualityBarsReferenceAndPromotion" * doctest::timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  testing::CommandResult r = RunSluice({"run", Dag("breast_cancer.toml"), "--state-dir", state});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("METRIC") != std::string::npos);
+  CHECK(r.out.find("model breast_cancer: 1 version, production = v1") != std::string::npos);
+
+  Finished f = LastRun(state, "breast_cancer");
+  for (const char* task : {"evaluate_xgboost", "evaluate_logistic"}) {
+    CHECK_MESSAGE(Last(f, task, "auc") >= 0.98, task);
+    CHECK_MESSAGE(Last(f, task, "accuracy") >= 0.95, task);
+  }
+  CHECK(Last(f, "prepare", "rows_test") == 113);  // 20% of each class: 71 benign + 42 malignant
+  CheckAgainstReference(state, f);
+  // XGBoost logged its learning curve, one point per round.
+  CHECK(f.tries.at("train_xgboost").metrics.dump().find("valid.logloss") != std::string::npos);
+
+  // Again: data, training and evaluation come from the cache, and deploy sees the model
+  // that already holds production; nothing new is registered.
+  r = RunSluice({"run", Dag("breast_cancer.toml"), "--state-dir", state});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("cached from run") != std::string::npos);
+  CHECK(r.out.find("model breast_cancer: 1 version, production = v1") != std::string::npos);
+
+  // Another split and a bar no model can clear: v2 is registered, production stays at v1,
+  // and deploy ends as skipped with the gate and the figures.
+  r = RunSluice({"run", Dag("breast_cancer.toml"), "--state-dir", state, "-p", "seed=7", "-p",
+                 "min_auc=1.01"});
+  INFO(r.out);
+  REQUIRE(r.exit_code == 0);
+  f = LastRun(state, "breast_cancer");
+  CHECK(f.tries.at("deploy").state == TaskState::kSkipped);
+  CHECK(f.tries.at("deploy").reason.find("registered breast_cancer v2 but kept production at v1") !=
+        std::string::npos);
+  CHECK(f.tries.at("deploy").reason.find("auc = ") != std::string::npos);
+  CHECK(r.out.find("model breast_cancer: 2 versions, production = v1") != std::string::npos);
+}
+
+TEST_CASE("MlPipeline.Wine.MulticlassQualityBarAndReference" * doctest::timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  testing::CommandResult r = RunSluice({"run", Dag("wine_multiclass.toml"), "--state-dir", state});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  Finished f = LastRun(state, "wine_multiclass");
+  for (const char* task : {"evaluate_xgboost", "evaluate_logistic"}) {
+    CHECK_MESSAGE(Last(f, task, "accuracy") >= 0.93, task);
+  }
+  CheckAgainstReference(state, f);
+}
+
+TEST_CASE("MlPipeline.Dataprep.SchemaReportNamesRowsAndColumns" * doctest::timeout(60)) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.file("data.csv"),
+                     "size,color,label\n"
+                     "1.5,red,yes\n"
+                     "-2,blue,no\n"
+                     "abc,red,yes\n"
+                     "3,green,maybe\n"
+                     ",red,no\n");
+  testing::WriteFile(dir.file("d.toml"), R"(
+[dag]
+id = "schema"
+[[task]]
+id = "prepare"
+plugin = "dataprep.csv"
+params = { path = "{{ dag.folder }}/data.csv", target = "label", schema = { min_rows = 10, columns = { size = { type = "number", min = 0, nullable = false }, label = { allowed = ["yes", "no"] } } } }
+)");
+  testing::CommandResult r = RunSluice({"run", dir.file("d.toml"), "--state-dir", dir.file("s")});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  Finished f = LastRun(dir.file("s"), "schema");
+  const std::string& reason = f.tries.at("prepare").reason;
+  INFO(reason);
+  CHECK(reason.find("does not match the schema: 4 bad rows") != std::string::npos);
+  CHECK(reason.find("the file has 5 rows; the schema asks for at least 10") != std::string::npos);
+  CHECK(reason.find("column \"size\": below min 0 (1 row, line 3)") != std::string::npos);
+  CHECK(reason.find("column \"size\": not a number (1 row, line 4)") != std::string::npos);
+  CHECK(reason.find("column \"size\": missing value (nullable = false) (1 row, line 6)") !=
+        std::string::npos);
+  CHECK(reason.find("column \"label\": value not in allowed [\"yes\",\"no\"] (1 row, line 5)") !=
+        std::string::npos);
+}
+
+TEST_CASE("MlPipeline.Deploy.GateTypoIsAnErrorNotASkip" * doctest::timeout(60)) {
+  testing::TempDir dir;
+  const std::string dag = testing::ReadFile(Dag("breast_cancer.toml"));
+  const std::string gate = "\"auc >= production.auc - 0.002\"";
+  const size_t at = dag.find(gate);
+  REQUIRE(at != std::string::npos);
+  std::string typo = dag;
+  typo.replace(at, gate.size(), "\"aucc >= 0.9\"");
+  // Next to the original, so that {{ dag.folder }} finds examples/data.
+  const std::string file = testing::SourcePath("dags/.typo_test.toml");
+  testing::WriteFile(file, typo);
+  testing::CommandResult r = RunSluice({"run", file, "--state-dir", dir.file("s")});
+  std::filesystem::remove(file);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  Finished f = LastRun(dir.file("s"), "breast_cancer");
+  CHECK(f.tries.at("deploy").state == TaskState::kFailed);
+  CHECK(f.tries.at("deploy").reason.find("gate \"aucc >= 0.9\" names aucc") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice
