@@ -488,6 +488,12 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, int* exit_code) 
   // SIGPIPE keeps its default: commands that steps start inherit the worker's signal
   // dispositions, and pipelines rely on it. The worker writes with MSG_NOSIGNAL instead.
   worker->callback([fd, exit_code] { *exit_code = RunWorker(*fd); });
+
+  CLI::App* serving = app.add_subcommand(
+      "serve-worker", "Internal: a serving worker process started by `sluice serve`");
+  serving->group("");
+  serving->add_option("--fd", *fd, "Connected socket to the daemon")->required();
+  serving->callback([fd, exit_code] { *exit_code = RunServingWorker(*fd); });
 }
 
 }  // namespace sluice::cli

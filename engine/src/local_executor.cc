@@ -21,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "sluice/child_process.h"
 #include "sluice/plugin_abi.h"
 #include "worker_protocol.h"
 
@@ -54,12 +55,6 @@ std::string DescribeExit(int status) {
   }
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
   return "stopped (status " + std::to_string(status) + ")";
-}
-
-std::string SelfExecutable() {
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("sluice") : exe.string();
 }
 
 }  // namespace
@@ -146,68 +141,15 @@ struct LocalWorkerPool::Impl : std::enable_shared_from_this<LocalWorkerPool::Imp
 constexpr size_t kDepth = 16;
 
 Status LocalWorkerPool::Impl::Spawn(size_t index) {
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    return Status::IoError(std::string("socketpair: ") + std::strerror(errno));
-  }
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) {
-    close(sv[0]);
-    close(sv[1]);
-    return Status::IoError(std::string("pipe: ") + std::strerror(errno));
-  }
-  // The child's end goes to fd 3; keep it away from 3 in the parent so that dup2 is a real copy.
-  int child_sock = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
-  close(sv[1]);
-
-  std::vector<std::string> args = options.worker_command;
-  args.emplace_back("--fd");
-  args.emplace_back("3");
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 2);
-  posix_spawn_file_actions_adddup2(&actions, child_sock, 3);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // Its own process group: a timeout or crash kills the worker and everything it started.
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t no_signals;
-  sigemptyset(&no_signals);
-  posix_spawnattr_setsigmask(&attr, &no_signals);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGTERM);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  close(child_sock);
-  close(out[1]);
-  if (rc != 0) {
-    close(sv[0]);
-    close(out[0]);
-    return Status::IoError("cannot start worker " + args[0] + ": " + std::strerror(rc));
-  }
+  StatusOr<ChildProcess> child = SpawnChild(options.worker_command);
+  if (!child.ok()) return child.status();
+  const pid_t pid = child->pid;
 
   auto w = std::make_shared<Worker>(io);
   w->index = index;
   w->pid = pid;
-  w->socket.assign(asio::local::stream_protocol(), sv[0]);
-  fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);  // drained without blocking
-  w->output.assign(out[0]);
+  w->socket.assign(asio::local::stream_protocol(), child->socket_fd);
+  w->output.assign(child->output_fd);  // non-blocking: drained without blocking
   w->last_heard = std::chrono::steady_clock::now();
   if (index < workers.size())
     workers[index] = w;

@@ -105,7 +105,24 @@ StatusOr<PluginManifest> ParsePluginManifest(const std::string& json_text,
     }
     m.steps.push_back(std::move(step));
   }
+  for (const json& p : j.value("predictors", json::array())) {
+    PredictorManifest predictor{StringField(p, "name"), StringField(p, "description")};
+    if (predictor.name.rfind(m.name + ".", 0) != 0 || predictor.name.size() <= m.name.size() + 1) {
+      return Status::InvalidArgument("manifest: predictor \"" + predictor.name +
+                                     "\" must be named \"" + m.name + ".<name>\"");
+    }
+    m.predictors.push_back(std::move(predictor));
+  }
   return m;
+}
+
+const PluginManifest* PluginCatalog::FindPluginOfPredictor(const std::string& predictor) const {
+  for (const PluginManifest& p : plugins) {
+    for (const PredictorManifest& s : p.predictors) {
+      if (s.name == predictor) return &p;
+    }
+  }
+  return nullptr;
 }
 
 const PluginManifest* PluginCatalog::FindPluginOfStep(const std::string& step) const {
@@ -166,13 +183,18 @@ json PluginCatalog::ToJson() const {
   for (const PluginManifest& p : plugins) {
     json steps = json::array();
     for (const StepManifest& s : p.steps) steps.push_back(StepToJson(s));
+    json predictors = json::array();
+    for (const PredictorManifest& s : p.predictors) {
+      predictors.push_back({{"name", s.name}, {"description", s.description}});
+    }
     out["plugins"].push_back(
         {{"name", p.name},
          {"version", p.version},
          {"description", p.description},
          {"file", p.file},
          {"abi", std::to_string(p.abi_major) + "." + std::to_string(p.abi_minor)},
-         {"steps", steps}});
+         {"steps", steps},
+         {"predictors", predictors}});
   }
   for (const Problem& problem : problems) {
     out["problems"].push_back({{"file", problem.file}, {"message", problem.message}});
@@ -308,7 +330,56 @@ StatusOr<std::unique_ptr<PluginLibrary>> PluginLibrary::Load(const std::string& 
   lib->manifest_.abi_major = table->abi_major;
   lib->manifest_.abi_minor = table->abi_minor;
   lib->impl_->table = table;
+  constexpr size_t kV12End = offsetof(sluice_plugin, free_model) + sizeof(void*);
+  if (!lib->manifest_.predictors.empty() &&
+      (table->struct_size < kV12End || table->load_model == nullptr || table->predict == nullptr ||
+       table->free_model == nullptr)) {
+    return Status::InvalidArgument(path +
+                                   ": the manifest lists predictors, but the ABI table has no "
+                                   "load_model/predict/free_model (ABI 1.2); rebuild the plugin "
+                                   "against this SDK");
+  }
   return lib;
+}
+
+PluginLibrary::LoadedModel::~LoadedModel() {
+  if (handle_ != nullptr) table_->free_model(handle_);
+}
+
+int PluginLibrary::LoadedModel::Predict(const std::string& request_json, std::string* response) {
+  char* out = nullptr;
+  int code = table_->predict(handle_, request_json.c_str(), &out);
+  response->assign(out != nullptr ? out : "");
+  if (out != nullptr) table_->free_message(out);
+  if (code != SLUICE_PREDICT_OK && code != SLUICE_PREDICT_BAD_REQUEST) {
+    if (code != SLUICE_PREDICT_FAILED) {
+      *response = "the predictor returned unknown code " + std::to_string(code) +
+                  (response->empty() ? "" : ": " + *response);
+    }
+    code = SLUICE_PREDICT_FAILED;
+  }
+  return code;
+}
+
+StatusOr<std::unique_ptr<PluginLibrary::LoadedModel>> PluginLibrary::LoadModel(
+    const std::string& predictor, const std::string& model_dir) {
+  bool known = false;
+  for (const PredictorManifest& p : manifest_.predictors) known = known || p.name == predictor;
+  if (!known) {
+    return Status::NotFound(manifest_.file + ": plugin \"" + manifest_.name +
+                            "\" has no predictor \"" + predictor + "\"");
+  }
+  const sluice_plugin* table = impl_->table;
+  void* handle = nullptr;
+  char* message = nullptr;
+  const int code = table->load_model(predictor.c_str(), model_dir.c_str(), &handle, &message);
+  std::string text = message != nullptr ? message : "";
+  if (message != nullptr) table->free_message(message);
+  if (code != 0 || handle == nullptr) {
+    return Status::InvalidArgument(predictor + " cannot load " + model_dir + ": " +
+                                   (text.empty() ? "no reason given" : text));
+  }
+  return std::unique_ptr<LoadedModel>(new LoadedModel(table, handle));
 }
 
 namespace {

@@ -450,3 +450,85 @@ int RunWorker(int fd) {
 }
 
 }  // namespace sluice
+
+namespace sluice {
+
+int RunServingWorker(int fd) {
+  Connection conn(fd);
+  // Libraries stay loaded for the process's life: a model must not outlive its library,
+  // and reloading one per model version would only cost time.
+  std::map<std::string, std::unique_ptr<PluginLibrary>> libraries;
+  struct Slot {
+    std::unique_ptr<PluginLibrary::LoadedModel> model;
+    std::string prefix;  // `{"model":"x","version":3,` spliced in front of the answer
+  };
+  std::map<std::string, Slot> slots;
+  if (!conn.Send(Type::kHello, json{{"pid", ::getpid()}}.dump())) return 1;
+
+  Type type;
+  std::string payload;
+  std::string response;
+  while (conn.Receive(&type, &payload)) {
+    if (type == Type::kPredict) {
+      // "<id> <slot>\n<body>"
+      const size_t space = payload.find(' ');
+      const size_t newline = payload.find('\n');
+      if (space == std::string::npos || newline == std::string::npos || newline < space) continue;
+      const std::string id = payload.substr(0, space);
+      auto it = slots.find(payload.substr(space + 1, newline - space - 1));
+      int code = SLUICE_PREDICT_FAILED;
+      if (it == slots.end()) {
+        response = "the model is not loaded in this serving worker";
+      } else {
+        code = it->second.model->Predict(payload.substr(newline + 1), &response);
+        if (code == SLUICE_PREDICT_OK && response.size() > 1 && response[0] == '{') {
+          response.replace(0, 1, it->second.prefix);
+        }
+      }
+      if (!conn.Send(Type::kPredicted, id + " " + std::to_string(code) + "\n" + response)) return 1;
+      continue;
+    }
+    json body;
+    try {
+      body = json::parse(payload);
+    } catch (const json::exception&) {
+      continue;
+    }
+    if (type == Type::kShutdown) return 0;
+    if (type == Type::kUnloadModel) {
+      slots.erase(body.value("slot", ""));
+      continue;
+    }
+    if (type != Type::kLoadModel) continue;
+    const auto started = std::chrono::steady_clock::now();
+    json reply = {{"id", body.value("id", 0)}, {"ok", false}};
+    const std::string file = body.value("file", "");
+    auto lib = libraries.find(file);
+    if (lib == libraries.end()) {
+      StatusOr<std::unique_ptr<PluginLibrary>> loaded = PluginLibrary::Load(file);
+      if (!loaded.ok()) {
+        reply["error"] = loaded.status().message();
+        if (!conn.Send(Type::kLoaded, reply.dump())) return 1;
+        continue;
+      }
+      lib = libraries.emplace(file, std::move(*loaded)).first;
+    }
+    StatusOr<std::unique_ptr<PluginLibrary::LoadedModel>> model =
+        lib->second->LoadModel(body.value("predictor", ""), body.value("dir", ""));
+    if (!model.ok()) {
+      reply["error"] = model.status().message();
+    } else {
+      std::string prefix =
+          json{{"model", body.value("model", "")}, {"version", body.value("version", 0)}}.dump();
+      prefix.back() = ',';
+      slots[body.value("slot", "")] = {std::move(*model), std::move(prefix)};
+      reply["ok"] = true;
+    }
+    reply["seconds"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (!conn.Send(Type::kLoaded, reply.dump())) return 1;
+  }
+  return 0;
+}
+
+}  // namespace sluice

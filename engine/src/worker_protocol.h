@@ -25,12 +25,20 @@ enum class Type : uint8_t {
                    // Tries run in the order sent; the next one starts when this one ends.
   kHeartbeat = 8,  // {}
   kCall = 9,       // {"id": N, "method": "...", "request": {...}}: the step waits for the reply
+  // serving worker -> engine
+  kLoaded = 10,     // {"id": N, "ok": bool, "error": "...", "seconds": 0.01}
+  kPredicted = 11,  // "<id> <code>\n<response>" (not JSON: the response passes through as is)
   // engine -> worker
   kScan = 20,      // {"dirs": [...]}
   kRun = 21,       // {"key": "...", "file": "...", "step": "...", "request": {...}}
   kCancel = 22,    // {"key": "..."}
   kShutdown = 23,  // {}
   kReply = 24,     // {"id": N, "ok": bool, "result": ... | "error": "..."}
+  // engine -> serving worker
+  kLoadModel = 25,    // {"id": N, "slot": "...", "file": "...", "predictor": "...", "dir": "...",
+                      //  "model": "...", "version": N}
+  kPredict = 26,      // "<id> <slot>\n<request body>"
+  kUnloadModel = 27,  // {"slot": "..."}
 };
 
 inline std::string EncodeFrame(Type type, std::string_view payload) {

@@ -9,6 +9,7 @@
 #include <sluice/step.h>
 
 #include "../ml/csv.h"
+#include "predictor.h"
 #include "train.h"
 
 namespace sluice::train {
@@ -85,6 +86,8 @@ sdk::Plugin Describe() {
       .Param("max_iter", ParamType::kInteger, "Newton iterations (at most)", 100)
       .Param("tol", ParamType::kNumber, "Stop when the largest gradient entry is below this", 1e-8)
       .Output("model", OutputKind::kDir, "The model folder (logistic.json, preprocess.json, card)");
+  plugin.AddPredictor<ModelPredictor>("train.xgboost", "Serves train.xgboost's model folders");
+  plugin.AddPredictor<ModelPredictor>("train.logistic", "Serves train.logistic's model folders");
   return plugin;
 }
 

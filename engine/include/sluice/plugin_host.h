@@ -54,6 +54,12 @@ struct StepManifest {
   const ParamManifest* FindParam(const std::string& param) const;
 };
 
+// A predictor (ABI 1.2): serves models that a step of the plugin wrote.
+struct PredictorManifest {
+  std::string name;  // "train.xgboost"
+  std::string description;
+};
+
 struct PluginManifest {
   std::string name;     // "core"
   std::string version;  // "1.0.0"
@@ -62,6 +68,7 @@ struct PluginManifest {
   uint32_t abi_major = 0;
   uint32_t abi_minor = 0;
   std::vector<StepManifest> steps;
+  std::vector<PredictorManifest> predictors;
 };
 
 // Parses and checks a manifest's JSON; `plugin_name` is the name from the ABI table.
@@ -80,6 +87,7 @@ struct PluginCatalog {
 
   // The plugin that has `step`, or null. Step names are unique in a catalog.
   const PluginManifest* FindPluginOfStep(const std::string& step) const;
+  const PluginManifest* FindPluginOfPredictor(const std::string& predictor) const;
   const StepManifest* FindStep(const std::string& step) const;
   std::vector<std::string> StepNames() const;
 
@@ -137,6 +145,27 @@ class PluginLibrary {
   // Runs `step` with `request_json` (see sluice_plugin.run). A result code outside the ABI's
   // set counts as a failure.
   StepResult Run(const std::string& step, const std::string& request_json, StepHost* host);
+
+  // A model loaded by one of the plugin's predictors (ABI 1.2). MUST NOT outlive the
+  // library. Not thread-safe: one Predict at a time.
+  class LoadedModel {
+   public:
+    ~LoadedModel();
+    LoadedModel(const LoadedModel&) = delete;
+    LoadedModel& operator=(const LoadedModel&) = delete;
+    // Returns SLUICE_PREDICT_OK, _BAD_REQUEST or _FAILED; *response is the JSON answer or
+    // the error message.
+    int Predict(const std::string& request_json, std::string* response);
+
+   private:
+    friend class PluginLibrary;
+    LoadedModel(const sluice_plugin* table, void* handle) : table_(table), handle_(handle) {}
+    const sluice_plugin* table_;
+    void* handle_;
+  };
+  // Loads (and warms up) `model_dir` with `predictor`. Errors name the folder and why.
+  StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& predictor,
+                                                   const std::string& model_dir);
 
  private:
   PluginLibrary();

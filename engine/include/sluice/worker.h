@@ -10,6 +10,11 @@ namespace sluice {
 // REQUIRES: the process is the leader of its own process group (the engine starts it so).
 int RunWorker(int fd);
 
+// Runs a serving worker on `fd`: loads model folders with plugins' predictors (ABI 1.2) when
+// the daemon says so, and answers prediction requests one at a time, until the daemon says
+// shut down or goes away. Predictors never run in the daemon itself.
+int RunServingWorker(int fd);
+
 }  // namespace sluice
 
 #endif  // SLUICE_WORKER_H_

@@ -65,7 +65,7 @@ extern "C" {
 #endif
 
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 1
+#define SLUICE_ABI_MINOR 2
 
 /* The exported symbol the host looks up. */
 #define SLUICE_PLUGIN_ENTRY_NAME "sluice_plugin_entry_v1"
@@ -81,6 +81,16 @@ enum {
   /* The step decided not to do its work (a gate that did not pass); *message_out says why.
    * The task ends as skipped, which is not a failure. */
   SLUICE_RESULT_SKIPPED = 2
+};
+
+/* What sluice_plugin.predict returns (ABI 1.2). */
+enum {
+  SLUICE_PREDICT_OK = 0,
+  /* The request is wrong (a missing column, a wrong type, too many rows); *response_out
+   * says what, and the caller gets it back as a 400. */
+  SLUICE_PREDICT_BAD_REQUEST = 1,
+  /* The predictor failed on a valid request; *response_out says why (a 500). */
+  SLUICE_PREDICT_FAILED = 2
 };
 
 /* Kinds of output for sluice_host.output. */
@@ -167,6 +177,24 @@ typedef struct sluice_plugin {
              char** message_out);
   /* Releases a string the plugin returned through message_out. */
   void (*free_message)(char* message);
+
+  /* ---- ABI 1.2: model serving (check struct_size; NULL when the plugin has no predictors) ----
+   * A predictor loads a model folder that one of the plugin's steps wrote and answers
+   * prediction requests for it. The host calls these only in serving worker processes. The
+   * manifest lists predictors as "predictors": [{"name": "train.xgboost", "description"}]. */
+
+  /* Loads `model_dir` with predictor `predictor` and warms it up, so that the first request
+   * is as fast as the next. Returns 0 and sets *model_out to an opaque handle, or non-zero
+   * and sets *message_out (plugin-allocated, released with free_message). */
+  int (*load_model)(const char* predictor, const char* model_dir, void** model_out,
+                    char** message_out);
+  /* Answers one request (JSON, e.g. {"rows": [{"col": 1.5, ...}]}). Returns a
+   * SLUICE_PREDICT_* code and sets *response_out to the JSON answer or the error message,
+   * plugin-allocated, released with free_message. The host calls it for one handle from one
+   * thread at a time. MUST NOT let an exception escape. */
+  int (*predict)(void* model, const char* request_json, char** response_out);
+  /* Releases a handle from load_model. */
+  void (*free_model)(void* model);
 } sluice_plugin;
 
 /* The entry function. Receives the host's ABI version; returns the plugin's table or NULL. */

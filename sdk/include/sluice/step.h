@@ -375,6 +375,34 @@ class Context {
   RunInfo run_;
 };
 
+// Thrown by a Predictor for a request that is wrong (the caller gets a 400 with the message).
+class BadRequest : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Serves one loaded model (ABI 1.2). A plugin adds one with Plugin::AddPredictor<P>, where P
+// has a constructor P(const std::filesystem::path& model_dir) that loads the model folder
+// (throwing std::exception when it cannot) and warms it up. Predict answers one request;
+// it is called from one thread at a time per object, in a serving worker process.
+//
+//   class Echo : public sluice::sdk::Predictor {
+//    public:
+//     explicit Echo(const std::filesystem::path& dir) : dir_(dir) {}
+//     nlohmann::json Predict(const nlohmann::json& request) override {
+//       if (!request.contains("rows")) throw sluice::sdk::BadRequest("\"rows\" is required");
+//       return {{"model", dir_.string()}, {"rows", request["rows"].size()}};
+//     }
+//    private:
+//     std::filesystem::path dir_;
+//   };
+class Predictor {
+ public:
+  virtual ~Predictor() = default;
+  // Throws BadRequest for a wrong request; any other exception is a failure (500).
+  virtual nlohmann::json Predict(const nlohmann::json& request) = 0;
+};
+
 // One step of a plugin. Subclasses implement Run; throwing fails the try.
 class Step {
  public:
@@ -473,19 +501,70 @@ class Plugin {
     return *steps_.back();
   }
 
+  // Adds predictor P (see Predictor) under `name`, which must start with "<plugin>."; by
+  // convention it is the name of the step that writes the models it serves.
+  template <typename P>
+  Plugin& AddPredictor(std::string name, std::string description) {
+    predictors_.push_back({std::move(name), std::move(description),
+                           [](const std::filesystem::path& dir) -> std::unique_ptr<Predictor> {
+                             return std::make_unique<P>(dir);
+                           }});
+    return *this;
+  }
+
   const std::string& name() const { return name_; }
   const std::string& version() const { return version_; }
 
   std::string ManifestJson() const {
     nlohmann::json steps = nlohmann::json::array();
     for (const auto& s : steps_) steps.push_back(s->ToJson());
-    return nlohmann::json{{"name", name_},
-                          {"version", version_},
-                          {"description", description_},
-                          {"sdk", "c++"},
-                          {"steps", steps}}
+    nlohmann::json predictors = nlohmann::json::array();
+    for (const auto& p : predictors_) {
+      predictors.push_back({{"name", p.name}, {"description", p.description}});
+    }
+    return nlohmann::json{{"name", name_}, {"version", version_}, {"description", description_},
+                          {"sdk", "c++"},  {"steps", steps},      {"predictors", predictors}}
         .dump();
   }
+
+  // The ABI's load_model function. Never throws.
+  int LoadModel(const char* predictor, const char* model_dir, void** model_out,
+                char** message_out) const noexcept {
+    try {
+      for (const auto& p : predictors_) {
+        if (p.name != predictor) continue;
+        *model_out = p.make(std::filesystem::path(model_dir)).release();
+        return 0;
+      }
+      return Fail(message_out,
+                  "plugin \"" + name_ + "\" has no predictor \"" + std::string(predictor) + "\"");
+    } catch (const std::exception& e) {
+      return Fail(message_out, e.what());
+    } catch (...) {
+      return Fail(message_out, "the predictor threw an exception that is not a std::exception");
+    }
+  }
+  // The ABI's predict function. Never throws.
+  static int PredictModel(void* model, const char* request_json, char** response_out) noexcept {
+    try {
+      const nlohmann::json request = nlohmann::json::parse(request_json);
+      *response_out = Copy(static_cast<Predictor*>(model)->Predict(request).dump());
+      return SLUICE_PREDICT_OK;
+    } catch (const nlohmann::json::parse_error& e) {
+      *response_out = Copy(std::string("the request is not valid JSON: ") + e.what());
+      return SLUICE_PREDICT_BAD_REQUEST;
+    } catch (const BadRequest& e) {
+      *response_out = Copy(e.what());
+      return SLUICE_PREDICT_BAD_REQUEST;
+    } catch (const std::exception& e) {
+      *response_out = Copy(e.what());
+      return SLUICE_PREDICT_FAILED;
+    } catch (...) {
+      *response_out = Copy("the predictor threw an exception that is not a std::exception");
+      return SLUICE_PREDICT_FAILED;
+    }
+  }
+  static void FreeModel(void* model) noexcept { delete static_cast<Predictor*>(model); }
 
   // The ABI's run function. Never throws.
   int Run(const char* step, const char* request_json, const sluice_host* host,
@@ -546,45 +625,59 @@ class Plugin {
     return "";
   }
 
+  struct PredictorSpec {
+    std::string name;
+    std::string description;
+    std::function<std::unique_ptr<Predictor>(const std::filesystem::path&)> make;
+  };
+
   std::string name_;
   std::string version_;
   std::string description_;
   std::vector<std::unique_ptr<StepSpec>> steps_;
+  std::vector<PredictorSpec> predictors_;
 };
 
 }  // namespace sluice::sdk
 
 // Exports a plugin described by `describe_fn`, a function returning sluice::sdk::Plugin.
 // Use it once per shared library, at namespace scope.
-#define SLUICE_PLUGIN(describe_fn)                                                     \
-  namespace {                                                                          \
-  const ::sluice::sdk::Plugin& SluiceSdkPluginInstance() {                             \
-    static const ::sluice::sdk::Plugin plugin = describe_fn();                         \
-    return plugin;                                                                     \
-  }                                                                                    \
-  int SluiceSdkRun(const char* step, const char* request, const sluice_host* host,     \
-                   char** message_out) {                                               \
-    return SluiceSdkPluginInstance().Run(step, request, host, message_out);            \
-  }                                                                                    \
-  void SluiceSdkFree(char* message) { ::sluice::sdk::Plugin::FreeMessage(message); }   \
-  const sluice_plugin* SluiceSdkEntry(uint32_t host_major, uint32_t /*host_minor*/) {  \
-    if (host_major != SLUICE_ABI_MAJOR) return nullptr;                                \
-    try {                                                                              \
-      static const std::string manifest = SluiceSdkPluginInstance().ManifestJson();    \
-      static const sluice_plugin table = {sizeof(sluice_plugin),                       \
-                                          SLUICE_ABI_MAJOR,                            \
-                                          SLUICE_ABI_MINOR,                            \
-                                          SluiceSdkPluginInstance().name().c_str(),    \
-                                          SluiceSdkPluginInstance().version().c_str(), \
-                                          manifest.c_str(),                            \
-                                          &SluiceSdkRun,                               \
-                                          &SluiceSdkFree};                             \
-      return &table;                                                                   \
-    } catch (...) {                                                                    \
-      return nullptr;                                                                  \
-    }                                                                                  \
-  }                                                                                    \
-  }                                                                                    \
+#define SLUICE_PLUGIN(describe_fn)                                                      \
+  namespace {                                                                           \
+  const ::sluice::sdk::Plugin& SluiceSdkPluginInstance() {                              \
+    static const ::sluice::sdk::Plugin plugin = describe_fn();                          \
+    return plugin;                                                                      \
+  }                                                                                     \
+  int SluiceSdkRun(const char* step, const char* request, const sluice_host* host,      \
+                   char** message_out) {                                                \
+    return SluiceSdkPluginInstance().Run(step, request, host, message_out);             \
+  }                                                                                     \
+  void SluiceSdkFree(char* message) { ::sluice::sdk::Plugin::FreeMessage(message); }    \
+  int SluiceSdkLoadModel(const char* predictor, const char* dir, void** model_out,      \
+                         char** message_out) {                                          \
+    return SluiceSdkPluginInstance().LoadModel(predictor, dir, model_out, message_out); \
+  }                                                                                     \
+  const sluice_plugin* SluiceSdkEntry(uint32_t host_major, uint32_t /*host_minor*/) {   \
+    if (host_major != SLUICE_ABI_MAJOR) return nullptr;                                 \
+    try {                                                                               \
+      static const std::string manifest = SluiceSdkPluginInstance().ManifestJson();     \
+      static const sluice_plugin table = {sizeof(sluice_plugin),                        \
+                                          SLUICE_ABI_MAJOR,                             \
+                                          SLUICE_ABI_MINOR,                             \
+                                          SluiceSdkPluginInstance().name().c_str(),     \
+                                          SluiceSdkPluginInstance().version().c_str(),  \
+                                          manifest.c_str(),                             \
+                                          &SluiceSdkRun,                                \
+                                          &SluiceSdkFree,                               \
+                                          &SluiceSdkLoadModel,                          \
+                                          &::sluice::sdk::Plugin::PredictModel,         \
+                                          &::sluice::sdk::Plugin::FreeModel};           \
+      return &table;                                                                    \
+    } catch (...) {                                                                     \
+      return nullptr;                                                                   \
+    }                                                                                   \
+  }                                                                                     \
+  }                                                                                     \
   BOOST_DLL_ALIAS(SluiceSdkEntry, sluice_plugin_entry_v1)
 
 #endif  // SLUICE_STEP_H_
