@@ -23,6 +23,7 @@
 #include "sluice/api.h"
 #include "sluice/http_server.h"
 #include "sluice/local_executor.h"
+#include "sluice/model_server.h"
 #include "sluice/runner.h"
 #include "sluice/scheduler.h"
 #include "sluice/system_clock.h"
@@ -37,6 +38,7 @@ struct ServeOptions {
   std::string listen;
   std::string state_dir;
   size_t workers = 0;
+  size_t serving_workers = 0;
   std::vector<std::string> plugin_dirs;
   bool allow_unauthenticated = false;
 };
@@ -209,8 +211,15 @@ int RunServe(ServeOptions o) {
   api_options.allow_unauthenticated = allow_unauthenticated;
   Api api(&scheduler, &runner, store.get(), &tokens, &metrics, api_options);
   api.OnScrape([&](Metrics* m) { SetGauges(m, runner, pool, scheduler); });
+  ModelServer::Options serving_options;
+  serving_options.workers =
+      o.serving_workers > 0 ? o.serving_workers : config.serving_workers.value_or(0);
+  ModelServer model_server(io, store.get(), &catalog, o.state_dir, &metrics, serving_options);
+  api.SetModelServer(&model_server);
   HttpServer server(io, server_options,
-                    [&api](const HttpRequest& request) { return api.Handle(request); });
+                    [&api](const HttpRequest& request, HttpServer::Respond respond) {
+                      api.HandleAsync(request, std::move(respond));
+                    });
   // A run that ends frees a max_active_runs slot: look for owed intervals at once.
   runner.OnRunFinished([&](const RunRecord& run) { scheduler.RunEnded(run.dag_id); });
 
@@ -329,6 +338,9 @@ void AddServeCommands(CLI::App& app, int* exit_code) {
   serve->add_option("--state-dir", o->state_dir,
                     "State directory (default: $SLUICE_STATE_DIR or .sluice)");
   serve->add_option("-w,--workers", o->workers, "Worker processes (default: number of cores)");
+  serve->add_option("--serving-workers", o->serving_workers,
+                    "Processes that run predictors for POST /api/v1/models/NAME/predict, started "
+                    "on the first request (default: number of cores)");
   serve->add_option("--plugin-dir", o->plugin_dirs, "Also look for plugins here");
   serve->add_flag("--allow-unauthenticated", o->allow_unauthenticated,
                   "Accept requests without a token (as admin); only on a loopback address");

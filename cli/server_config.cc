@@ -27,7 +27,9 @@ StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
   }
   ServerConfig config;
   const std::map<std::string, std::set<std::string>> known = {
-      {"server", {"dags", "state_dir", "listen", "workers", "plugin_dirs", "shutdown_grace"}},
+      {"server",
+       {"dags", "state_dir", "listen", "workers", "serving_workers", "plugin_dirs",
+        "shutdown_grace"}},
       {"auth", {"allow_unauthenticated"}},
       {"pools", {}}};
   auto wrong = [&](const toml::node& node, const std::string& key, const std::string& want) {
@@ -55,10 +57,10 @@ StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
         return Status::InvalidArgument(Where(path, value.source()) + ": unknown key " + full +
                                        " (in [" + name + "]: " + keys + ")");
       }
-      if (key == "workers") {
+      if (key == "workers" || key == "serving_workers") {
         auto n = value.value<int64_t>();
         if (!n || *n < 1 || *n > 1024) return wrong(value, full, "a number from 1 to 1024");
-        config.workers = static_cast<size_t>(*n);
+        (key == "workers" ? config.workers : config.serving_workers) = static_cast<size_t>(*n);
       } else if (key == "allow_unauthenticated") {
         auto b = value.value<bool>();
         if (!b) return wrong(value, full, "true or false");

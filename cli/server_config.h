@@ -5,6 +5,7 @@
 //   state_dir = "/var/lib/sluice"
 //   listen = "127.0.0.1:8080"
 //   workers = 4
+//   serving_workers = 2             # processes that run predictors (model serving)
 //   plugin_dirs = ["/opt/sluice/plugins"]
 //   shutdown_grace = "30s"          # SIGTERM: how long running tries may finish
 //
@@ -34,6 +35,7 @@ struct ServerConfig {
   std::optional<std::string> state_dir;
   std::optional<std::string> listen;
   std::optional<size_t> workers;
+  std::optional<size_t> serving_workers;
   std::vector<std::string> plugin_dirs;
   std::optional<Duration> shutdown_grace;
   bool allow_unauthenticated = false;

@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <date/date.h>
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -14,9 +15,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace sluice::testing {
 
@@ -163,6 +166,23 @@ HttpReply HttpCall(unsigned short port, const std::string& method, const std::st
   } catch (const std::exception&) {
     return {};
   }
+}
+
+bool WaitFor(const std::function<bool()>& done, int seconds) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+unsigned short DaemonPort(const std::string& state_dir) {
+  const std::string file = state_dir + "/daemon.json";
+  REQUIRE(WaitFor([&] { return std::filesystem::exists(file); }));
+  nlohmann::json daemon;
+  std::ifstream(file) >> daemon;
+  const std::string url = daemon["url"];
+  return static_cast<unsigned short>(std::stoi(url.substr(url.rfind(':') + 1)));
 }
 
 }  // namespace sluice::testing

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,12 @@ struct HttpReply {
 // the write then fails, and the answer is still read.
 HttpReply HttpCall(unsigned short port, const std::string& method, const std::string& target,
                    const std::string& token = "", const std::string& body = "");
+
+// Polls `done` every 50 ms for up to `seconds`; true once it holds.
+bool WaitFor(const std::function<bool()>& done, int seconds = 30);
+
+// The port of the daemon that owns `state_dir`, from its daemon.json (waits for the file).
+unsigned short DaemonPort(const std::string& state_dir);
 
 }  // namespace sluice::testing
 

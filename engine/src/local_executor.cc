@@ -23,7 +23,7 @@
 
 #include "sluice/child_process.h"
 #include "sluice/plugin_abi.h"
-#include "worker_protocol.h"
+#include "sluice/worker_protocol.h"
 
 extern char** environ;
 

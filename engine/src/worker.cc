@@ -24,7 +24,7 @@
 #include "sluice/duration.h"
 #include "sluice/plugin_abi.h"
 #include "sluice/plugin_host.h"
-#include "worker_protocol.h"
+#include "sluice/worker_protocol.h"
 
 namespace sluice {
 namespace {

@@ -141,9 +141,9 @@ std::variant<size_t, HttpResponse> QueryNumber(const HttpRequest& request, const
 // known word by "other", so that requests for made-up paths cannot create new series.
 std::string RouteLabel(const std::vector<std::string>& parts) {
   static const std::set<std::string> kWords = {
-      "health",   "dags",     "runs",      "backfills", "tokens",  "source", "errors", "pause",
-      "unpause",  "events",   "cancel",    "clear",     "tasks",   "log",    "models", "aliases",
-      "rollback", "versions", "artifacts", "lineage",   "metrics", "compare"};
+      "health",   "dags",     "runs",      "backfills", "tokens",  "source",  "errors",  "pause",
+      "unpause",  "events",   "cancel",    "clear",     "tasks",   "log",     "models",  "aliases",
+      "rollback", "versions", "artifacts", "lineage",   "metrics", "compare", "predict", "serving"};
   if (parts.size() == 1 && parts[0] == "metrics") return "/metrics";
   if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1" || !kWords.count(parts[2]))
     return "other";
@@ -180,46 +180,107 @@ Api::Api(Scheduler* scheduler, Runner* runner, StateStore* store, sluice::Tokens
                     "API request handling time by route", Metrics::DurationBuckets());
 }
 
+std::optional<HttpResponse> Api::Authenticate(const HttpRequest& request, Caller* caller) const {
+  if (request.authorization.empty()) {
+    if (options_.allow_unauthenticated) {
+      *caller = {"local:" + request.remote, Role::kAdmin};
+      return std::nullopt;
+    }
+    return Error(401, "unauthorized", std::string("this API needs a token: ") + kRoleHint);
+  }
+  const std::string prefix = "Bearer ";
+  const TokenInfo* token = request.authorization.rfind(prefix, 0) == 0
+                               ? tokens_->Authenticate(request.authorization.substr(prefix.size()))
+                               : nullptr;
+  if (token == nullptr) {
+    return Error(401, "unauthorized",
+                 "the token is not valid (revoked, mistyped, or not a bearer token); " +
+                     std::string(kRoleHint));
+  }
+  *caller = {"token:" + token->name, token->role};
+  return std::nullopt;
+}
+
+void Api::Record(const HttpRequest& request, const std::string& route, int status,
+                 std::chrono::steady_clock::time_point started) {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  metrics_->Add("sluice_api_requests_total",
+                {{"method", request.method}, {"route", route}, {"status", std::to_string(status)}});
+  metrics_->Observe("sluice_api_request_duration_seconds", {{"route", route}}, seconds);
+}
+
 HttpResponse Api::Handle(const HttpRequest& request) {
   const auto started = std::chrono::steady_clock::now();
-  HttpResponse response;
   Caller caller;
   const std::vector<std::string> parts = Split(request.path);
-  const std::string route = RouteLabel(parts);
-
   const bool open =
       parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "health";
   std::optional<HttpResponse> denied;
-  if (!open) {
-    if (request.authorization.empty()) {
-      if (options_.allow_unauthenticated) {
-        caller = {"local:" + request.remote, Role::kAdmin};
-      } else {
-        denied = Error(401, "unauthorized", std::string("this API needs a token: ") + kRoleHint);
-      }
-    } else {
-      const std::string prefix = "Bearer ";
-      const TokenInfo* token =
-          request.authorization.rfind(prefix, 0) == 0
-              ? tokens_->Authenticate(request.authorization.substr(prefix.size()))
-              : nullptr;
-      if (token == nullptr) {
-        denied = Error(401, "unauthorized",
-                       "the token is not valid (revoked, mistyped, or not a bearer token); " +
-                           std::string(kRoleHint));
-      } else {
-        caller = {"token:" + token->name, token->role};
-      }
+  if (!open) denied = Authenticate(request, &caller);
+  HttpResponse response = denied ? *denied : Route(request, caller);
+  Record(request, RouteLabel(parts), response.status, started);
+  return response;
+}
+
+void Api::HandleAsync(const HttpRequest& request, HttpServer::Respond respond) {
+  const std::vector<std::string> parts = Split(request.path);
+  const bool serving = model_server_ != nullptr && parts.size() == 5 && parts[0] == "api" &&
+                       parts[1] == "v1" && parts[2] == "models" &&
+                       (parts[4] == "predict" || parts[4] == "serving");
+  if (!serving) return respond(Handle(request));
+  const auto started = std::chrono::steady_clock::now();
+  const std::string route = RouteLabel(parts);
+  auto answer = [this, &request, &route, started, &respond](HttpResponse response) {
+    Record(request, route, response.status, started);
+    respond(std::move(response));
+  };
+  Caller caller;
+  if (std::optional<HttpResponse> denied = Authenticate(request, &caller)) return answer(*denied);
+  const std::string& model = parts[3];
+  if (parts[4] == "serving") {
+    if (request.method != "GET") return answer(Error(405, "method_not_allowed", "use GET"));
+    return answer(Json(200, model_server_->Status(model)));
+  }
+  if (request.method != "POST") {
+    return answer(Error(405, "method_not_allowed",
+                        "POST a JSON body to " + request.path + " (see docs/serving.md)"));
+  }
+  for (const auto& [key, value] : request.query) {
+    if (key != "alias" && key != "version") {
+      return answer(Error(400, "bad_request",
+                          "unknown query parameter \"" + key + "\" (use alias or version)"));
     }
   }
-  response = denied ? *denied : Route(request, caller);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  metrics_->Add(
-      "sluice_api_requests_total",
-      {{"method", request.method}, {"route", route}, {"status", std::to_string(response.status)}});
-  metrics_->Observe("sluice_api_request_duration_seconds", {{"route", route}}, seconds);
-  return response;
+  int version = 0;
+  if (request.query.count("version")) {
+    const std::string& text = request.query.at("version");
+    char* end = nullptr;
+    const long v = std::strtol(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || v < 1 || v > 1000000000) {
+      return answer(Error(400, "bad_request",
+                          "version must be a version number (1, 2, ...), not \"" + text + "\""));
+    }
+    version = static_cast<int>(v);
+  }
+  if (version > 0 && request.query.count("alias")) {
+    return answer(Error(400, "bad_request", "give alias or version, not both"));
+  }
+  const std::string alias =
+      request.query.count("alias") ? request.query.at("alias") : std::string("production");
+  if (request.body.empty()) {
+    return answer(Error(400, "bad_request",
+                        "send the rows to predict as JSON, e.g. {\"rows\": [{\"column\": 1.5}]}"));
+  }
+  // The reply comes later, from the serving worker, and may outlive this call's locals.
+  model_server_->Predict(
+      model, alias, version, request.body,
+      [this, method = request.method, route, started, respond](int status, std::string body) {
+        HttpRequest for_metrics;
+        for_metrics.method = method;
+        Record(for_metrics, route, status, started);
+        respond({status, "application/json", std::move(body)});
+      });
 }
 
 HttpResponse Api::Route(const HttpRequest& request, const Caller& caller) {

@@ -58,7 +58,7 @@ HttpRequest Convert(const http::request<http::string_body>& req) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const HttpServer::Handler& handler, size_t max_body)
+  Session(tcp::socket socket, const HttpServer::AsyncHandler& handler, size_t max_body)
       : stream_(std::move(socket)), handler_(handler), max_body_(max_body) {}
 
   void Read() {
@@ -86,25 +86,31 @@ class Session : public std::enable_shared_from_this<Session> {
                   false);
     }
     const auto& req = parser_->get();
-    HttpResponse response;
+    auto self = shared_from_this();
+    const unsigned version = req.version();
+    const bool keep_alive = req.keep_alive();
+    // The handler answers now or later (a prediction waits for a serving worker), but once,
+    // on the io thread; the session reads nothing more until then.
+    auto respond = [self, version, keep_alive](HttpResponse response) {
+      self->response_.emplace(static_cast<http::status>(response.status), version);
+      self->response_->set(http::field::server, "sluice");
+      self->response_->set(http::field::content_type, response.content_type);
+      self->response_->keep_alive(keep_alive);
+      self->response_->body() = std::move(response.body);
+      self->response_->prepare_payload();
+      self->Write();
+    };
     try {
       HttpRequest converted = Convert(req);
       beast::error_code peer_ec;
       const tcp::endpoint peer = stream_.socket().remote_endpoint(peer_ec);
       if (!peer_ec)
         converted.remote = peer.address().to_string() + ":" + std::to_string(peer.port());
-      response = handler_(converted);
+      handler_(converted, respond);
     } catch (const std::exception& e) {
-      response = {500, "application/json",
-                  std::string(R"({"error":{"code":"internal","message":"internal error"}})")};
+      respond({500, "application/json",
+               std::string(R"({"error":{"code":"internal","message":"internal error"}})")});
     }
-    response_.emplace(static_cast<http::status>(response.status), req.version());
-    response_->set(http::field::server, "sluice");
-    response_->set(http::field::content_type, response.content_type);
-    response_->keep_alive(req.keep_alive());
-    response_->body() = std::move(response.body);
-    response_->prepare_payload();
-    Write();
   }
 
   void Send(int status, std::string body, bool keep_alive) {
@@ -146,7 +152,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> response_;
-  HttpServer::Handler handler_;  // a copy: a connection may outlive the server object
+  HttpServer::AsyncHandler handler_;  // a copy: a connection may outlive the server object
   size_t max_body_;
   bool linger_ = false;
   std::array<char, 16384> discard_{};
@@ -155,7 +161,7 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(asio::io_context& io_context, Options opts, Handler h)
+  Impl(asio::io_context& io_context, Options opts, AsyncHandler h)
       : io(io_context), options(std::move(opts)), handler(std::move(h)), acceptor(io_context) {}
 
   void Accept() {
@@ -171,11 +177,17 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   asio::io_context& io;
   Options options;
-  Handler handler;
+  AsyncHandler handler;
   tcp::acceptor acceptor;
 };
 
 HttpServer::HttpServer(asio::io_context& io, Options options, Handler handler)
+    : HttpServer(io, std::move(options),
+                 [handler = std::move(handler)](const HttpRequest& request, Respond respond) {
+                   respond(handler(request));
+                 }) {}
+
+HttpServer::HttpServer(asio::io_context& io, Options options, AsyncHandler handler)
     : impl_(std::make_shared<Impl>(io, std::move(options), std::move(handler))) {}
 
 HttpServer::~HttpServer() { Stop(); }

@@ -50,24 +50,8 @@ json TaskOf(const json& body, const std::string& task) {
   return nullptr;
 }
 
-template <typename F>
-bool WaitFor(F done, int seconds = 30) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
-// Reads the daemon's port from the state dir once it has started.
-unsigned short DaemonPort(const std::string& state) {
-  const std::string file = state + "/daemon.json";
-  REQUIRE(WaitFor([&] { return std::filesystem::exists(file); }));
-  json daemon;
-  std::ifstream(file) >> daemon;
-  const std::string url = daemon["url"];
-  return static_cast<unsigned short>(std::stoi(url.substr(url.rfind(':') + 1)));
-}
+using testing::DaemonPort;
+using testing::WaitFor;
 
 TEST_CASE("Daemon.Client.TokensCancelClearBackfillPauseMetrics" * doctest::timeout(120)) {
   testing::TempDir dir;

@@ -12,11 +12,13 @@
 #ifndef SLUICE_API_H_
 #define SLUICE_API_H_
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "sluice/http_server.h"
 #include "sluice/metrics.h"
+#include "sluice/model_server.h"
 #include "sluice/runner.h"
 #include "sluice/scheduler.h"
 #include "sluice/state_store.h"
@@ -33,6 +35,10 @@ class Api {
       Options options);
 
   HttpResponse Handle(const HttpRequest& request);
+  // Handle, plus the routes that answer later: POST /api/v1/models/{name}/predict and
+  // GET /api/v1/models/{name}/serving, answered by the model server (when there is one).
+  void HandleAsync(const HttpRequest& request, HttpServer::Respond respond);
+  void SetModelServer(ModelServer* server) { model_server_ = server; }
 
   // Gauges computed at scrape time (runs, tasks, queue, pools, workers) are set by this
   // callback before /metrics renders; the daemon adds what the API cannot see.
@@ -44,6 +50,10 @@ class Api {
     Role role = Role::kViewer;
   };
   HttpResponse Route(const HttpRequest& request, const Caller& caller);
+  // Who calls, or the 401 to answer.
+  std::optional<HttpResponse> Authenticate(const HttpRequest& request, Caller* caller) const;
+  void Record(const HttpRequest& request, const std::string& route, int status,
+              std::chrono::steady_clock::time_point started);
   HttpResponse ListDags();
   HttpResponse GetDag(const std::string& dag_id);
   HttpResponse PauseDag(const std::string& dag_id, bool pause, const HttpRequest& request,
@@ -76,6 +86,7 @@ class Api {
   Metrics* metrics_;
   Options options_;
   std::function<void(Metrics*)> on_scrape_;
+  ModelServer* model_server_ = nullptr;
 };
 
 }  // namespace sluice

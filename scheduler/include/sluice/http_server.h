@@ -38,6 +38,9 @@ struct HttpResponse {
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  // Answers by calling `respond` exactly once, now or later, on the io thread.
+  using Respond = std::function<void(HttpResponse)>;
+  using AsyncHandler = std::function<void(const HttpRequest&, Respond)>;
 
   struct Options {
     std::string address = "127.0.0.1";
@@ -46,6 +49,7 @@ class HttpServer {
   };
 
   HttpServer(boost::asio::io_context& io, Options options, Handler handler);
+  HttpServer(boost::asio::io_context& io, Options options, AsyncHandler handler);
   ~HttpServer();
 
   // Binds and starts accepting. Fails with a clear message when the address is taken.

@@ -1,7 +1,8 @@
 // Framing of the messages between the engine and its worker processes.
 //
 // A frame is: 4-byte little-endian length N, then N bytes: one type byte and a payload
-// (JSON text). Frames larger than kMaxFrameBytes are refused as corrupt. Private to engine/.
+// (JSON text). Frames larger than kMaxFrameBytes are refused as corrupt. Internal: shared by
+// the engine, its workers and the daemon's model server, never by plugins.
 #ifndef SLUICE_ENGINE_WORKER_PROTOCOL_H_
 #define SLUICE_ENGINE_WORKER_PROTOCOL_H_
 
