@@ -11,7 +11,8 @@ namespace sluice::train {
 
 class ModelPredictor : public sdk::Predictor {
  public:
-  static constexpr size_t kMaxRows = 10000;
+  // Online serving answers small batches; score large ones with a DAG step.
+  static constexpr size_t kMaxRows = 1000;
 
   // Loads and warms up a model folder; throws std::exception naming what is wrong.
   explicit ModelPredictor(const std::filesystem::path& dir);

@@ -1,0 +1,214 @@
+// Model serving end to end: models trained and registered by the real ML pipeline, a real
+// daemon, real serving worker processes, real HTTP. Checks answers, bad requests, and that
+// moving the production alias under load fails no request (and that a version that cannot
+// load leaves the previous one serving).
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "test_util.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+using testing::HttpCall;
+using testing::RunSluice;
+
+// A model folder that claims to be XGBoost's but holds no model: registered as v3, it
+// cannot be loaded for serving.
+constexpr const char* kBrokenDag = R"(
+[dag]
+id = "broken"
+[[task]]
+id = "make"
+plugin = "core.shell"
+params = { command = "mkdir m && echo '{\"format\":\"xgboost\",\"predictor\":\"train.xgboost\"}' > m/sluice-model.json && echo garbage > m/preprocess.json", outputs = { model = "m" } }
+[[task]]
+id = "score"
+plugin = "core.noop"
+params = { outputs = { metrics = { auc = 0.5 } } }
+[[task]]
+id = "deploy"
+plugin = "deploy.promote"
+inputs = { model = "make.model", metrics = "score.metrics" }
+params = { model = "breast_cancer", gates = ["auc > 0.9"] }
+)";
+
+// The first rows of the data set, as a predict request without the label.
+json Rows(size_t n) {
+  std::ifstream in(testing::SourcePath("examples/data/breast_cancer_wisconsin.csv"));
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();  // the file has CRLF line ends
+  std::vector<std::string> header;
+  std::stringstream h(line);
+  for (std::string cell; std::getline(h, cell, ',');) header.push_back(cell);
+  json rows = json::array();
+  while (rows.size() < n && std::getline(in, line)) {
+    std::stringstream cells(line);
+    json row = json::object();
+    size_t i = 0;
+    for (std::string cell; std::getline(cells, cell, ','); ++i) {
+      if (header[i] != "diagnosis") row[header[i]] = std::stod(cell);
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+std::string Message(const testing::HttpReply& reply) {
+  const json body = json::parse(reply.body, nullptr, false);
+  return body.is_object() && body.contains("error") ? body["error"].value("message", "") : "";
+}
+
+// Stops and joins client threads however the test ends.
+struct Clients {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  ~Clients() {
+    stop = true;
+    for (std::thread& t : threads) t.join();
+  }
+};
+
+TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * doctest::timeout(180)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  const std::string dag = testing::SourcePath("dags/breast_cancer.toml");
+  // v1 in production; v2 (another split) registered but kept out by an impossible gate;
+  // v3 broken.
+  REQUIRE(RunSluice({"run", dag, "--state-dir", state, "-q"}).exit_code == 0);
+  REQUIRE(RunSluice({"run", dag, "--state-dir", state, "-q", "-p", "seed=7", "-p", "min_auc=1.01"})
+              .exit_code == 0);
+  testing::WriteFile(dir.file("broken.toml"), kBrokenDag);
+  REQUIRE(RunSluice({"run", dir.file("broken.toml"), "--state-dir", state, "-q"}).exit_code == 0);
+
+  std::filesystem::create_directories(dir.file("dags"));
+  const int pid =
+      testing::SpawnSluice({"serve", "--dags", dir.file("dags"), "--state-dir", state, "--listen",
+                            "127.0.0.1:0", "--allow-unauthenticated", "--serving-workers", "2"},
+                           dir.file("serve.log"));
+  const unsigned short port = testing::DaemonPort(state);
+  INFO(testing::ReadFile(dir.file("serve.log")));
+  const std::string predict = "/api/v1/models/breast_cancer/predict";
+  const std::string one = json{{"rows", Rows(1)}}.dump();
+
+  testing::HttpReply r = HttpCall(port, "POST", predict, "", one);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  json answer = json::parse(r.body);
+  CHECK(answer["model"] == "breast_cancer");
+  CHECK(answer["version"] == 1);
+  CHECK(answer["classes"] == json::array({"benign", "malignant"}));
+  CHECK(answer["predictions"] == json::array({"malignant"}));  // the first row is malignant
+  CHECK(answer["probabilities"][0][1].get<double>() > 0.9);
+
+  // The columns form, several rows, and a pinned version.
+  json columns = json::object();
+  for (const json& row : Rows(3)) {
+    for (const auto& [k, v] : row.items()) columns[k].push_back(v);
+  }
+  r = HttpCall(port, "POST", predict + "?version=2", "", json{{"columns", columns}}.dump());
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(json::parse(r.body)["version"] == 2);
+  CHECK(json::parse(r.body)["predictions"].size() == 3);
+
+  // Bad requests: 400 with what is wrong.
+  json bad_type = Rows(1);
+  bad_type[0]["radius_mean"] = "big";
+  json missing = Rows(1);
+  missing[0].erase("area_mean");
+  json unknown = Rows(1);
+  unknown[0]["colour"] = "red";
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {json{{"rows", bad_type}}.dump(), "row 0: column \"radius_mean\" must be a number"},
+      {json{{"rows", missing}}.dump(), "row 0: column \"area_mean\" is missing"},
+      {json{{"rows", unknown}}.dump(), "row 0: unknown column \"colour\""},
+      {json{{"rows", Rows(1)}, {"limit", 3}}.dump(), "unknown field \"limit\""},
+      {json{{"rows", json::array()}}.dump(), "non-empty list"},
+      {"{\"rows\": [", "not valid JSON"},
+  };
+  for (const auto& [body, expected] : bad) {
+    r = HttpCall(port, "POST", predict, "", body);
+    CHECK_MESSAGE(r.status == 400, body);
+    CHECK_MESSAGE(Message(r).find(expected) != std::string::npos, r.body);
+  }
+  json many = json::array();
+  for (int i = 0; i < 1001; ++i) many.push_back(Rows(1)[0]);
+  r = HttpCall(port, "POST", predict, "", json{{"rows", many}}.dump());
+  CHECK(r.status == 400);
+  CHECK(Message(r) == "too many rows: 1001 (at most 1000 per request)");
+  CHECK(HttpCall(port, "POST", "/api/v1/models/nope/predict", "", one).status == 404);
+  CHECK(HttpCall(port, "POST", predict + "?version=x", "", one).status == 400);
+  CHECK(HttpCall(port, "POST", predict + "?aliass=production", "", one).status == 400);
+  CHECK(HttpCall(port, "GET", predict).status == 405);
+
+  // Load from 4 clients while production moves to v2, then to the broken v3.
+  Clients clients;
+  std::atomic<int> failures{0};
+  std::atomic<int> answered{0};
+  std::mutex seen_mutex;
+  std::set<int> seen;
+  std::string first_failure;
+  for (int c = 0; c < 4; ++c) {
+    clients.threads.emplace_back([&] {
+      while (!clients.stop) {
+        testing::HttpReply reply = HttpCall(port, "POST", predict, "", one);
+        std::lock_guard<std::mutex> lock(seen_mutex);
+        if (reply.status != 200) {
+          if (failures++ == 0) first_failure = std::to_string(reply.status) + " " + reply.body;
+          continue;
+        }
+        ++answered;
+        seen.insert(json::parse(reply.body)["version"].get<int>());
+      }
+    });
+  }
+  auto serving = [&] {
+    return json::parse(HttpCall(port, "GET", "/api/v1/models/breast_cancer/serving").body);
+  };
+  REQUIRE(RunSluice({"models", "promote", "breast_cancer", "2", "--alias", "production",
+                     "--state-dir", state})
+              .exit_code == 0);
+  CHECK(testing::WaitFor([&] { return serving()["aliases"]["production"]["version"] == 2; }));
+  const int before = answered;
+  CHECK(testing::WaitFor([&] { return answered > before + 100; }));
+  REQUIRE(RunSluice({"models", "promote", "breast_cancer", "3", "--alias", "production",
+                     "--state-dir", state})
+              .exit_code == 0);
+  CHECK(testing::WaitFor([&] {
+    return serving()["aliases"]["production"].value("failed", json::object()).value("version", 0) ==
+           3;
+  }));
+  const int after = answered;
+  CHECK(testing::WaitFor([&] { return answered > after + 100; }));
+  clients.stop = true;
+  for (std::thread& t : clients.threads) t.join();
+  clients.threads.clear();
+
+  CHECK_MESSAGE(failures == 0, first_failure);
+  CHECK(seen == std::set<int>{1, 2});  // never 3
+  const json status = serving();
+  CHECK(status["aliases"]["production"]["version"] == 2);
+  CHECK(status["aliases"]["production"]["failed"]["error"].get<std::string>().find("cannot load") !=
+        std::string::npos);
+  const std::string metrics = HttpCall(port, "GET", "/metrics").body;
+  CHECK(metrics.find("sluice_model_swaps_total{model=\"breast_cancer\"} 1") != std::string::npos);
+  CHECK(metrics.find("sluice_predictions_total{model=\"breast_cancer\",status=\"200\"}") !=
+        std::string::npos);
+
+  kill(pid, SIGTERM);
+  int status_code = 0;
+  waitpid(pid, &status_code, 0);
+  CHECK(WIFEXITED(status_code));
+}
+
+}  // namespace
+}  // namespace sluice
