@@ -26,12 +26,18 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "sluice/dag.h"
 #include "sluice/dag_loader.h"
 #include "sluice/state_store.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::system_clock;
+
+using sluice::bench::Capture;
+using sluice::bench::Percentile;
+using sluice::bench::SecondsSince;
+using sluice::bench::StartDaemon;
 
 namespace {
 
@@ -42,21 +48,6 @@ struct Options {
   int minutes = 2;
   int wrk_seconds = 10;
 };
-
-double SecondsSince(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
-// Runs a shell command; returns its stdout.
-std::string Capture(const std::string& command) {
-  std::string out;
-  if (FILE* p = popen(command.c_str(), "r")) {
-    char buf[4096];
-    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-    pclose(p);
-  }
-  return out;
-}
 
 // "2026-11-27T17:52:42.226571Z" or "2026-11-27T17:52:00Z" as a time point.
 std::optional<Clock::time_point> ParseStamp(const std::string& text) {
@@ -75,13 +66,6 @@ std::optional<Clock::time_point> ParseStamp(const std::string& text) {
     t += std::chrono::microseconds(micros);
   }
   return t;
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
-  return v[i];
 }
 
 void WriteDags(const std::string& dir, int n) {
@@ -150,23 +134,11 @@ int main(int argc, char** argv) {
                                     "--state-dir '" + state + "' 2>/dev/null");
   const std::string secret = token.substr(0, token.find('\n'));
   const int port = 30000 + getpid() % 20000;
-  std::fflush(stdout);
-  const pid_t daemon = fork();
-  if (daemon == 0) {
-    std::freopen((o.workdir + "/serve.log").c_str(), "w", stdout);
-    std::freopen((o.workdir + "/serve.log").c_str(), "a", stderr);
-    const std::string listen = "127.0.0.1:" + std::to_string(port);
-    execl(o.sluice.c_str(), o.sluice.c_str(), "serve", "--dags", dags.c_str(), "--state-dir",
-          state.c_str(), "--listen", listen.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  for (int i = 0; i < 600 && !fs::exists(state + "/daemon.json"); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (!fs::exists(state + "/daemon.json")) {
-    std::fprintf(stderr, "the daemon did not start; see %s/serve.log\n", o.workdir.c_str());
-    kill(daemon, SIGKILL);
-    return 1;
-  }
+  const pid_t daemon = StartDaemon(
+      o.sluice,
+      {"--dags", dags, "--state-dir", state, "--listen", "127.0.0.1:" + std::to_string(port)},
+      state, o.workdir + "/serve.log");
+  if (daemon < 0) return 1;
   // Wait for M minute boundaries, and a few seconds for the runs to finish.
   const auto now = Clock::now();
   const auto first = std::chrono::ceil<std::chrono::minutes>(now);
@@ -195,9 +167,7 @@ int main(int argc, char** argv) {
     std::printf("api     skipped: wrk is not installed (apt-get install wrk)\n");
   }
   std::fflush(stdout);
-  kill(daemon, SIGTERM);
-  int status = 0;
-  waitpid(daemon, &status, 0);
+  sluice::bench::StopDaemon(daemon);
 
   auto store = sluice::StateStore::OpenReadOnly(state);
   if (!store.ok()) {
