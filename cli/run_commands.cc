@@ -10,12 +10,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <set>
 
 #include "commands.h"
 #include "common.h"
 #include "engine_setup.h"
+#include "sluice/artifacts.h"
 #include "sluice/dag_loader.h"
 #include "sluice/local_executor.h"
 #include "sluice/plugin_check.h"
@@ -174,10 +176,29 @@ std::string FormatMetric(double v) {
   return text;
 }
 
+// A predict request for a served model folder: one row of the training medians (and most
+// frequent levels) from its preprocess.json, or "" when the folder has none.
+std::string ExampleRequest(const std::string& state_dir, const std::string& artifact) {
+  const std::filesystem::path file =
+      ArtifactStore(ArtifactStore::RootFor(state_dir)).PathOf(artifact, "dir") / "preprocess.json";
+  std::ifstream in(file);
+  const json pre = json::parse(in, nullptr, false);
+  if (pre.is_discarded() || !pre.contains("columns")) return "";
+  json row = json::object();
+  for (const json& c : pre["columns"]) {
+    if (!c.contains("name") || !c.contains("impute")) return "";
+    const json& v = c["impute"];
+    row[c["name"].get<std::string>()] =
+        v.is_number() ? json(std::stod(FormatMetric(v.get<double>()))) : v;
+  }
+  return json{{"rows", {row}}}.dump();
+}
+
 // What a run produced that people look at first: its final metrics (one column per task
 // that logged some; curves and per-class figures are left to `sluice metrics`) and where the
 // registered models it touched stand now.
-void PrintResults(StateStore& store, const RunRecord& run, const Dag& dag) {
+void PrintResults(StateStore& store, const std::string& state_dir, const RunRecord& run,
+                  const Dag& dag) {
   StatusOr<json> tracking = RunTracking(store, run, "");
   if (!tracking.ok()) return;
   std::vector<std::string> tasks;
@@ -235,11 +256,22 @@ void PrintResults(StateStore& store, const RunRecord& run, const Dag& dag) {
                 model->latest_version == 1 ? "" : "s");
     for (const auto& [alias, a] : model->aliases)
       std::printf(", %s = v%d", alias.c_str(), a.version);
-    std::printf("\n  sluice models show %s\n", name.c_str());
+    std::printf("\n  details:  sluice models show %s\n", name.c_str());
+    StatusOr<ModelVersion> production = registry.Resolve(name, "production");
+    if (!production.ok()) continue;
+    const std::string request = ExampleRequest(state_dir, production->artifact);
+    if (request.empty()) continue;
+    const std::string flag = state_dir == ".sluice" ? "" : " --state-dir " + state_dir;
+    std::printf(
+        "  serve it: sluice serve%s   (in another terminal)\n"
+        "  query it: curl -s http://127.0.0.1:8080/api/v1/models/%s/predict -H \"Authorization: "
+        "Bearer $(cat %s/admin-token)\" -d '%s'\n",
+        flag.c_str(), name.c_str(), state_dir.c_str(), request.c_str());
   }
 }
 
-void PrintSummary(StateStore& store, const RunRecord& run, const Dag& dag, double seconds) {
+void PrintSummary(StateStore& store, const std::string& state_dir, const RunRecord& run,
+                  const Dag& dag, double seconds) {
   std::map<std::string, TryRecord> latest;
   std::map<std::string, int> tries;
   for (TryRecord& t : store.ListTries(run.dag_id, run.run_id)) {
@@ -268,7 +300,7 @@ void PrintSummary(StateStore& store, const RunRecord& run, const Dag& dag, doubl
     for (const auto& [id, t] : latest) ++counts[std::string(TaskStateName(t.state))];
     for (const auto& [state, n] : counts) std::printf("  %-16s %zu\n", state.c_str(), n);
   }
-  PrintResults(store, run, dag);
+  PrintResults(store, state_dir, run, dag);
   std::printf("\nrun %s of DAG %s: %s in %s\n", run.run_id.c_str(), run.dag_id.c_str(),
               std::string(RunStateName(run.state)).c_str(), FormatSeconds(seconds).c_str());
   std::printf("  logs:   sluice logs %s TASK\n  events: sluice events %s\n", run.run_id.c_str(),
@@ -431,7 +463,7 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
   }
   if (finished) {
     if (!options.quiet || finished->state != RunState::kSuccess) {
-      PrintSummary(*store, *finished, *dag,
+      PrintSummary(*store, options.state_dir, *finished, *dag,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
   }
