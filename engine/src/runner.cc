@@ -1315,7 +1315,15 @@ json Runner::OnCall(const std::string& key, const std::string& method, const jso
         return v.status().code() == Status::Code::kNotFound ? ok(nullptr)
                                                             : fail(v.status().message());
       }
-      return ok(v->ToJson());
+      json version = v->ToJson();
+      // Where the model is, read-only: a monitor compares new data with what it was
+      // trained on.
+      StatusOr<ArtifactRecord> artifact = FindArtifact(*store_, v->artifact);
+      if (artifact.ok() && artifact->kind != "value") {
+        version["path"] =
+            ArtifactStore(artifact_root_).PathOf(v->artifact, artifact->kind).string();
+      }
+      return ok(version);
     }
     if (method == "models.register") {
       std::string artifact_id;

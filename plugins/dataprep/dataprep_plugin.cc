@@ -46,11 +46,12 @@ std::vector<std::string> StringList(const Context& ctx, const std::string& name)
 // Collects schema violations: per (column, rule), a count and the first few file lines.
 class SchemaReport {
  public:
-  void Add(const std::string& column, const std::string& rule, size_t line) {
+  explicit SchemaReport(const CsvTable& table) : table_(table) {}
+  void Add(const std::string& column, const std::string& rule, size_t row) {
     Entry& e = entries_[{column, rule}];
-    if (e.lines.size() < kLinesShown) e.lines.push_back(line);
+    if (e.lines.size() < kLinesShown) e.lines.push_back(table_.Where(row));
     ++e.count;
-    rows_.insert(line);
+    rows_.insert(row);
   }
   void AddTable(const std::string& problem) { table_problems_.push_back(problem); }
   bool empty() const { return entries_.empty() && table_problems_.empty(); }
@@ -58,7 +59,7 @@ class SchemaReport {
     std::vector<std::string> out = table_problems_;
     for (const auto& [key, e] : entries_) {
       std::string lines;
-      for (size_t l : e.lines) lines += (lines.empty() ? "" : ", ") + std::to_string(l);
+      for (const std::string& l : e.lines) lines += (lines.empty() ? "" : ", ") + l;
       if (e.count > e.lines.size())
         lines += " and " + std::to_string(e.count - e.lines.size()) + " more";
       out.push_back("column \"" + key.first + "\": " + key.second + " (" + std::to_string(e.count) +
@@ -72,9 +73,10 @@ class SchemaReport {
   static constexpr size_t kLinesShown = 5;
   struct Entry {
     size_t count = 0;
-    std::vector<size_t> lines;
+    std::vector<std::string> lines;
   };
   std::map<std::pair<std::string, std::string>, Entry> entries_;
+  const CsvTable& table_;
   std::vector<std::string> table_problems_;
   std::set<size_t> rows_;
 };
@@ -83,7 +85,7 @@ class SchemaReport {
 //   {"min_rows": N, "required": [columns], "columns": {name: {"type": "number"|"integer"|
 //    "string", "min", "max", "allowed": [...], "nullable": bool, "required": bool}}}
 SchemaReport CheckSchema(const CsvTable& table, const json& schema) {
-  SchemaReport report;
+  SchemaReport report(table);
   static const std::set<std::string> kKeys = {"min_rows", "required", "columns"};
   static const std::set<std::string> kColumnKeys = {"type",    "min",      "max",
                                                     "allowed", "nullable", "required"};
@@ -124,26 +126,25 @@ SchemaReport CheckSchema(const CsvTable& table, const json& schema) {
     const json allowed = rule.value("allowed", json());
     for (size_t r = 0; r < table.rows.size(); ++r) {
       const std::string& cell = table.rows[r][static_cast<size_t>(col)];
-      const size_t line = table.lines[r];
       if (IsMissing(cell)) {
-        if (!nullable) report.Add(name, "missing value (nullable = false)", line);
+        if (!nullable) report.Add(name, "missing value (nullable = false)", r);
         continue;
       }
       double v = 0;
       const bool numeric = ParseNumber(cell, &v);
       if ((type == "number" || type == "integer") && !numeric) {
-        report.Add(name, "not a number", line);
+        report.Add(name, "not a number", r);
         continue;
       }
       if (type == "integer" && std::floor(v) != v) {
-        report.Add(name, "not an integer", line);
+        report.Add(name, "not an integer", r);
         continue;
       }
       if (numeric && rule.contains("min") && v < rule["min"].get<double>()) {
-        report.Add(name, "below min " + rule["min"].dump(), line);
+        report.Add(name, "below min " + rule["min"].dump(), r);
       }
       if (numeric && rule.contains("max") && v > rule["max"].get<double>()) {
-        report.Add(name, "above max " + rule["max"].dump(), line);
+        report.Add(name, "above max " + rule["max"].dump(), r);
       }
       if (allowed.is_array()) {
         bool ok = false;
@@ -151,7 +152,7 @@ SchemaReport CheckSchema(const CsvTable& table, const json& schema) {
           ok = ok || (a.is_string() ? a.get<std::string>() == cell
                                     : a.is_number() && numeric && a.get<double>() == v);
         }
-        if (!ok) report.Add(name, "value not in allowed " + allowed.dump(), line);
+        if (!ok) report.Add(name, "value not in allowed " + allowed.dump(), r);
       }
     }
   }
@@ -161,15 +162,24 @@ SchemaReport CheckSchema(const CsvTable& table, const json& schema) {
 class Csv : public sluice::sdk::Step {
  public:
   void Run(Context& ctx) override {
-    const std::filesystem::path path = ctx.Param<std::string>("path");
+    std::vector<std::filesystem::path> paths;
+    const json& given = ctx.params()["path"];
+    for (const json& p : given.is_array() ? given : json::array({given})) {
+      if (!p.is_string()) throw StepError("param \"path\" must be a file path or a list of them");
+      paths.push_back(std::filesystem::path(p.get<std::string>()).lexically_normal());
+    }
+    if (paths.empty()) throw StepError("param \"path\" lists no file");
+    const std::filesystem::path path = paths[0];
     CsvTable table;
     try {
-      table = sluice::ml::ReadCsv(path);
+      table = sluice::ml::ReadCsvFiles(paths);
     } catch (const std::exception& e) {
       throw StepError(e.what());
     }
+    std::string names;
+    for (const auto& p : paths) names += (names.empty() ? "" : ", ") + p.string();
     ctx.Info("read " + std::to_string(table.rows.size()) + " rows x " +
-             std::to_string(table.header.size()) + " columns from " + path.string());
+             std::to_string(table.header.size()) + " columns from " + names);
 
     if (!ctx.params()["schema"].is_null()) {
       const SchemaReport report = CheckSchema(table, ctx.params()["schema"]);
@@ -229,7 +239,7 @@ class Csv : public sluice::sdk::Step {
     sluice::ml::WriteJsonFile(out / "profile.json", profile);
     sluice::ml::WriteJsonFile(
         out / "meta.json",
-        {{"source", std::filesystem::absolute(path).string()},
+        {{"source", names},
          {"target", target},
          {"task", sluice::ml::TaskKindName(task)},
          {"classes", classes},
@@ -414,7 +424,8 @@ class Csv : public sluice::sdk::Step {
 sluice::sdk::Plugin Describe() {
   sluice::sdk::Plugin plugin("dataprep", "1.0.0", "Data preparation for the ML pipeline");
   plugin.Add<Csv>("dataprep.csv", "Load, validate, split, scale and profile a CSV file")
-      .Param("path", ParamType::kString, "The CSV file (header row first)")
+      .Param("path", ParamType::kAny,
+             "The CSV file (header row first), or a list of files with the same header")
       .Param("target", ParamType::kString, "The label column")
       .Param("task", ParamType::kString, "auto, binary, multiclass or regression", "auto")
       .Param("features", ParamType::kArray, "Feature columns (default: all but target and drop)",

@@ -16,6 +16,12 @@ int CsvTable::Column(const std::string& name) const {
   return -1;
 }
 
+std::string CsvTable::Where(size_t row) const {
+  const std::string line = std::to_string(lines[row]);
+  if (files.size() < 2 || row >= file_of.size()) return line;
+  return std::filesystem::path(files[file_of[row]]).filename().string() + ":" + line;
+}
+
 namespace {
 
 std::string Trim(const std::string& s) {
@@ -102,6 +108,26 @@ CsvTable ReadCsv(const std::filesystem::path& path) {
   if (table.header.empty())
     throw std::runtime_error(path.string() + ": empty file (no header row)");
   return table;
+}
+
+CsvTable ReadCsvFiles(const std::vector<std::filesystem::path>& paths) {
+  CsvTable all;
+  for (size_t f = 0; f < paths.size(); ++f) {
+    CsvTable t = ReadCsv(paths[f]);
+    if (f == 0) {
+      all.header = t.header;
+    } else if (t.header != all.header) {
+      throw std::runtime_error(paths[f].string() + ": its header differs from " +
+                               paths[0].string() + "'s; files read together need the same columns");
+    }
+    all.files.push_back(paths[f].string());
+    for (size_t r = 0; r < t.rows.size(); ++r) {
+      all.rows.push_back(std::move(t.rows[r]));
+      all.lines.push_back(t.lines[r]);
+      all.file_of.push_back(static_cast<uint32_t>(f));
+    }
+  }
+  return all;
 }
 
 namespace {

@@ -26,7 +26,13 @@ void WriteJsonFile(const std::filesystem::path& path, const json& value) {
   if (!out.flush()) throw std::runtime_error("cannot write " + path.string());
 }
 
-void WriteModelCard(const std::filesystem::path& dir, json card, const Preprocessor& pre) {
+void WriteModelCard(const std::filesystem::path& dir, json card, const Preprocessor& pre,
+                    const std::filesystem::path& dataset) {
+  std::error_code ec;
+  if (std::filesystem::exists(dataset / "profile.json", ec)) {
+    std::filesystem::copy_file(dataset / "profile.json", dir / "profile.json",
+                               std::filesystem::copy_options::overwrite_existing);
+  }
   card["task"] = TaskKindName(pre.task());
   card["target"] = pre.target();
   card["classes"] = pre.classes();

@@ -51,9 +51,12 @@ class Model {
   std::shared_ptr<const Estimator> estimator_;
 };
 
-// Writes dir/sluice-model.json and dir/preprocess.json. `card` holds at least "format" and
-// "predictor"; task, classes, target and features are filled in from `pre`.
-void WriteModelCard(const std::filesystem::path& dir, nlohmann::json card, const Preprocessor& pre);
+// Writes dir/sluice-model.json and dir/preprocess.json, and copies the training data's
+// profile.json from `dataset` (when it has one) so that monitors can compare new data with
+// what the model learnt from. `card` holds at least "format" and "predictor"; task,
+// classes, target and features are filled in from `pre`.
+void WriteModelCard(const std::filesystem::path& dir, nlohmann::json card, const Preprocessor& pre,
+                    const std::filesystem::path& dataset);
 
 // Estimators by format.
 std::unique_ptr<Estimator> LoadLogistic(const std::filesystem::path& file);

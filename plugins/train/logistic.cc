@@ -195,7 +195,7 @@ void LogisticStep::Run(sdk::Context& ctx) {
                {"params", {{"C", c}, {"max_iter", max_iter}, {"tol", tol}}},
                {"iterations", iteration},
                {"rows", data.train.rows}};
-  ml::WriteModelCard(dir, card, pre);
+  ml::WriteModelCard(dir, card, pre, ctx.InputPath("dataset"));
   ctx.OutputDir("model", dir);
 
   const double seconds =

@@ -180,7 +180,7 @@ void XgboostStep::Run(sdk::Context& ctx) {
   json card = {{"format", "xgboost"}, {"predictor", "train.xgboost"}, {"plugin", "train"},
                {"params", params},    {"rounds", best_round + 1},     {"rows", data.train.rows}};
   if (valid) card["valid"] = {{metric, best}};
-  ml::WriteModelCard(dir, card, pre);
+  ml::WriteModelCard(dir, card, pre, ctx.InputPath("dataset"));
   ctx.OutputDir("model", dir);
 
   ctx.Metric("rounds", static_cast<double>(best_round + 1));

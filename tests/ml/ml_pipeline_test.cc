@@ -197,5 +197,42 @@ TEST_CASE("MlPipeline.Deploy.GateTypoIsAnErrorNotASkip" * doctest::timeout(60)) 
   CHECK(f.tries.at("deploy").reason.find("gate \"aucc >= 0.9\" names aucc") != std::string::npos);
 }
 
+TEST_CASE("MlPipeline.DriftWatch.RetrainsOnDriftOnly" * doctest::timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  // Nothing to watch yet: a clear failure, not a crash.
+  testing::CommandResult r = RunSluice({"run", Dag("drift_watch.toml"), "--state-dir", state});
+  CHECK(r.exit_code == 1);
+  Finished f = LastRun(state, "drift_watch");
+  CHECK(f.tries.at("check").reason.find("no version of model \"breast_cancer\" holds "
+                                        "\"production\"") != std::string::npos);
+
+  REQUIRE(RunSluice({"run", Dag("breast_cancer.toml"), "--state-dir", state, "-q"}).exit_code == 0);
+  r = RunSluice({"run", Dag("drift_watch.toml"), "--state-dir", state});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  f = LastRun(state, "drift_watch");
+  const json drifted = f.tries.at("check").outputs.at("drifted_features")["value"];
+  // examples/data/make_batches.py rescales exactly these seven measures.
+  CHECK(drifted == json::parse(R"(["area_mean", "area_worst", "perimeter_mean",
+      "perimeter_worst", "radius_mean", "radius_worst", "texture_mean"])"));
+  CHECK(f.tries.at("check").outputs.at("drifted")["value"] == true);
+  CHECK(Last(f, "check", "psi.smoothness_mean") < 0.1);
+  CHECK(Last(f, "check", "psi.area_mean") > 0.25);
+  for (const char* task : {"prepare", "train_xgboost", "evaluate_logistic"}) {
+    CHECK_MESSAGE(f.tries.at(task).state == TaskState::kSuccess, task);
+  }
+  CHECK(Last(f, "prepare", "rows") == 569 + 120);  // the original data and the batch
+  CHECK(f.tries.at("deploy").state != TaskState::kFailed);
+
+  r = RunSluice({"run", Dag("drift_watch.toml"), "--state-dir", state, "-p",
+                 "batch=breast_cancer_batch_stable.csv"});
+  REQUIRE(r.exit_code == 0);
+  f = LastRun(state, "drift_watch");
+  CHECK(f.tries.at("check").outputs.at("drifted")["value"] == false);
+  CHECK(f.tries.at("prepare").state == TaskState::kSkipped);
+  CHECK(f.tries.at("deploy").state == TaskState::kSkipped);
+}
+
 }  // namespace
 }  // namespace sluice

@@ -133,7 +133,8 @@ typedef struct sluice_host {
    *                        as the next version of `model` (metrics default to the last value
    *                        of each metric the try has logged); returns the version record.
    *   "models.get"        {"model", "alias"? | "version"?}: the version record (with its
-   *                        metrics), or null when the model or alias does not exist.
+   *                        metrics, and "path": the model's read-only file or folder), or
+   *                        null when the model or alias does not exist.
    *   "models.set_alias"  {"model", "alias", "version", "reason"?}: moves an alias.
    *   "expression.evaluate" {"expression", "values"}: evaluates an expression of the `when`
    *                        language over `values`; returns {"value", "references",

@@ -298,7 +298,8 @@ class Context {
   }
 
   // The version of `model` that holds `alias`, with its metrics (so that a gate can demand
-  // "better than production"); nullopt when the model or the alias does not exist yet.
+  // "better than production") and "path", where its files are (read-only); nullopt when the
+  // model or the alias does not exist yet.
   std::optional<nlohmann::json> ModelVersion(const std::string& model,
                                              const std::string& alias = "production") {
     nlohmann::json v = Call("models.get", {{"model", model}, {"alias", alias}});
