@@ -108,6 +108,12 @@ int Show(const PluginOptions& o) {
   for (const StepManifest& s : plugin->steps) {
     if (only == nullptr || only->name == s.name) PrintStep(s);
   }
+  if (only == nullptr && !plugin->predictors.empty()) {
+    std::printf("\npredictors (model serving, docs/serving.md):\n");
+    for (const PredictorManifest& p : plugin->predictors) {
+      std::printf("  %-20s %s\n", p.name.c_str(), p.description.c_str());
+    }
+  }
   return kExitOk;
 }
 

@@ -259,6 +259,8 @@ void PrintResults(StateStore& store, const std::string& state_dir, const RunReco
     std::printf("\n  details:  sluice models show %s\n", name.c_str());
     StatusOr<ModelVersion> production = registry.Resolve(name, "production");
     if (!production.ok()) continue;
+    std::printf("  made by:  task %s of %s run %s\n", production->task_id.c_str(),
+                production->dag_id.c_str(), production->run_id.c_str());
     const std::string request = ExampleRequest(state_dir, production->artifact);
     if (request.empty()) continue;
     const std::string flag = state_dir == ".sluice" ? "" : " --state-dir " + state_dir;
