@@ -260,7 +260,16 @@ class Csv : public sluice::sdk::Step {
     ctx.Metric("rows_dropped", static_cast<double>(dropped));
     ctx.Metric("features", static_cast<double>(pre.num_features()));
     size_t missing = 0;
-    for (const auto& [name, col] : profile["columns"].items()) missing += col.value("missing", 0);
+    for (const auto& [name, col] : profile["columns"].items()) {
+      // Per-column figures of the training split, for comparing data between runs.
+      const size_t col_missing = col.value("missing", 0);
+      missing += col_missing;
+      if (col_missing > 0) ctx.Metric("missing." + name, static_cast<double>(col_missing));
+      if (col.value("type", "") == "numeric") {
+        ctx.Metric("mean." + name, col.value("mean", 0.0));
+        ctx.Metric("std." + name, col.value("std", 0.0));
+      }
+    }
     ctx.Metric("missing_cells", static_cast<double>(missing));
     if (profile.contains("classes")) {
       for (const auto& [name, count] : profile["classes"].items()) {

@@ -234,5 +234,80 @@ TEST_CASE("MlPipeline.DriftWatch.RetrainsOnDriftOnly" * doctest::timeout(120)) {
   CHECK(f.tries.at("deploy").state == TaskState::kSkipped);
 }
 
+// Synthetic data with what the real sets lack: a categorical column, missing values, a
+// numeric target. y = 2 * size + 3 * [color = red] + noise.
+std::string SyntheticCsv(int rows, double red_share, unsigned seed) {
+  std::string csv = "size,color,y\n";
+  unsigned state = seed;
+  auto next = [&] {
+    state = state * 1103515245u + 12345u;
+    return static_cast<double>((state >> 8) & 0xffff) / 65536.0;
+  };
+  for (int i = 0; i < rows; ++i) {
+    const double size = 10 * next();
+    const double pick = next();
+    const std::string color = pick < red_share             ? "red"
+                              : pick < (1 + red_share) / 2 ? "blue"
+                                                           : "green";
+    const double y = 2 * size + (color == "red" ? 3 : 0) + 0.1 * (next() - 0.5);
+    const bool hide_size = i % 17 == 3;
+    const bool hide_color = i % 23 == 5;
+    csv += (hide_size ? std::string() : std::to_string(size)) + "," +
+           (hide_color ? std::string("NA") : color) + "," + std::to_string(y) + "\n";
+  }
+  return csv;
+}
+
+TEST_CASE("MlPipeline.Regression.CategoricalMissingValuesAndCategoricalDrift" *
+          doctest::timeout(120)) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.file("train.csv"), SyntheticCsv(400, 1.0 / 3, 1));
+  testing::WriteFile(dir.file("batch.csv"), SyntheticCsv(200, 0.8, 2));  // mostly red now
+  testing::WriteFile(dir.file("d.toml"), R"(
+[dag]
+id = "synthetic"
+[[task]]
+id = "prepare"
+plugin = "dataprep.csv"
+params = { path = "{{ dag.folder }}/train.csv", target = "y" }
+[[task]]
+id = "train_xgboost"
+plugin = "train.xgboost"
+inputs = { dataset = "prepare.dataset" }
+params = { rounds = 200, max_depth = 3, eta = 0.2 }
+[[task]]
+id = "evaluate"
+plugin = "evaluate.regressor"
+inputs = { model = "train_xgboost.model", dataset = "prepare.dataset" }
+[[task]]
+id = "deploy"
+plugin = "deploy.promote"
+inputs = { model = "train_xgboost.model", metrics = "evaluate.metrics" }
+params = { model = "synthetic", gates = ["r2 >= 0.9"] }
+[[task]]
+id = "drift"
+plugin = "monitor.drift"
+depends_on = ["deploy"]
+params = { model = "synthetic", path = "{{ dag.folder }}/batch.csv" }
+)");
+  const std::string state = dir.file("s");
+  testing::CommandResult r = RunSluice({"run", dir.file("d.toml"), "--state-dir", state});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  Finished f = LastRun(state, "synthetic");
+  const json meta =
+      json::parse(testing::ReadFile(OutputPath(state, f, "prepare", "dataset") + "/meta.json"));
+  CHECK(meta["task"] == "regression");
+  CHECK(meta["categorical"] == json::array({"color"}));
+  CHECK(Last(f, "prepare", "missing_cells") > 0);
+  CHECK(Last(f, "evaluate", "r2") > 0.95);
+  CHECK(Last(f, "evaluate", "rmse") < 1.0);
+  CHECK(r.out.find("model synthetic: 1 version, production = v1") != std::string::npos);
+  // The colour mix moved (a third red -> 80% red); sizes did not.
+  CHECK(f.tries.at("drift").outputs.at("drifted_features")["value"] == json::array({"color"}));
+  CHECK(Last(f, "drift", "chi2_p.color") < 1e-6);
+  CHECK(Last(f, "drift", "psi.size") < 0.1);
+}
+
 }  // namespace
 }  // namespace sluice
