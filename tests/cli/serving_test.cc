@@ -204,6 +204,22 @@ TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * doctest::timeout(180)) 
   CHECK(metrics.find("sluice_predictions_total{model=\"breast_cancer\",status=\"200\"}") !=
         std::string::npos);
 
+  // kill -9 of a serving worker: another one starts, loads what is served, and answers.
+  std::string workers;
+  if (FILE* p = popen(("pgrep -P " + std::to_string(pid) + " -f serve-worker").c_str(), "r")) {
+    char buf[256];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) workers.append(buf, n);
+    pclose(p);
+  }
+  REQUIRE_MESSAGE(!workers.empty(), "no serving worker found under the daemon");
+  kill(std::stoi(workers), SIGKILL);
+  CHECK(testing::WaitFor([&] {
+    const json w = serving()["workers"];
+    return w["running"] == 2 && w["ready"] == 2 &&
+           HttpCall(port, "POST", predict, "", one).status == 200;
+  }));
+  CHECK(json::parse(HttpCall(port, "POST", predict, "", one).body)["version"] == 2);
+
   kill(pid, SIGTERM);
   int status_code = 0;
   waitpid(pid, &status_code, 0);
