@@ -182,10 +182,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 };
 
 HttpServer::HttpServer(asio::io_context& io, Options options, Handler handler)
-    : HttpServer(io, std::move(options),
-                 [handler = std::move(handler)](const HttpRequest& request, Respond respond) {
-                   respond(handler(request));
-                 }) {}
+    : HttpServer(
+          io, std::move(options),
+          [handler = std::move(handler)](const HttpRequest& request, const Respond& respond) {
+            respond(handler(request));
+          }) {}
 
 HttpServer::HttpServer(asio::io_context& io, Options options, AsyncHandler handler)
     : impl_(std::make_shared<Impl>(io, std::move(options), std::move(handler))) {}

@@ -402,7 +402,7 @@ struct ModelServer::Impl : std::enable_shared_from_this<ModelServer::Impl> {
                                     : 503,
                                 ErrorBody("model_unavailable", error));
                  }
-                 self->Dispatch(name, model, std::move(body), std::move(reply), started_at);
+                 self->Dispatch(name, model, body, std::move(reply), started_at);
                });
       return;
     }
@@ -410,7 +410,7 @@ struct ModelServer::Impl : std::enable_shared_from_this<ModelServer::Impl> {
     route.model = model;
     route.alias = alias;
     if (!route.current.empty()) {
-      return Dispatch(route.current, model, std::move(body), std::move(reply), started_at);
+      return Dispatch(route.current, model, body, std::move(reply), started_at);
     }
     ModelRegistry registry(store);
     StatusOr<ModelVersion> v = registry.Resolve(model, alias);
@@ -440,12 +440,12 @@ struct ModelServer::Impl : std::enable_shared_from_this<ModelServer::Impl> {
                  }
                  serve = r->second.current;
                }
-               self->Dispatch(serve, model, std::move(body), std::move(reply), started_at);
+               self->Dispatch(serve, model, body, std::move(reply), started_at);
              });
   }
 
-  void Dispatch(const std::string& slot, const std::string& model, std::string body, Reply reply,
-                std::chrono::steady_clock::time_point started_at) {
+  void Dispatch(const std::string& slot, const std::string& model, const std::string& body,
+                Reply reply, std::chrono::steady_clock::time_point started_at) {
     std::shared_ptr<ServingWorker> best;
     for (const auto& w : workers) {
       if (w && w->ready && !w->dead && (!best || w->in_flight < best->in_flight)) best = w;
