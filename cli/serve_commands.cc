@@ -39,6 +39,7 @@ struct ServeOptions {
   std::string state_dir;
   size_t workers = 0;
   size_t serving_workers = 0;
+  std::string predict_timeout;
   std::vector<std::string> plugin_dirs;
   bool allow_unauthenticated = false;
 };
@@ -214,6 +215,20 @@ int RunServe(ServeOptions o) {
   ModelServer::Options serving_options;
   serving_options.workers =
       o.serving_workers > 0 ? o.serving_workers : config.serving_workers.value_or(0);
+  if (!o.predict_timeout.empty()) {
+    StatusOr<Duration> d = ParseDuration(o.predict_timeout);
+    if (!d.ok() || *d <= Duration::zero()) {
+      std::fprintf(stderr,
+                   "sluice serve: --predict-timeout \"%s\" is not a positive duration like 10s\n",
+                   o.predict_timeout.c_str());
+      return kExitUsage;
+    }
+    config.predict_timeout = *d;
+  }
+  if (config.predict_timeout) {
+    serving_options.request_timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(*config.predict_timeout);
+  }
   ModelServer model_server(io, store.get(), &catalog, o.state_dir, &metrics, serving_options);
   api.SetModelServer(&model_server);
   HttpServer server(io, server_options,
@@ -338,6 +353,9 @@ void AddServeCommands(CLI::App& app, int* exit_code) {
   serve->add_option("--state-dir", o->state_dir,
                     "State directory (default: $SLUICE_STATE_DIR or .sluice)");
   serve->add_option("-w,--workers", o->workers, "Worker processes (default: number of cores)");
+  serve->add_option("--predict-timeout", o->predict_timeout,
+                    "A prediction not answered within this gets 504 and its serving worker is "
+                    "restarted (default 10s)");
   serve->add_option("--serving-workers", o->serving_workers,
                     "Processes that run predictors for POST /api/v1/models/NAME/predict, started "
                     "on the first request (default: number of cores)");

@@ -29,7 +29,7 @@ StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
   const std::map<std::string, std::set<std::string>> known = {
       {"server",
        {"dags", "state_dir", "listen", "workers", "serving_workers", "plugin_dirs",
-        "shutdown_grace"}},
+        "shutdown_grace", "predict_timeout"}},
       {"auth", {"allow_unauthenticated"}},
       {"pools", {}}};
   auto wrong = [&](const toml::node& node, const std::string& key, const std::string& want) {
@@ -80,6 +80,14 @@ StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
           if (!d.ok())
             return wrong(value, full, "a duration like \"30s\" (" + d.status().message() + ")");
           config.shutdown_grace = *d;
+        } else if (key == "predict_timeout") {
+          StatusOr<Duration> d = ParseDuration(*text);
+          if (!d.ok() || *d <= Duration::zero()) {
+            return wrong(value, full,
+                         "a positive duration like \"10s\"" +
+                             (d.ok() ? std::string() : " (" + d.status().message() + ")"));
+          }
+          config.predict_timeout = *d;
         } else if (key == "dags") {
           config.dags = *text;
         } else if (key == "state_dir") {

@@ -8,6 +8,7 @@
 //   serving_workers = 2             # processes that run predictors (model serving)
 //   plugin_dirs = ["/opt/sluice/plugins"]
 //   shutdown_grace = "30s"          # SIGTERM: how long running tries may finish
+//   predict_timeout = "10s"         # a prediction not answered by then: 504, worker restarted
 //
 //   [auth]
 //   allow_unauthenticated = false   # true only with a loopback listen address
@@ -38,6 +39,7 @@ struct ServerConfig {
   std::optional<size_t> serving_workers;
   std::vector<std::string> plugin_dirs;
   std::optional<Duration> shutdown_grace;
+  std::optional<Duration> predict_timeout;
   bool allow_unauthenticated = false;
   std::map<std::string, int> pools;
 };

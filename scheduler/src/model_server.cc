@@ -502,8 +502,32 @@ struct ModelServer::Impl : std::enable_shared_from_this<ModelServer::Impl> {
     });
   }
 
-  // Moves every served alias that the registry has moved, once its new version is loaded.
+  // Moves every served alias that the registry has moved, once its new version is loaded;
+  // and restarts workers that sit on a request past its deadline.
   void Watch() {
+    const auto now = std::chrono::steady_clock::now();
+    std::set<size_t> hung;
+    for (auto it = requests.begin(); it != requests.end();) {
+      if (now - it->second.started < options.request_timeout) {
+        ++it;
+        continue;
+      }
+      hung.insert(it->second.worker);
+      Reply reply = std::move(it->second.reply);
+      const std::string model = it->second.model;
+      it = requests.erase(it);
+      if (metrics != nullptr) {
+        metrics->Add("sluice_predictions_total", {{"model", model}, {"status", "504"}});
+      }
+      reply(504, ErrorBody("timeout", "the predictor did not answer within " +
+                                          std::to_string(options.request_timeout.count()) +
+                                          " ms; its serving worker is being restarted"));
+    }
+    for (size_t index : hung) {
+      if (index < workers.size() && workers[index] && !workers[index]->dead) {
+        HandleDeath(workers[index], "did not answer a request in time (killed)");
+      }
+    }
     ModelRegistry registry(store);
     for (auto& [key, route] : routes) {
       if (route.current.empty() || route.loading != 0) continue;

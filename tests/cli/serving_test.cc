@@ -226,5 +226,84 @@ TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * doctest::timeout(180)) 
   CHECK(WIFEXITED(status_code));
 }
 
+// A model folder served by the test plugin's misbehaving predictor, in production.
+constexpr const char* kEchoDag = R"(
+[dag]
+id = "echo"
+[[task]]
+id = "make"
+plugin = "core.shell"
+params = { command = "mkdir m && echo '{\"predictor\":\"servetest.echo\"}' > m/sluice-model.json", outputs = { model = "m" } }
+[[task]]
+id = "score"
+plugin = "core.noop"
+params = { outputs = { metrics = { auc = 1 } } }
+[[task]]
+id = "deploy"
+plugin = "deploy.promote"
+inputs = { model = "make.model", metrics = "score.metrics" }
+params = { model = "echo" }
+)";
+
+TEST_CASE("Serving.MisbehavingPredictorsCostTheirRequestsOnly" * doctest::timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  const std::string plugins = std::string(SLUICE_TEST_PLUGIN_DIR) + "/servetest";
+  testing::WriteFile(dir.file("echo.toml"), kEchoDag);
+  REQUIRE(
+      RunSluice({"run", dir.file("echo.toml"), "--state-dir", state, "-q", "--plugin-dir", plugins})
+          .exit_code == 0);
+  std::filesystem::create_directories(dir.file("dags"));
+  const int pid =
+      testing::SpawnSluice({"serve", "--dags", dir.file("dags"), "--state-dir", state, "--listen",
+                            "127.0.0.1:0", "--allow-unauthenticated", "--serving-workers", "2",
+                            "--predict-timeout", "1s", "--plugin-dir", plugins},
+                           dir.file("serve.log"));
+  const unsigned short port = testing::DaemonPort(state);
+  INFO(testing::ReadFile(dir.file("serve.log")));
+  const std::string predict = "/api/v1/models/echo/predict";
+  auto answered = [&] {
+    testing::HttpReply ok = HttpCall(port, "POST", predict, "", R"({"x": 1})");
+    return ok.status == 200 && json::parse(ok.body)["echo"]["x"] == 1;
+  };
+  REQUIRE(answered());
+
+  testing::HttpReply r = HttpCall(port, "POST", predict, "", R"({"bad": true})");
+  CHECK(r.status == 400);
+  CHECK(Message(r) == "bad is set");
+  r = HttpCall(port, "POST", predict, "", R"({"fail": true})");
+  CHECK(r.status == 500);
+  CHECK(Message(r) == "fail is set");
+
+  // A crash costs its request (503), and the worker comes back.
+  r = HttpCall(port, "POST", predict, "", R"({"crash": true})");
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body)["error"]["code"] == "worker_crashed");
+  CHECK(testing::WaitFor(answered));
+
+  // A hang gets 504 after the timeout; the worker is restarted, and others answer meanwhile.
+  const auto started = std::chrono::steady_clock::now();
+  r = HttpCall(port, "POST", predict, "", R"({"sleep_ms": 60000})");
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  CHECK(r.status == 504);
+  CHECK(json::parse(r.body)["error"]["code"] == "timeout");
+  CHECK(seconds < 5);
+  CHECK(testing::WaitFor(answered));
+  CHECK(testing::WaitFor([&] {
+    const json w =
+        json::parse(HttpCall(port, "GET", "/api/v1/models/echo/serving").body)["workers"];
+    return w["running"] == 2 && w["ready"] == 2;
+  }));
+  const std::string metrics = HttpCall(port, "GET", "/metrics").body;
+  CHECK(metrics.find("sluice_predictions_total{model=\"echo\",status=\"504\"} 1") !=
+        std::string::npos);
+
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+}
+
 }  // namespace
 }  // namespace sluice

@@ -13,7 +13,8 @@
 // not retried until the alias moves again.
 //
 // A serving worker that dies fails the requests it held (503) and is started again with
-// every loaded model before it takes requests.
+// every loaded model before it takes requests. One that does not answer a request within
+// request_timeout is killed: that request gets 504, the others it held 503.
 //
 // Threading: everything runs on the io_context given at construction; call from it only.
 #ifndef SLUICE_MODEL_SERVER_H_
@@ -43,6 +44,9 @@ class ModelServer {
     // Default: this executable with "serve-worker".
     std::vector<std::string> worker_command;
     std::chrono::milliseconds watch_interval{250};
+    // A request a predictor has not answered by then gets 504, and its serving worker is
+    // killed and started again (a hung predictor must not hold a worker forever).
+    std::chrono::milliseconds request_timeout{10000};
   };
   // HTTP status and body (JSON).
   using Reply = std::function<void(int status, std::string body)>;
