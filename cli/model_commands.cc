@@ -19,7 +19,7 @@ struct ModelOptions {
   std::string state_dir;
   std::string name;
   int version = 0;
-  std::string alias;
+  std::string alias = "production";
   std::string reason;
   bool json = false;
   std::string server;
@@ -218,7 +218,7 @@ void AddModelCommands(CLI::App& app, int* exit_code) {
       "promote", "Move an alias to a version (atomically; the move is in the audit log)");
   promote->add_option("name", o->name, "Model name")->required();
   promote->add_option("version", o->version, "Version number")->required();
-  promote->add_option("--alias", o->alias, "The alias to move, e.g. production")->required();
+  promote->add_option("--alias", o->alias, "The alias to move (default: production)");
   promote->add_option("--reason", o->reason, "Why (kept in the audit log)");
   common(promote);
   daemon(promote);
@@ -227,7 +227,7 @@ void AddModelCommands(CLI::App& app, int* exit_code) {
   CLI::App* rollback = models->add_subcommand(
       "rollback", "Move an alias back to the version it held before its current one");
   rollback->add_option("name", o->name, "Model name")->required();
-  rollback->add_option("--alias", o->alias, "The alias to move back")->required();
+  rollback->add_option("--alias", o->alias, "The alias to move back (default: production)");
   rollback->add_option("--reason", o->reason, "Why (kept in the audit log)");
   common(rollback);
   daemon(rollback);
@@ -236,8 +236,9 @@ void AddModelCommands(CLI::App& app, int* exit_code) {
       "Examples:\n"
       "  sluice models list\n"
       "  sluice models versions breast_cancer\n"
-      "  sluice models promote breast_cancer 3 --alias production --reason \"better AUC\"\n"
-      "  sluice models rollback breast_cancer --alias production --reason \"latency\"");
+      "  sluice models promote breast_cancer 3 --reason \"better AUC\"   (alias: production)\n"
+      "  sluice models promote breast_cancer 4 --alias staging\n"
+      "  sluice models rollback breast_cancer --reason \"latency\"");
 }
 
 }  // namespace sluice::cli
