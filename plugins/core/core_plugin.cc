@@ -1,6 +1,7 @@
 // The `core` plugin: steps every installation has.
 //
 //   core.noop   does nothing (optionally publishes the values it is given as outputs)
+//   core.touch  creates a file or updates its time, in process (what `touch` does)
 //   core.shell  runs a shell command; its stdout/stderr go to the task log
 //   core.sleep  waits, checking for cancellation
 //   core.fail   misbehaves on purpose, for testing retries and worker isolation
@@ -10,6 +11,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <sluice/step.h>
+#include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,7 +21,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -68,6 +73,32 @@ class LineForwarder {
   std::string pending_;
 };
 
+// The words of `command` when it is a plain command line that the shell would only split on
+// blanks (no quoting, expansion, redirection, globbing, comments or compound syntax) and that
+// starts with a program rather than a shell builtin or keyword; empty otherwise. Such a
+// command is started directly, as GNU make does, saving the shell's own start (one exec).
+std::vector<std::string> PlainCommand(const std::string& command) {
+  static const char kShellChars[] = "|&;<>()$`\\\"'*?[]#~=%{}!\n";
+  if (command.find_first_of(kShellChars) != std::string::npos) return {};
+  std::vector<std::string> words;
+  size_t i = 0;
+  while (i < command.size()) {
+    while (i < command.size() && (command[i] == ' ' || command[i] == '\t')) ++i;
+    size_t start = i;
+    while (i < command.size() && command[i] != ' ' && command[i] != '\t') ++i;
+    if (i > start) words.push_back(command.substr(start, i - start));
+  }
+  static const std::set<std::string> kShellWords = {
+      ".",      "alias", "bg",    "break",    "case",   "cd",      "command", "continue",
+      "do",     "done",  "elif",  "else",     "esac",   "eval",    "exec",    "exit",
+      "export", "fc",    "fg",    "fi",       "for",    "getopts", "hash",    "if",
+      "jobs",   "local", "read",  "readonly", "return", "set",     "shift",   "source",
+      "then",   "times", "trap",  "type",     "ulimit", "umask",   "unalias", "unset",
+      "until",  "wait",  "while", "function", "select", "time",    "coproc"};
+  if (words.empty() || kShellWords.count(words[0])) return {};
+  return words;
+}
+
 class Shell : public sluice::sdk::Step {
  public:
   void Run(Context& ctx) override {
@@ -80,7 +111,7 @@ class Shell : public sluice::sdk::Step {
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
       throw StepError(std::string("cannot create pipes: ") + std::strerror(errno));
     }
-    // Build everything the child needs before fork: after fork only async-signal-safe calls.
+    // Build everything the child needs before spawning it.
     std::vector<std::string> env_strings;
     for (const auto& [key, value] : env.items()) {
       env_strings.push_back(key + "=" +
@@ -120,30 +151,52 @@ class Shell : public sluice::sdk::Step {
       if (!overridden) envp.push_back(*e);
     }
     envp.push_back(nullptr);
-    const std::string chdir_error = "cannot enter working_dir " + dir + "\n";
-    const char* argv[] = {"sh", "-c", command.c_str(), nullptr};
+    // A plain command runs without the shell, unless `env` sets PATH (posix_spawnp searches
+    // the worker's PATH, the shell would search the new one).
+    std::vector<std::string> words = PlainCommand(command);
+    if (env.contains("PATH")) words.clear();
+    std::vector<char*> argv;
+    if (words.empty()) {
+      for (const char* a : {"sh", "-c"}) argv.push_back(const_cast<char*>(a));
+      argv.push_back(const_cast<char*>(command.c_str()));
+    } else {
+      for (std::string& w : words) argv.push_back(w.data());
+    }
+    argv.push_back(nullptr);
 
-    // The worker may have other threads: between fork and exec, only async-signal-safe calls.
-    pid_t pid = fork();
-    if (pid < 0) throw StepError(std::string("fork failed: ") + std::strerror(errno));
-    if (pid == 0) {
-      // The command starts with default signal handling, whatever the worker has set.
-      struct sigaction default_action {};
-      default_action.sa_handler = SIG_DFL;
-      for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGCHLD})
-        sigaction(sig, &default_action, nullptr);
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      dup2(out[1], STDOUT_FILENO);
-      dup2(err[1], STDERR_FILENO);
-      if (chdir(dir.c_str()) != 0) {
-        ssize_t ignored = write(STDERR_FILENO, chdir_error.data(), chdir_error.size());
-        (void)ignored;
-        _exit(126);
+    // posix_spawn, not fork: glibc starts the child with vfork semantics (no copy of the
+    // worker's page tables, which grow with every plugin library it has loaded), so a short
+    // command costs one exec, not a fork of a large process.
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+    posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // The command starts with default signal handling and no blocked signals, whatever the
+    // worker has set.
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGCHLD}) sigaddset(&defaults, sig);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    pid_t pid = -1;
+    const int rc = words.empty()
+                       ? posix_spawn(&pid, "/bin/sh", &actions, &attr, argv.data(), envp.data())
+                       : posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+      for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
+      if (!words.empty() && (rc == ENOENT || rc == EACCES) && std::filesystem::is_directory(dir)) {
+        throw StepError("command exited with code 127 (command not found?): " + words[0]);
       }
-      execve("/bin/sh", const_cast<char* const*>(argv), envp.data());
-      _exit(127);
+      throw StepError(std::string("cannot start the command in ") + dir + ": " + std::strerror(rc) +
+                      (rc == ENOENT ? " (does working_dir exist?)" : ""));
     }
     close(out[1]);
     close(err[1]);
@@ -193,6 +246,21 @@ class Shell : public sluice::sdk::Step {
       else
         ctx.OutputFile(name, p);
     }
+  }
+};
+
+// Creates a file, or updates its modification time: the work a make recipe `touch $@` does,
+// in process (a step needs no process of its own).
+class Touch : public sluice::sdk::Step {
+ public:
+  void Run(Context& ctx) override {
+    const std::string path = ctx.Param<std::string>("path");
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0666);
+    if (fd < 0) throw StepError("cannot touch " + path + ": " + std::strerror(errno));
+    const int rc = futimens(fd, nullptr);
+    const int saved = errno;
+    close(fd);
+    if (rc != 0) throw StepError("cannot touch " + path + ": " + std::strerror(saved));
   }
 };
 
@@ -261,6 +329,8 @@ sluice::sdk::Plugin Describe() {
   plugin.Add<Noop>("core.noop", "Does nothing; publishes `outputs` as value outputs")
       .Param("outputs", ParamType::kObject, "Values to publish as outputs, by name",
              json::object());
+  plugin.Add<Touch>("core.touch", "Creates a file or updates its modification time, in process")
+      .Param("path", ParamType::kString, "The file");
   plugin.Add<Shell>("core.shell", "Runs a shell command; stdout and stderr go to the task log")
       .Param("command", ParamType::kString, "The command, run with /bin/sh -c")
       .Param("env", ParamType::kObject, "Extra environment variables", json::object())

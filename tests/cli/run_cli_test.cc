@@ -82,6 +82,46 @@ depends_on = ["crash"]
   CHECK(r.out.find("of DAG fails: failed") != std::string::npos);
 }
 
+TEST_CASE("Cli.Run.ShellRunsPlainCommandsDirectlyAndTheRestInSh" * doctest::timeout(60)) {
+  testing::TempDir dir;
+  // Plain commands skip the shell; anything with shell syntax or a builtin goes through sh.
+  // Both must behave as sh would, exit codes and "not found" included.
+  testing::WriteFile(dir.file("shell.toml"), R"([dag]
+id = "shell"
+[[task]]
+id = "plain"
+plugin = "core.shell"
+params = { command = "touch  made.txt", outputs = { made = "made.txt" } }
+[[task]]
+id = "syntax"
+plugin = "core.shell"
+params = { command = "cd .. && echo \"in $(pwd)\" > where.txt; cd - > /dev/null; mv ../where.txt .", outputs = { where = "where.txt" } }
+[[task]]
+id = "fails"
+plugin = "core.shell"
+params = { command = "false" }
+[[task]]
+id = "missing"
+plugin = "core.shell"
+params = { command = "no-such-program-here --flag" }
+[[task]]
+id = "missing_in_sh"
+plugin = "core.shell"
+params = { command = "no-such-program-here | cat" }
+)");
+  auto r = RunSluice({"run", dir.file("shell.toml"), "--state-dir", dir.file("state")});
+  INFO(r.out);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("plain  success") != std::string::npos);
+  CHECK(r.out.find("syntax  success") != std::string::npos);
+  CHECK(r.out.find("fails  failed: the step failed: command exited with code 1") !=
+        std::string::npos);
+  CHECK(r.out.find("missing  failed: the step failed: command exited with code 127 (command not "
+                   "found?): no-such-program-here") != std::string::npos);
+  // In a pipeline the shell reports it, and `cat` decides the exit code (0): a success.
+  CHECK(r.out.find("missing_in_sh  success") != std::string::npos);
+}
+
 TEST_CASE("Cli.Run.BadInputExitsTwoAndRecordsNothing" * doctest::timeout(60)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
