@@ -82,7 +82,7 @@ depends_on = ["crash"]
   CHECK(r.out.find("of DAG fails: failed") != std::string::npos);
 }
 
-TEST_CASE("Cli.Run.ShellRunsPlainCommandsDirectlyAndTheRestInSh" * doctest::timeout(60)) {
+TEST_CASE("Cli.Run.ShellAndTouchSteps" * doctest::timeout(60)) {
   testing::TempDir dir;
   // Plain commands skip the shell; anything with shell syntax or a builtin goes through sh.
   // Both must behave as sh would, exit codes and "not found" included.
@@ -108,6 +108,14 @@ params = { command = "no-such-program-here --flag" }
 id = "missing_in_sh"
 plugin = "core.shell"
 params = { command = "no-such-program-here | cat" }
+[[task]]
+id = "touch"
+plugin = "core.touch"
+params = { path = "{{ dag.folder }}/touched" }
+[[task]]
+id = "touch_nowhere"
+plugin = "core.touch"
+params = { path = "{{ dag.folder }}/no/such/dir/file" }
 )");
   auto r = RunSluice({"run", dir.file("shell.toml"), "--state-dir", dir.file("state")});
   INFO(r.out);
@@ -120,6 +128,8 @@ params = { command = "no-such-program-here | cat" }
                    "found?): no-such-program-here") != std::string::npos);
   // In a pipeline the shell reports it, and `cat` decides the exit code (0): a success.
   CHECK(r.out.find("missing_in_sh  success") != std::string::npos);
+  CHECK(std::filesystem::exists(dir.file("touched")));
+  CHECK(r.out.find("touch_nowhere  failed: the step failed: cannot touch") != std::string::npos);
 }
 
 TEST_CASE("Cli.Run.BadInputExitsTwoAndRecordsNothing" * doctest::timeout(60)) {

@@ -54,8 +54,9 @@ TEST_CASE("PluginHost.Load.CoreManifest") {
   CHECK(m.abi_major == SLUICE_ABI_MAJOR);
   std::vector<std::string> steps;
   for (const auto& s : m.steps) steps.push_back(s.name);
-  CHECK(steps == std::vector<std::string>{"core.noop", "core.shell", "core.sleep", "core.fail"});
-  const StepManifest& shell = m.steps[1];
+  CHECK(steps == std::vector<std::string>{"core.noop", "core.touch", "core.shell", "core.sleep",
+                                          "core.fail"});
+  const StepManifest& shell = m.steps[2];
   const ParamManifest* command = shell.FindParam("command");
   REQUIRE(command != nullptr);
   CHECK(command->required);
@@ -64,7 +65,7 @@ TEST_CASE("PluginHost.Load.CoreManifest") {
   REQUIRE(env != nullptr);
   CHECK_FALSE(env->required);
   CHECK(env->default_value == json::object());
-  CHECK_FALSE(m.steps[3].cacheable);  // core.fail
+  CHECK_FALSE(m.steps[4].cacheable);  // core.fail
 }
 
 TEST_CASE("PluginHost.Run.ResultsMessagesAndCallbacks") {
