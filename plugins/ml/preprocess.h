@@ -69,7 +69,8 @@ class Preprocessor {
   std::vector<double> Labels(const CsvTable& table) const;
 
   // Transforms one JSON row (an object column -> value, where a value is a number, a string,
-  // or null for missing) and appends its features to `out`. Returns "" or what is wrong.
+  // or null for missing) and appends its features to `out`. Returns "" or what is wrong; then
+  // `out` may hold part of the row, and the caller drops the request.
   std::string TransformJson(const nlohmann::json& row, std::vector<double>* out) const;
 
  private:

@@ -389,18 +389,19 @@ struct ModelServer::Impl : std::enable_shared_from_this<ModelServer::Impl> {
     const auto started_at = std::chrono::steady_clock::now();
     if (version > 0) {
       const std::string name = SlotName(model, version);
+      if (!slots.count(name)) {
+        // An unknown model or version is the caller's mistake (404); a version that exists
+        // but cannot be loaded is ours to report (503, from LoadSlot).
+        StatusOr<ModelVersion> known = ModelRegistry(store).GetVersion(model, version);
+        if (!known.ok()) return reply(404, ErrorBody("not_found", known.status().message()));
+      }
       pinned.insert(name);
       LoadSlot(model, version,
                [self, name, model, body = std::move(body), reply = std::move(reply),
                 started_at](const std::string& error) mutable {
                  if (!error.empty()) {
                    self->pinned.erase(name);
-                   return reply(error.find("no version") != std::string::npos ||
-                                        error.find("not found") != std::string::npos ||
-                                        error.find("unknown") != std::string::npos
-                                    ? 404
-                                    : 503,
-                                ErrorBody("model_unavailable", error));
+                   return reply(503, ErrorBody("model_unavailable", error));
                  }
                  self->Dispatch(name, model, body, std::move(reply), started_at);
                });

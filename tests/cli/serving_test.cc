@@ -147,6 +147,9 @@ TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * doctest::timeout(180)) 
   CHECK(Message(r) == "too many rows: 1001 (at most 1000 per request)");
   CHECK(HttpCall(port, "POST", "/api/v1/models/nope/predict", "", one).status == 404);
   CHECK(HttpCall(port, "POST", predict + "?version=x", "", one).status == 400);
+  r = HttpCall(port, "POST", predict + "?version=99", "", one);
+  CHECK(r.status == 404);
+  CHECK(json::parse(r.body)["error"]["code"] == "not_found");
   CHECK(HttpCall(port, "POST", predict + "?aliass=production", "", one).status == 400);
   CHECK(HttpCall(port, "GET", predict).status == 405);
 
