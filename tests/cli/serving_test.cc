@@ -69,6 +69,34 @@ std::string Message(const testing::HttpReply& reply) {
   return body.is_object() && body.contains("error") ? body["error"].value("message", "") : "";
 }
 
+// A `sluice serve` that is stopped however the test ends (a failed REQUIRE included); its
+// serving workers exit when it is gone.
+class ServingDaemon {
+ public:
+  ServingDaemon(const std::vector<std::string>& args, const std::string& log)
+      : pid_(testing::SpawnSluice(args, log)) {}
+  ~ServingDaemon() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  ServingDaemon(const ServingDaemon&) = delete;
+  ServingDaemon& operator=(const ServingDaemon&) = delete;
+  // SIGTERM; true when it exited on its own.
+  bool Stop() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status);
+  }
+  int pid() const { return pid_; }
+
+ private:
+  int pid_;
+};
+
 // Stops and joins client threads however the test ends.
 struct Clients {
   std::atomic<bool> stop{false};
@@ -92,10 +120,10 @@ TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * doctest::timeout(180)) 
   REQUIRE(RunSluice({"run", dir.file("broken.toml"), "--state-dir", state, "-q"}).exit_code == 0);
 
   std::filesystem::create_directories(dir.file("dags"));
-  const int pid =
-      testing::SpawnSluice({"serve", "--dags", dir.file("dags"), "--state-dir", state, "--listen",
-                            "127.0.0.1:0", "--allow-unauthenticated", "--serving-workers", "2"},
-                           dir.file("serve.log"));
+  ServingDaemon daemon({"serve", "--dags", dir.file("dags"), "--state-dir", state, "--listen",
+                        "127.0.0.1:0", "--allow-unauthenticated", "--serving-workers", "2"},
+                       dir.file("serve.log"));
+  const int pid = daemon.pid();
   const unsigned short port = testing::DaemonPort(state);
   INFO(testing::ReadFile(dir.file("serve.log")));
   const std::string predict = "/api/v1/models/breast_cancer/predict";
@@ -223,10 +251,7 @@ TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * doctest::timeout(180)) 
   }));
   CHECK(json::parse(HttpCall(port, "POST", predict, "", one).body)["version"] == 2);
 
-  kill(pid, SIGTERM);
-  int status_code = 0;
-  waitpid(pid, &status_code, 0);
-  CHECK(WIFEXITED(status_code));
+  CHECK(daemon.Stop());
 }
 
 // A model folder served by the test plugin's misbehaving predictor, in production.
@@ -257,11 +282,10 @@ TEST_CASE("Serving.MisbehavingPredictorsCostTheirRequestsOnly" * doctest::timeou
       RunSluice({"run", dir.file("echo.toml"), "--state-dir", state, "-q", "--plugin-dir", plugins})
           .exit_code == 0);
   std::filesystem::create_directories(dir.file("dags"));
-  const int pid =
-      testing::SpawnSluice({"serve", "--dags", dir.file("dags"), "--state-dir", state, "--listen",
-                            "127.0.0.1:0", "--allow-unauthenticated", "--serving-workers", "2",
-                            "--predict-timeout", "1s", "--plugin-dir", plugins},
-                           dir.file("serve.log"));
+  ServingDaemon daemon({"serve", "--dags", dir.file("dags"), "--state-dir", state, "--listen",
+                        "127.0.0.1:0", "--allow-unauthenticated", "--serving-workers", "2",
+                        "--predict-timeout", "1s", "--plugin-dir", plugins},
+                       dir.file("serve.log"));
   const unsigned short port = testing::DaemonPort(state);
   INFO(testing::ReadFile(dir.file("serve.log")));
   const std::string predict = "/api/v1/models/echo/predict";
@@ -302,10 +326,7 @@ TEST_CASE("Serving.MisbehavingPredictorsCostTheirRequestsOnly" * doctest::timeou
   CHECK(metrics.find("sluice_predictions_total{model=\"echo\",status=\"504\"} 1") !=
         std::string::npos);
 
-  kill(pid, SIGTERM);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  CHECK(WIFEXITED(status));
+  CHECK(daemon.Stop());
 }
 
 }  // namespace
