@@ -336,7 +336,21 @@ std::string Runner::NewRunId(const std::string& dag_id, const std::string& run_t
   return id;
 }
 
+Runner::PreparedRun::PreparedRun() = default;
+Runner::PreparedRun::~PreparedRun() = default;
+const std::string& Runner::PreparedRun::dag_id() const { return run_->record.dag_id; }
+const std::string& Runner::PreparedRun::run_id() const { return run_->record.run_id; }
+const Dag* Runner::PreparedRun::dag() const { return run_->dag.get(); }
+
 StatusOr<RunRecord> Runner::Trigger(TriggerRequest request) {
+  StatusOr<std::unique_ptr<PreparedRun>> prepared = Prepare(std::move(request));
+  if (!prepared.ok()) return prepared.status();
+  RunRecord created;
+  if (Status s = Launch(std::move(*prepared), &created); !s.ok()) return s;
+  return created;
+}
+
+StatusOr<std::unique_ptr<Runner::PreparedRun>> Runner::Prepare(TriggerRequest request) {
   if (!fatal_.ok()) return fatal_;
   const Dag& dag = *request.dag;
   // Every step must exist before anything is recorded.
@@ -349,7 +363,9 @@ StatusOr<RunRecord> Runner::Trigger(TriggerRequest request) {
     }
   }
   const system_clock::time_point logical = request.logical_date.value_or(clock_->Now());
-  auto run = std::make_unique<RunRt>();
+  std::unique_ptr<PreparedRun> prepared(new PreparedRun());
+  prepared->run_ = std::make_unique<RunRt>();
+  RunRt* run = prepared->run_.get();
   run->dag = request.dag;
   RunRecord& r = run->record;
   r.dag_id = dag.id();
@@ -358,22 +374,20 @@ StatusOr<RunRecord> Runner::Trigger(TriggerRequest request) {
   if (runs_.count(r.dag_id + "/" + r.run_id) > 0 || store_->HasRun(r.dag_id, r.run_id)) {
     return Status::AlreadyExists("DAG \"" + r.dag_id + "\" already has a run \"" + r.run_id + "\"");
   }
-  r.run_type = request.run_type;
+  r.run_type = std::move(request.run_type);
   r.logical_date = IsoUtc(logical);
   r.data_interval_start = r.logical_date;
   r.data_interval_end =
       request.data_interval_end ? IsoUtc(*request.data_interval_end) : r.logical_date;
   json params = dag.spec().params;
   for (const auto& item : request.params.items()) params[item.key()] = item.value();
-  r.params = params;
+  r.params = std::move(params);
   r.dag_path = dag.spec().source_path;
-  r.dag_source = request.dag_source;
-  r.created_at = Now();
-  r.started_at = r.created_at;
+  r.dag_source = std::move(request.dag_source);
   r.triggered_by = request.triggered_by.empty() ? options_.actor : request.triggered_by;
   r.no_cache = request.no_cache;
-  r.tags = request.tags;
-  r.note = request.note;
+  r.tags = std::move(request.tags);
+  r.note = std::move(request.note);
   r.state = RunState::kRunning;
   run->tasks.resize(dag.size());
   for (size_t i = 0; i < dag.size(); ++i) {
@@ -384,10 +398,52 @@ StatusOr<RunRecord> Runner::Trigger(TriggerRequest request) {
     t.record.task_id = dag.tasks()[i].id;
     t.record.try_number = 0;
   }
-  RecordRun(run.get(), RunState::kQueued, "triggered by " + r.triggered_by);
-  RunRecord copy = r;
+  run->position.resize(dag.size());
+  for (size_t k = 0; k < dag.topological_order().size(); ++k)
+    run->position[dag.topological_order()[k]] = static_cast<uint32_t>(k);
+  // What Launch records: the run (stamped then) and its event.
+  prepared->stored_ = r;
+  Event& e = prepared->event_;
+  e.dag_id = r.dag_id;
+  e.run_id = r.run_id;
+  e.kind = "run_state";
+  e.from = RunStateName(RunState::kQueued);
+  e.to = RunStateName(r.state);
+  e.reason = "triggered by " + r.triggered_by;
+  prepared->runs_released_ = runs_released_;
+  return prepared;
+}
+
+void Runner::ReserveLaunches(size_t runs) {
+  // Each launch records the run, its first tasks as queued, and an event for each.
+  batch_.Reserve(runs, runs, 2 * runs);
+  changed_runs_.reserve(changed_runs_.size() + runs);
+  changed_tasks_.reserve(changed_tasks_.size() + runs);
+}
+
+Status Runner::Launch(std::unique_ptr<PreparedRun> prepared, RunRecord* created) {
+  if (!fatal_.ok()) return fatal_;
+  std::unique_ptr<RunRt> run = std::move(prepared->run_);
+  RunRecord& r = run->record;
+  // Prepare checked the id; a run made since (by the API, a backfill) may have taken it. It
+  // is in runs_, unless it has ended already: only then the store must say.
+  if (runs_.count(run->key()) > 0 ||
+      (runs_released_ != prepared->runs_released_ && store_->HasRun(r.dag_id, r.run_id))) {
+    return Status::AlreadyExists("DAG \"" + r.dag_id + "\" already has a run \"" + r.run_id + "\"");
+  }
+  r.created_at = Now();
+  r.started_at = r.created_at;
+  RunRecord& stored = prepared->stored_;
+  stored.created_at = r.created_at;
+  stored.started_at = r.created_at;
+  batch_.PutRun(std::move(stored));
+  prepared->event_.time = r.created_at;
+  prepared->event_.actor = Actor();
+  batch_.AddEvent(std::move(prepared->event_));
+  changed_runs_.push_back(run.get());
+  if (created) *created = r;
   StartRun(std::move(run));
-  return copy;
+  return Status::Ok();
 }
 
 StatusOr<Runner::RunRt*> Runner::LoadRun(const RunRecord& stored) {
@@ -591,7 +647,10 @@ StatusOr<std::vector<std::string>> Runner::ClearTasks(const ClearRequest& reques
   }
   const Dag& dag = *run->dag;
   auto give_up = [&](Status status) -> Status {
-    if (reopened) runs_.erase(run->key());
+    if (reopened) {
+      runs_.erase(run->key());
+      ++runs_released_;
+    }
     return status;
   };
   std::vector<char> chosen(dag.size(), request.task_ids.empty() ? 1 : 0);
@@ -709,9 +768,6 @@ void Runner::StartRun(std::unique_ptr<RunRt> run) {
   ArmRunTimeout(r);
   r->seq = next_run_seq_++;
   const Dag& dag = *r->dag;
-  r->position.resize(dag.size());
-  for (size_t k = 0; k < dag.topological_order().size(); ++k)
-    r->position[dag.topological_order()[k]] = static_cast<uint32_t>(k);
   runs_[r->key()] = std::move(run);
   for (uint32_t i : dag.topological_order()) {
     if (r->tasks[i].waiting == 0 || dag.tasks()[i].trigger_rule == TriggerRule::kAlways)
@@ -1145,6 +1201,7 @@ void Runner::Flush() {
     ended.insert(run);
     const RunRecord record = run->record;
     runs_.erase(run->key());
+    ++runs_released_;
     if (on_finished_) on_finished_(record);
   }
 }

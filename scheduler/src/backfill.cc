@@ -245,6 +245,7 @@ void Scheduler::ActOnBackfillItem(const json& backfill, const json& item, bool r
     request.data_interval_end = ParseTimeUtc(item["data_interval_end"]);
     request.run_id = run_id;
     request.triggered_by = actor;
+    ++backfill_runs_made_;
     StatusOr<RunRecord> run = runner_->Trigger(std::move(request));
     if (!run.ok() && run.status().code() != Status::Code::kAlreadyExists) {
       std::fprintf(stderr, "sluice serve: backfill %s: cannot create %s: %s\n", id.c_str(),

@@ -40,6 +40,20 @@ std::optional<sys_seconds> LogicalDateOf(const std::string& run_id) {
          std::chrono::minutes(mi) + std::chrono::seconds(s);
 }
 
+TriggerRequest ScheduledRequest(const Scheduler::DagEntry& entry, const DataInterval& interval) {
+  TriggerRequest request;
+  request.dag = entry.dag;
+  request.dag_source = entry.source;
+  request.run_type = "scheduled";
+  request.logical_date = interval.start;
+  request.data_interval_end = interval.end;
+  request.run_id = ScheduledRunId(interval.start);
+  return request;
+}
+
+// How long after a fire time the loop wakes: the floor to whole seconds must see it due.
+constexpr std::chrono::microseconds kFireSlack(200);
+
 }  // namespace
 
 Scheduler::Scheduler(boost::asio::io_context& io, StateStore* store, Runner* runner,
@@ -118,24 +132,68 @@ void Scheduler::SetMetrics(Metrics* metrics) {
 void Scheduler::Arm(sys_seconds now) {
   if (stopped_) return;
   // Wake at the next fire time of any DAG, so that runs are created on time, not up to a
-  // tick late; a millisecond after it, so that the floor to whole seconds sees it due.
-  // A fire time already past (a DAG that could not be scheduled this pass) waits for the
-  // regular tick rather than spinning the loop.
-  Duration wait = options_.tick;
+  // tick late (just after it, so that the floor to whole seconds sees it due), and
+  // `prepare_ahead` before it to prepare the runs it will owe. A fire time already past (a
+  // DAG that could not be scheduled this pass) waits for the regular tick rather than
+  // spinning the loop.
+  using std::chrono::microseconds;
+  microseconds wait = options_.tick;
   const auto clock_now = clock_->Now();
+  std::optional<sys_seconds> next;
   for (const auto& [path, entry] : dags_) {
     if (!entry.next_fire || *entry.next_fire < now) continue;
-    const auto until = std::chrono::duration_cast<Duration>(*entry.next_fire - clock_now +
-                                                            std::chrono::milliseconds(1));
-    wait = std::min(wait, std::max(until, Duration(std::chrono::milliseconds(1))));
+    if (!next || *entry.next_fire < *next) next = entry.next_fire;
+  }
+  bool prepare = false;
+  if (next) {
+    const auto until = std::chrono::duration_cast<microseconds>(*next - clock_now);
+    const microseconds ahead = options_.prepare_ahead;
+    if (ahead > microseconds::zero() && prepared_for_ != next && until > ahead &&
+        until - ahead < wait) {
+      wait = until - ahead;
+      prepare = true;
+    } else {
+      wait = std::min(wait, std::max(until + kFireSlack, kFireSlack));
+    }
   }
   timer_->timer.expires_after(wait);
   // A timer that fired just before the scheduler was destroyed still runs its handler (with
   // no error): `alive` says whether `this` is still there.
   timer_->timer.async_wait(
-      [this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
-        if (!ec && !alive.expired()) Tick();
+      [this, prepare, next, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+        if (ec || alive.expired()) return;
+        if (!prepare) {
+          Tick();
+          return;
+        }
+        // The folder as it is now, so that what is prepared is what will be owed.
+        Scan();
+        last_scan_ = std::chrono::steady_clock::now();
+        PrepareDue(*next);
+        Arm(std::chrono::floor<std::chrono::seconds>(clock_->Now()));
       });
+}
+
+size_t Scheduler::PrepareDue(sys_seconds at) {
+  prepared_.clear();
+  prepared_for_ = at;
+  backfill_runs_when_prepared_ = backfill_runs_made_;
+  for (auto& [path, entry] : dags_) {
+    if (!entry.dag || !entry.dag->spec().cron || entry.zone == nullptr) continue;
+    if (!entry.next_fire || *entry.next_fire != at || paused(entry.dag->id())) continue;
+    std::optional<sys_seconds> next_due;
+    bool full = false;
+    for (const DataInterval& interval : OwedIntervals(entry, at, &next_due, &full)) {
+      if (store_->HasRun(entry.dag->id(), BackfillRunId(interval.start))) continue;
+      StatusOr<std::unique_ptr<Runner::PreparedRun>> run =
+          runner_->Prepare(ScheduledRequest(entry, interval));
+      // A run that cannot be prepared is left to the pass, which reports why.
+      if (run.ok()) prepared_[entry.dag->id() + "/" + (*run)->run_id()] = std::move(*run);
+    }
+  }
+  runner_->ReserveLaunches(prepared_.size());
+  lags_.reserve(prepared_.size());
+  return prepared_.size();
 }
 
 void Scheduler::Scan() {
@@ -205,6 +263,27 @@ void Scheduler::Scan() {
   }
 }
 
+std::vector<DataInterval> Scheduler::OwedIntervals(const DagEntry& entry, sys_seconds now,
+                                                   std::optional<sys_seconds>* next_due,
+                                                   bool* full) const {
+  const DagSpec& spec = entry.dag->spec();
+  const size_t active = runner_->active_runs(spec.id);
+  const size_t slots = static_cast<size_t>(spec.max_active_runs);
+  *full = active >= slots;
+  if (*full) return {};
+  DueQuery query;
+  query.next_due = next_due;
+  query.now = now;
+  query.last_start = entry.cursor;
+  query.since = started_;
+  if (auto it = unpaused_at_.find(spec.id); it != unpaused_at_.end() && it->second > started_)
+    query.since = it->second;
+  query.limit = slots - active;
+  std::vector<DataInterval> due = DueIntervals(spec, entry.zone, query);
+  *full = due.size() >= query.limit;
+  return due;
+}
+
 void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
   if (!entry->dag || !entry->dag->spec().cron) return;
   const DagSpec& spec = entry->dag->spec();
@@ -215,48 +294,39 @@ void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
   if (entry->next_fire && *entry->next_fire > now) return;  // nothing new can be due
   if (entry->zone == nullptr) return;
   entry->next_fire.reset();
-  const size_t active = runner_->active_runs(spec.id);
-  if (active >= static_cast<size_t>(spec.max_active_runs)) {
-    entry->next_fire.reset();  // check again when a run ends
-    held_.insert(spec.id);
-    return;
-  }
-  DueQuery query;
-  query.next_due = &entry->next_fire;
-  query.now = now;
-  query.last_start = entry->cursor;
-  query.since = started_;
-  if (auto it = unpaused_at_.find(spec.id); it != unpaused_at_.end() && it->second > started_)
-    query.since = it->second;
-  query.limit = static_cast<size_t>(spec.max_active_runs) - active;
-  const std::vector<DataInterval> due = DueIntervals(spec, entry->zone, query);
-  if (due.size() >= query.limit) {
-    entry->next_fire.reset();  // more may be owed once runs end
+  bool full = false;
+  const std::vector<DataInterval> due = OwedIntervals(*entry, now, &entry->next_fire, &full);
+  if (full) {
+    entry->next_fire.reset();  // more may be owed once runs end: check again then
     held_.insert(spec.id);
   }
   for (const DataInterval& interval : due) {
-    TriggerRequest request;
-    request.dag = entry->dag;
-    request.dag_source = entry->source;
-    request.run_type = "scheduled";
-    request.logical_date = interval.start;
-    request.data_interval_end = interval.end;
-    request.run_id = ScheduledRunId(interval.start);
-    // One run per slot: a backfill may have made this one already.
-    if (store_->HasRun(spec.id, BackfillRunId(interval.start))) {
+    // Prepared ahead of the fire time (for this version of the DAG), or made now.
+    auto ready = prepared_.find(spec.id + "/" + ScheduledRunId(interval.start));
+    const bool prepared = ready != prepared_.end() && ready->second->dag() == entry->dag.get();
+    // One run per slot: a backfill may have made this one already (when prepared, the store
+    // was asked then; only a backfill run made since can have taken the slot).
+    if ((!prepared || backfill_runs_made_ != backfill_runs_when_prepared_) &&
+        store_->HasRun(spec.id, BackfillRunId(interval.start))) {
       entry->cursor = interval.start;
       continue;
     }
-    StatusOr<RunRecord> run = runner_->Trigger(std::move(request));
-    if (!run.ok() && run.status().code() != Status::Code::kAlreadyExists) {
+    Status made;
+    if (prepared) {
+      made = runner_->Launch(std::move(ready->second));
+      prepared_.erase(ready);
+      prepared_launched_ += made.ok();
+    } else {
+      made = runner_->Trigger(ScheduledRequest(*entry, interval)).status();
+    }
+    if (!made.ok() && made.code() != Status::Code::kAlreadyExists) {
       std::fprintf(stderr, "sluice serve: DAG %s: cannot create the run for %s: %s\n",
-                   spec.id.c_str(), FormatTimeUtc(interval.start).c_str(),
-                   run.status().message().c_str());
+                   spec.id.c_str(), FormatTimeUtc(interval.start).c_str(), made.message().c_str());
       return;  // try again next tick
     }
-    if (run.ok() && metrics_) {
-      metrics_->Observe("sluice_cron_trigger_lag_seconds", {{"dag", spec.id}},
-                        std::chrono::duration<double>(clock_->Now() - interval.end).count());
+    if (made.ok() && metrics_) {
+      lags_.emplace_back(spec.id,
+                         std::chrono::duration<double>(clock_->Now() - interval.end).count());
     }
     entry->cursor = interval.start;  // created now, or by an earlier process: done either way
   }
@@ -265,12 +335,32 @@ void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
 void Scheduler::Tick() {
   if (stopped_) return;
   const auto loop_started = std::chrono::steady_clock::now();
-  if (std::chrono::steady_clock::now() - last_scan_ >= options_.rescan) {
+  // The folder is rescanned when due, but not ahead of runs prepared for this moment (the
+  // prepare step has just scanned it): a change found after them is scheduled right after.
+  const bool rescan = loop_started - last_scan_ >= options_.rescan;
+  const bool owed_prepared = !prepared_.empty();
+  if (rescan && !owed_prepared) {
     Scan();
     last_scan_ = std::chrono::steady_clock::now();
   }
   const sys_seconds now = std::chrono::floor<std::chrono::seconds>(clock_->Now());
   for (auto& [path, entry] : dags_) ScheduleDag(&entry, now);
+  if (rescan && owed_prepared) {
+    Scan();
+    last_scan_ = std::chrono::steady_clock::now();
+    for (auto& [path, entry] : dags_) ScheduleDag(&entry, now);
+  }
+  if (prepared_for_ && now >= *prepared_for_) {
+    prepared_.clear();  // what was not launched is no longer owed as prepared
+    prepared_for_.reset();
+  }
+  // Observed after the burst, which they would otherwise slow down.
+  if (metrics_) {
+    for (const auto& [dag_id, lag] : lags_) {
+      metrics_->Observe("sluice_cron_trigger_lag_seconds", {{"dag", dag_id}}, lag);
+    }
+  }
+  lags_.clear();
   AdvanceBackfills();
   if (metrics_) {
     metrics_->Observe(

@@ -42,6 +42,7 @@ class Loop {
     runner_->AttachExecutor(&executor_);
     Scheduler::Options scheduler_options;
     scheduler_options.dags_dir = dir_.file("dags");
+    scheduler_options.rescan = rescan;
     scheduler_ = std::make_unique<Scheduler>(io_, store_.get(), runner_.get(), &catalog_, &clock_,
                                              scheduler_options);
     REQUIRE(scheduler_->Start().ok());
@@ -70,6 +71,7 @@ class Loop {
     return out;
   }
 
+  Duration rescan = std::chrono::seconds(2);  // of the scheduler, at the next Start
   boost::asio::io_context io_;
   testing::TempDir dir_;
   ManualClock clock_;  // starts at 2026-01-02T03:00:00Z
@@ -155,6 +157,64 @@ TEST_CASE("Scheduler.Limits.EndDateAndMaxActiveRuns" * doctest::timeout(30)) {
   loop.At(std::chrono::minutes(0));
   CHECK(loop.Runs("ended").size() == 2);
   CHECK(loop.Runs("two").size() == 3);
+}
+
+TEST_CASE("Scheduler.Prepare.LaunchedAtTheBoundaryOrMadeAfresh" * doctest::timeout(30)) {
+  Loop loop;
+  loop.rescan = Duration::zero();  // every pass rescans, so an edited file is seen at once
+  for (const char* id : {"a", "paused", "taken", "edited"}) {
+    loop.Dag(id, std::string("[dag]\nid = \"") + id + "\"\n" + kHourly + "catchup = \"none\"\n");
+  }
+  loop.Start();  // 03:00: catchup none owes nothing yet
+  loop.clock_.Advance(std::chrono::minutes(59) + std::chrono::seconds(59) +
+                      std::chrono::milliseconds(950));
+  const auto four = std::chrono::sys_seconds(
+      std::chrono::floor<std::chrono::seconds>(loop.clock_.Now() + std::chrono::milliseconds(50)));
+  // Nothing is recorded by preparing.
+  CHECK(loop.scheduler_->PrepareDue(four) == 4);
+  CHECK(loop.Runs("a").empty());
+  CHECK(loop.store_->ListEvents("a", "").empty());
+
+  // Between preparing and the boundary: a pause, a run that takes a slot, an edited file.
+  REQUIRE(loop.scheduler_->SetPaused("paused", true, "api:alice").ok());
+  TriggerRequest manual;
+  manual.dag = loop.scheduler_->FindDag("taken")->dag;
+  manual.run_id = "scheduled__2026-01-02T03:00:00Z";
+  manual.triggered_by = "api:bob";
+  REQUIRE(loop.runner_->Trigger(manual).ok());
+  testing::WriteFile(loop.dir_.file("dags/edited.toml"),
+                     "[dag]\nid = \"edited\"\n" + kHourly +
+                         "catchup = \"none\"\n[[task]]\nid = \"first\"\nplugin = \"core.noop\"\n"
+                         "[[task]]\nid = \"second\"\nplugin = \"core.noop\"\n"
+                         "depends_on = [\"first\"]\n");
+  loop.At(std::chrono::minutes(0));  // 03:59:59.950: not due yet
+  CHECK(loop.Runs("a").empty());
+  loop.clock_.Advance(std::chrono::milliseconds(50));
+  loop.At(std::chrono::minutes(0));  // 04:00:00.000
+
+  // Only a's prepared run was launched as prepared; it is recorded as created at the
+  // boundary, not when it was prepared.
+  CHECK(loop.scheduler_->prepared_launched() == 1);
+  const std::vector<RunRecord> a = loop.store_->ListRuns("a", 10);
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].run_id == "scheduled__2026-01-02T03:00:00Z");
+  CHECK(a[0].created_at == "2026-01-02T04:00:00.000000Z");
+  CHECK(a[0].data_interval_end == "2026-01-02T04:00:00Z");
+  CHECK(loop.store_->ListEvents("a", a[0].run_id).size() >= 2);  // the run's, its task's
+  CHECK(loop.Runs("paused").empty());
+  // The slot taken in between keeps its one run.
+  const std::vector<RunRecord> taken = loop.store_->ListRuns("taken", 10);
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].triggered_by == "api:bob");
+  // The edited DAG's run is made from the new file, not from what was prepared.
+  const std::vector<RunRecord> edited = loop.store_->ListRuns("edited", 10);
+  REQUIRE(edited.size() == 1);
+  StatusOr<RunRecord> stored = loop.store_->GetRun("edited", edited[0].run_id);
+  REQUIRE(stored.ok());
+  CHECK(stored->dag_source.find("second") != std::string::npos);
+  CHECK(loop.store_->ListTries("edited", edited[0].run_id).size() >= 1);
+  // Launched: taken's task (before the boundary), then a's and the edited DAG's first task.
+  CHECK(loop.executor_.order == std::vector<std::string>{"t", "t", "first"});
 }
 
 }  // namespace

@@ -95,6 +95,9 @@ struct ClearRequest {
 
 class Runner : public ExecutorListener {
  public:
+  struct RunRt;
+  struct TaskRt;
+
   Runner(boost::asio::io_context& io, StateStore* store, const PluginCatalog* catalog, Clock* clock,
          RunnerOptions options);
   ~Runner() override;
@@ -106,8 +109,36 @@ class Runner : public ExecutorListener {
   void OnRunFinished(std::function<void(const RunRecord&)> fn) { on_finished_ = std::move(fn); }
 
   // Creates a run and starts it. Fails, creating nothing, when a task's plugin step is not
-  // in the catalog or the run id is taken.
+  // in the catalog or the run id is taken. Prepare, then Launch.
   StatusOr<RunRecord> Trigger(TriggerRequest request);
+
+  // A run built ahead of the moment it is owed: Trigger's checks and everything the run
+  // needs in memory, with nothing recorded. The scheduler prepares the runs due at the next
+  // cron boundary shortly before it, so that at the boundary each costs only Launch.
+  class PreparedRun {
+   public:
+    PreparedRun(const PreparedRun&) = delete;
+    PreparedRun& operator=(const PreparedRun&) = delete;
+    ~PreparedRun();
+    const std::string& dag_id() const;
+    const std::string& run_id() const;
+    const Dag* dag() const;
+
+   private:
+    friend class Runner;
+    PreparedRun();
+    std::unique_ptr<RunRt> run_;
+    RunRecord stored_;  // what Launch records, built ahead too
+    Event event_;
+    uint64_t runs_released_ = 0;  // the runner's count when prepared
+  };
+  StatusOr<std::unique_ptr<PreparedRun>> Prepare(TriggerRequest request);
+  // Records a prepared run as created now, and starts it. AlreadyExists (nothing recorded)
+  // when its run id was taken after Prepare. `created`, when given, gets the record.
+  Status Launch(std::unique_ptr<PreparedRun> run, RunRecord* created = nullptr);
+  // Makes room for launching `runs` runs at once without growing a buffer then (a large
+  // allocation in the middle of a burst can cost milliseconds: it makes malloc consolidate).
+  void ReserveLaunches(size_t runs);
 
   // Picks up an unfinished run from the store: tasks that ended keep their state; tries that
   // were in flight when the previous process stopped count as failed tries and are retried
@@ -161,9 +192,6 @@ class Runner : public ExecutorListener {
   // Services for running steps: tags.set, models.get, models.register, models.set_alias.
   nlohmann::json OnCall(const std::string& key, const std::string& method,
                         const nlohmann::json& request) override;
-
-  struct RunRt;
-  struct TaskRt;
 
  private:
   void MarkDirty();
@@ -224,6 +252,9 @@ class Runner : public ExecutorListener {
   std::map<std::string, int> pool_used_;
   size_t in_flight_ = 0;
   uint64_t next_run_seq_ = 0;
+  // Runs taken out of runs_ (ended, or a reopened run given up). While it has not moved,
+  // every run made since a Prepare is still in runs_, so Launch need not ask the store.
+  uint64_t runs_released_ = 0;
   StateStore::Batch batch_;
   std::vector<TaskLaunch> launches_;                      // to launch after the next commit
   std::vector<std::pair<RunRt*, size_t>> changed_tasks_;  // to tell the observer

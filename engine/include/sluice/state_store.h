@@ -153,8 +153,11 @@ class StateStore {
   class Batch {
    public:
     void PutRun(const RunRecord& run);
+    void PutRun(RunRecord&& run);
     void PutTry(const TryRecord& record);
     void AddEvent(Event event);
+    // Room for this many more runs, tries and events, so that adding them allocates nothing.
+    void Reserve(size_t runs, size_t tries, size_t events);
     // Operator state (pause flags, tokens, backfills): a JSON value, or null to delete.
     void PutControl(const std::string& key, nlohmann::json value);
     // A value in one of the module spaces, or null to delete it.

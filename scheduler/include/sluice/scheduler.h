@@ -25,6 +25,7 @@
 #include "sluice/dag.h"
 #include "sluice/diagnostics.h"
 #include "sluice/executor.h"
+#include "sluice/intervals.h"
 #include "sluice/metrics.h"
 #include "sluice/plugin_host.h"
 #include "sluice/runner.h"
@@ -46,6 +47,9 @@ class Scheduler {
     std::string dags_dir;
     Duration tick = std::chrono::seconds(1);    // how often due intervals are checked
     Duration rescan = std::chrono::seconds(2);  // how often the DAG folder is scanned
+    // How long before a cron boundary the runs due at it are prepared (built in memory,
+    // nothing recorded), so that at the boundary each costs only its record. 0: not ahead.
+    Duration prepare_ahead = std::chrono::milliseconds(50);
   };
 
   // What the scheduler knows of one DAG file.
@@ -72,8 +76,15 @@ class Scheduler {
   void Stop();
 
   // One pass, for tests and for the loop: rescan if due, then create the runs that are owed.
-  // The loop wakes at the next fire time of any DAG (or after `tick`, whichever is first).
+  // The loop wakes at the next fire time of any DAG (or after `tick`, whichever is first),
+  // and `prepare_ahead` before it to prepare the runs it will owe.
   void Tick();
+  // Prepares the runs that will be owed at the fire time `at` (the loop calls it ahead of
+  // `at`); the pass at `at` launches them, unless something changed (the DAG file, a pause,
+  // a run taking the slot), in which case it creates them as usual. Returns how many.
+  size_t PrepareDue(std::chrono::sys_seconds at);
+  // Prepared runs that were launched as prepared, since the start.
+  size_t prepared_launched() const { return prepared_launched_; }
 
   // A run of `dag_id` ended: when the DAG was held back by max_active_runs, or has a backfill
   // going, a pass runs soon (at most one per loop turn, however many runs ended).
@@ -113,6 +124,11 @@ class Scheduler {
  private:
   void Scan();
   void ScheduleDag(DagEntry* entry, std::chrono::sys_seconds now);
+  // The intervals of a cron DAG owed at `now` (none when paused or without a free
+  // max_active_runs slot); `next_due` gets the next fire time; `full` says the slots ran out.
+  std::vector<DataInterval> OwedIntervals(const DagEntry& entry, std::chrono::sys_seconds now,
+                                          std::optional<std::chrono::sys_seconds>* next_due,
+                                          bool* full) const;
   void Arm(std::chrono::sys_seconds now);
   void LoadControl();
   void AdvanceBackfills();
@@ -139,6 +155,15 @@ class Scheduler {
   std::map<std::string, std::chrono::sys_seconds> unpaused_at_;
   std::map<std::string, nlohmann::json> backfills_;  // id -> record
   std::set<std::string> held_;  // DAGs with intervals owed but no max_active_runs slot free
+  // Runs prepared for the fire time prepared_for_, by "dag id/run id".
+  std::map<std::string, std::unique_ptr<Runner::PreparedRun>> prepared_;
+  std::optional<std::chrono::sys_seconds> prepared_for_;
+  size_t prepared_launched_ = 0;
+  // Backfill runs made since the start, and when runs were last prepared: while it has not
+  // moved, no backfill can have taken a prepared run's slot.
+  uint64_t backfill_runs_made_ = 0;
+  uint64_t backfill_runs_when_prepared_ = 0;
+  std::vector<std::pair<std::string, double>> lags_;  // this pass's: dag id, seconds
   bool pass_posted_ = false;
   // Handlers posted to the io_context hold a weak_ptr to this: they do nothing once the
   // scheduler is gone.
