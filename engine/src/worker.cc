@@ -418,20 +418,25 @@ int RunWorker(int fd) {
                           FormatSize(limits["memory_bytes"].get<uint64_t>()) + " was reached)";
       }
     }
-    // The scratch dir exists only if the step asked for it: one syscall when it did not.
-    if (!scratch.empty() && ::rmdir(scratch.c_str()) != 0 && errno != ENOENT) {
+    // The try's folder holds the scratch and output dirs, which exist only if the step asked
+    // for them: when it asked for neither, the folder is not there, and one syscall says so.
+    const bool shared_parent = !scratch.empty() && !output_dir.empty() &&
+                               output_dir.parent_path() == scratch.parent_path();
+    const bool nothing_made =
+        shared_parent && ::rmdir(scratch.parent_path().c_str()) != 0 && errno == ENOENT;
+    if (!nothing_made && !scratch.empty() && ::rmdir(scratch.c_str()) != 0 && errno != ENOENT) {
       std::error_code ec;
       std::filesystem::remove_all(scratch, ec);
     }
     // With an artifact store, the outputs are in it: what is left in the output dir was not
     // declared, and nothing refers to it.
-    if (artifacts && !output_dir.empty()) {
+    if (!nothing_made && artifacts && !output_dir.empty()) {
       if (::rmdir(output_dir.c_str()) != 0 && errno != ENOENT) {
         std::error_code ec;
         std::filesystem::remove_all(output_dir, ec);
       }
       // The try's own folder, when it holds nothing else.
-      if (output_dir.parent_path() == scratch.parent_path()) ::rmdir(scratch.parent_path().c_str());
+      if (shared_parent) ::rmdir(scratch.parent_path().c_str());
     }
     {
       std::lock_guard<std::mutex> lock(mutex);
