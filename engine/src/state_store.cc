@@ -635,7 +635,7 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string
   return store;
 }
 
-Status StateStore::Commit(Batch* batch) {
+Status StateStore::Commit(Batch* batch, bool durable) {
   if (batch->empty()) return Status::Ok();
   rocksdb::WriteBatch wb;
   for (const RunRecord& run : batch->runs_) {
@@ -668,7 +668,7 @@ Status StateStore::Commit(Batch* batch) {
     wb.Put(impl_->events, run_key + "/" + Pad(e.seq, 12), Serialize(e));
   }
   rocksdb::WriteOptions options;
-  options.sync = impl_->sync;
+  options.sync = impl_->sync && durable;
   rocksdb::Status s = impl_->db->Write(options, &wb);
   batch->runs_.clear();
   batch->tries_.clear();

@@ -255,6 +255,7 @@ class Runner : public ExecutorListener {
   // Runs taken out of runs_ (ended, or a reopened run given up). While it has not moved,
   // every run made since a Prepare is still in runs_, so Launch need not ask the store.
   uint64_t runs_released_ = 0;
+  size_t started_entries_ = 0;  // batch entries that only record tries starting
   StateStore::Batch batch_;
   std::vector<TaskLaunch> launches_;                      // to launch after the next commit
   std::vector<std::pair<RunRt*, size_t>> changed_tasks_;  // to tell the observer

@@ -213,8 +213,10 @@ class StateStore {
 
   const std::string& dir() const { return dir_; }
 
-  // Writes the batch durably (fsync unless Options::sync is off) and clears it.
-  Status Commit(Batch* batch);
+  // Writes the batch durably (fsync unless Options::sync is off) and clears it. With
+  // `durable` false it is written without an fsync of its own: it becomes durable with the
+  // next durable commit (the log is one sequence), or is lost in a crash before that.
+  Status Commit(Batch* batch, bool durable = true);
 
   StatusOr<RunRecord> GetRun(const std::string& dag_id, const std::string& run_id) const;
   // Whether the run exists: one point read, nothing parsed.
