@@ -47,8 +47,8 @@ inline pid_t StartDaemon(const std::string& sluice, std::vector<std::string> arg
   std::fflush(stdout);
   const pid_t pid = fork();
   if (pid == 0) {
-    std::freopen(log.c_str(), "w", stdout);
-    std::freopen(log.c_str(), "a", stderr);
+    // One open file for both, so that neither overwrites the other's lines.
+    if (std::freopen(log.c_str(), "w", stdout) != nullptr) dup2(STDOUT_FILENO, STDERR_FILENO);
     std::vector<char*> argv = {const_cast<char*>(sluice.c_str()), const_cast<char*>("serve")};
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
