@@ -308,16 +308,24 @@ void Runner::RecordTask(RunRt* run, size_t task, TaskState from, const std::stri
   changed_tasks_.emplace_back(run, task);
 }
 
-void Runner::RecordRun(RunRt* run, RunState from, const std::string& reason) {
-  batch_.PutRun(run->record);
+namespace {
+// The event of a run's state change, without its time and actor.
+Event RunStateEvent(const RunRecord& run, RunState from, std::string reason) {
   Event e;
-  e.time = Now();
-  e.dag_id = run->record.dag_id;
-  e.run_id = run->record.run_id;
+  e.dag_id = run.dag_id;
+  e.run_id = run.run_id;
   e.kind = "run_state";
   e.from = RunStateName(from);
-  e.to = RunStateName(run->record.state);
-  e.reason = reason;
+  e.to = RunStateName(run.state);
+  e.reason = std::move(reason);
+  return e;
+}
+}  // namespace
+
+void Runner::RecordRun(RunRt* run, RunState from, const std::string& reason) {
+  batch_.PutRun(run->record);
+  Event e = RunStateEvent(run->record, from, reason);
+  e.time = Now();
   e.actor = Actor();
   batch_.AddEvent(std::move(e));
   changed_runs_.push_back(run);
@@ -403,13 +411,7 @@ StatusOr<std::unique_ptr<Runner::PreparedRun>> Runner::Prepare(TriggerRequest re
     run->position[dag.topological_order()[k]] = static_cast<uint32_t>(k);
   // What Launch records: the run (stamped then) and its event.
   prepared->stored_ = r;
-  Event& e = prepared->event_;
-  e.dag_id = r.dag_id;
-  e.run_id = r.run_id;
-  e.kind = "run_state";
-  e.from = RunStateName(RunState::kQueued);
-  e.to = RunStateName(r.state);
-  e.reason = "triggered by " + r.triggered_by;
+  prepared->event_ = RunStateEvent(r, RunState::kQueued, "triggered by " + r.triggered_by);
   prepared->runs_released_ = runs_released_;
   return prepared;
 }

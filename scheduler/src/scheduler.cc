@@ -86,7 +86,6 @@ Status Scheduler::Start() {
     }
   }
   Scan();
-  last_scan_ = std::chrono::steady_clock::now();
   LoadControl();
   Tick();
   return Status::Ok();
@@ -168,7 +167,6 @@ void Scheduler::Arm(sys_seconds now) {
         }
         // The folder as it is now, so that what is prepared is what will be owed.
         Scan();
-        last_scan_ = std::chrono::steady_clock::now();
         PrepareDue(*next);
         Arm(std::chrono::floor<std::chrono::seconds>(clock_->Now()));
       });
@@ -261,6 +259,7 @@ void Scheduler::Scan() {
   for (auto it = dags_.begin(); it != dags_.end();) {
     it = seen.count(it->first) ? std::next(it) : dags_.erase(it);
   }
+  last_scan_ = std::chrono::steady_clock::now();
 }
 
 std::vector<DataInterval> Scheduler::OwedIntervals(const DagEntry& entry, sys_seconds now,
@@ -341,13 +340,11 @@ void Scheduler::Tick() {
   const bool owed_prepared = !prepared_.empty();
   if (rescan && !owed_prepared) {
     Scan();
-    last_scan_ = std::chrono::steady_clock::now();
   }
   const sys_seconds now = std::chrono::floor<std::chrono::seconds>(clock_->Now());
   for (auto& [path, entry] : dags_) ScheduleDag(&entry, now);
   if (rescan && owed_prepared) {
     Scan();
-    last_scan_ = std::chrono::steady_clock::now();
     for (auto& [path, entry] : dags_) ScheduleDag(&entry, now);
   }
   if (prepared_for_ && now >= *prepared_for_) {
