@@ -73,12 +73,37 @@ std::string RunKey(const std::string& dag_id, const std::string& run_id) {
   return dag_id + "/" + run_id;
 }
 
-// Creation-time index keys; created_at is fixed-width ISO 8601, so keys sort by time.
+// Creation-time index. created_at is fixed-width ISO 8601, so it sorts by time; its digits are
+// stored inverted (d -> 9-d) so that the index sorts newest first and a run list is a forward
+// scan. Scanning backwards was the API's hot spot: right after a burst of new runs the newest
+// keys sit in the memtable, where every step back is a skip-list search from the head.
+std::string InvertTime(std::string_view time) {
+  std::string out(time);
+  for (char& c : out) {
+    if (c >= '0' && c <= '9') c = static_cast<char>('9' - (c - '0'));
+  }
+  return out;
+}
+constexpr size_t kTimestampWidth = 27;        // 2026-01-01T00:00:00.000000Z
+constexpr std::string_view kOrderAll = "A/";  // A/<inverted created>/<dag>/<run>
+constexpr std::string_view kOrderDag = "D/";  // D/<dag>/<inverted created>/<run>
+std::string OrderKeyAll(std::string_view created_at, std::string_view dag_id,
+                        std::string_view run_id) {
+  std::string key(kOrderAll);
+  key.append(InvertTime(created_at)).append("/").append(dag_id).append("/").append(run_id);
+  return key;
+}
+std::string OrderKeyDag(std::string_view created_at, std::string_view dag_id,
+                        std::string_view run_id) {
+  std::string key(kOrderDag);
+  key.append(dag_id).append("/").append(InvertTime(created_at)).append("/").append(run_id);
+  return key;
+}
 std::string OrderKeyAll(const RunRecord& r) {
-  return "a/" + r.created_at + "/" + r.dag_id + "/" + r.run_id;
+  return OrderKeyAll(r.created_at, r.dag_id, r.run_id);
 }
 std::string OrderKeyDag(const RunRecord& r) {
-  return "d/" + r.dag_id + "/" + r.created_at + "/" + r.run_id;
+  return OrderKeyDag(r.created_at, r.dag_id, r.run_id);
 }
 
 std::string TryKey(const TryRecord& r) {
@@ -452,6 +477,9 @@ struct StateStore::Impl {
   rocksdb::ColumnFamilyHandle* run_sources = nullptr;
   rocksdb::ColumnFamilyHandle* spaces[4] = {};  // by Space
   bool sync = true;
+  // A version-1 store opened read-only: its creation-time index is the old one (a/ d/, oldest
+  // first), read backwards.
+  bool legacy_order = false;
   mutable std::mutex update_mutex;  // LockForUpdate
 
   rocksdb::ColumnFamilyHandle* Cf(Space space) const { return spaces[static_cast<int>(space)]; }
@@ -508,6 +536,44 @@ struct StateStore::Impl {
     } catch (const json::exception& e) {
       return Status::Corruption("the value of \"" + key + "\" is not JSON: " + e.what());
     }
+  }
+
+  // Schema 1 -> 2: the creation-time index moves from a/<created>/<dag>/<run> and
+  // d/<dag>/<created>/<run>, scanned backwards, to the inverted-time keys scanned forwards.
+  // Each batch adds new keys and removes old ones together, and the version is written last,
+  // so a crash part way leaves a store the next open finishes.
+  Status MigrateRunOrder() {
+    rocksdb::WriteOptions write;
+    write.sync = true;
+    rocksdb::WriteBatch wb;
+    auto flush = [&]() -> Status {
+      rocksdb::Status s = db->Write(write, &wb);
+      wb.Clear();
+      return s.ok() ? Status::Ok() : Status::IoError(s.ToString());
+    };
+    std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions(), run_order));
+    for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
+      const std::string_view key = iter->key().ToStringView();
+      if (key.size() < 2 || key[1] != '/' || (key[0] != 'a' && key[0] != 'd')) continue;
+      // a/<created>/<dag>/<run> or d/<dag>/<created>/<run>; ids have no '/'.
+      const std::string_view rest = key.substr(2);
+      const size_t first = rest.find('/');
+      const size_t second = first == std::string_view::npos ? first : rest.find('/', first + 1);
+      if (second != std::string_view::npos) {
+        const std::string_view one = rest.substr(0, first);
+        const std::string_view two = rest.substr(first + 1, second - first - 1);
+        const std::string_view run = rest.substr(second + 1);
+        wb.Put(run_order, key[0] == 'a' ? OrderKeyAll(one, two, run) : OrderKeyDag(two, one, run),
+               "");
+      }
+      wb.Delete(run_order, iter->key());
+      if (wb.Count() >= 10000) {
+        if (Status s = flush(); !s.ok()) return s;
+      }
+    }
+    if (!iter->status().ok()) return Status::IoError(iter->status().ToString());
+    wb.Put(meta, "schema_version", std::to_string(kSchemaVersion));
+    return flush();
   }
 
   template <typename F>
@@ -575,6 +641,13 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, O
     if (!s.ok()) return Status::IoError("cannot write the schema version: " + s.ToString());
   } else if (!s.ok()) {
     return Status::IoError("cannot read the schema version: " + s.ToString());
+  } else if (version == "1") {
+    Status migrated = store->impl_->MigrateRunOrder();
+    if (!migrated.ok()) {
+      return Status::IoError("cannot bring the state in " + dir + " up to schema version " +
+                             std::to_string(kSchemaVersion) + ": " + migrated.message() +
+                             "; nothing was lost, and the next open tries again");
+    }
   } else if (version != std::to_string(kSchemaVersion)) {
     return Status::FailedPrecondition(
         "state dir " + dir + " has schema version " + version + ", but this Sluice uses version " +
@@ -627,7 +700,8 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string
   store->impl_->AssignHandles();
   std::string version;
   s = raw->Get(rocksdb::ReadOptions(), store->impl_->meta, "schema_version", &version);
-  if (s.ok() && version != std::to_string(kSchemaVersion)) {
+  store->impl_->legacy_order = s.ok() && version == "1";
+  if (s.ok() && version != "1" && version != std::to_string(kSchemaVersion)) {
     return Status::FailedPrecondition("state dir " + dir + " has schema version " + version +
                                       ", but this Sluice uses version " +
                                       std::to_string(kSchemaVersion));
@@ -786,19 +860,37 @@ std::vector<Event> StateStore::ListEvents(const std::string& dag_id,
 }
 
 StatusOr<StateStore::RunPage> StateStore::QueryRuns(const RunQuery& query) const {
-  const std::string prefix = query.dag_id.empty() ? "a/" : "d/" + query.dag_id + "/";
+  // A version-1 store (read-only) keeps the old index: plain times, walked backwards.
+  const bool legacy = impl_->legacy_order;
+  const auto key_time = [legacy](std::string_view t) {
+    return legacy ? std::string(t) : InvertTime(t);
+  };
+  std::string prefix = legacy ? (query.dag_id.empty() ? "a/" : "d/")
+                              : std::string(query.dag_id.empty() ? kOrderAll : kOrderDag);
+  if (!query.dag_id.empty()) prefix += query.dag_id + "/";
   RunPage page;
   if (query.limit == 0) return page;
   std::unique_ptr<rocksdb::Iterator> iter(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->run_order));
+  const auto step = [&] { legacy ? iter->Prev() : iter->Next(); };
   if (query.page_token.empty()) {
-    iter->SeekForPrev(prefix + "\xff");
+    legacy ? iter->SeekForPrev(prefix + "\xff") : iter->Seek(prefix);
   } else {
-    const std::string from = prefix + query.page_token;
-    iter->SeekForPrev(from);
-    if (iter->Valid() && iter->key() == from) iter->Prev();
+    // The token is <created>/<dag>/<run> (every DAG) or <created>/<run> (one DAG), as given out
+    // below; the key it names was the last one returned.
+    const size_t slash = query.page_token.find('/');
+    if (slash != kTimestampWidth) {
+      return Status::InvalidArgument(
+          "page_token \"" + query.page_token +
+          "\" is not one this server gives out; pass the next_page_token of the previous "
+          "page, or leave it out for the first page");
+    }
+    const std::string from =
+        prefix + key_time(query.page_token.substr(0, slash)) + query.page_token.substr(slash);
+    legacy ? iter->SeekForPrev(from) : iter->Seek(from);
+    if (iter->Valid() && iter->key() == from) step();
   }
-  for (; iter->Valid() && iter->key().starts_with(prefix); iter->Prev()) {
+  for (; iter->Valid() && iter->key().starts_with(prefix); step()) {
     if (page.runs.size() == query.limit) {
       // The token names the last run returned: the next page starts after it.
       const RunRecord& last = page.runs.back();
@@ -807,7 +899,7 @@ StatusOr<StateStore::RunPage> StateStore::QueryRuns(const RunQuery& query) const
                                  : last.created_at + "/" + last.run_id;
       break;
     }
-    // The key's tail names the run: a/<created>/<dag>/<run> or d/<dag>/<created>/<run>.
+    // The key's tail names the run: <created>/<dag>/<run> or, for one DAG, <created>/<run>.
     const std::string rest = iter->key().ToString().substr(prefix.size());
     const size_t slash = rest.find('/');
     if (slash == std::string::npos) continue;
@@ -826,7 +918,7 @@ StatusOr<StateStore::RunPage> StateStore::QueryRuns(const RunQuery& query) const
     if (query.raw && !filtered) {
       // Only what the page token needs; the caller sends `raw` as it is.
       RunRecord& id = page.runs.emplace_back();
-      id.created_at = rest.substr(0, slash);
+      id.created_at = key_time(std::string_view(rest).substr(0, slash));
       id.dag_id = dag_id;
       id.run_id = run_id;
       page.raw.push_back(std::move(value));

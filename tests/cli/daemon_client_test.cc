@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <boost/beast/http.hpp>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "test_util.h"
@@ -217,17 +219,26 @@ depends_on = ["check"]
   CHECK(dag_events["events"].back()["kind"] == "dag_paused");
   CHECK(dag_events["events"].back()["actor"] == "token:ops");
 
-  // Pagination walks every run once.
-  size_t seen = 0;
+  // Pagination walks every run once, newest first.
+  std::set<std::string> seen;
+  std::vector<std::string> created;
   std::string page = "/api/v1/runs?limit=2";
   for (int i = 0; i < 10 && !page.empty(); ++i) {
     json body = Call(port, http::verb::get, page, viewer).Json();
-    seen += body["runs"].size();
+    for (const json& run : body["runs"]) {
+      seen.insert(run["dag_id"].get<std::string>() + "/" + run["run_id"].get<std::string>());
+      created.push_back(run["created_at"]);
+    }
     page = body["next_page_token"].is_null()
                ? ""
                : "/api/v1/runs?limit=2&page_token=" + body["next_page_token"].get<std::string>();
   }
-  CHECK(seen == 6);
+  CHECK(seen.size() == 6);
+  CHECK(created.size() == 6);
+  CHECK(std::is_sorted(created.rbegin(), created.rend()));
+  Reply bad_token = Call(port, http::verb::get, "/api/v1/runs?page_token=yesterday", viewer);
+  CHECK(bad_token.status == 400);
+  CHECK(bad_token.Json()["error"]["code"] == "bad_request");
   CHECK(Call(port, http::verb::get, "/api/v1/runs?limit=many", viewer).status == 400);
   CHECK(Call(port, http::verb::get, "/api/v1/runs?state=done", viewer).status == 400);
 

@@ -136,9 +136,26 @@ TEST_CASE("StateStore.Open.ReadOnlyOnEmptyFolderSaysWhatToDo") {
   CHECK(reader.status().message().find("no Sluice state in") != std::string::npos);
 }
 
+// The run ids of every page of QueryRuns, newest first.
+std::vector<std::string> AllRunIds(const StateStore& store, StateStore::RunQuery query) {
+  std::vector<std::string> ids;
+  for (;;) {
+    auto page = store.QueryRuns(query);
+    REQUIRE_MESSAGE(page.ok(), page.status().message());
+    for (const RunRecord& r : page->runs) ids.push_back(r.run_id);
+    if (page->next_page_token.empty()) return ids;
+    query.page_token = page->next_page_token;
+  }
+}
+
 TEST_CASE("StateStore.Open.OlderStateDirReadsAndIsUpgradedByAWriter") {
   testing::TempDir dir;
   const std::string state = dir.file("state");
+  // Three runs of schema version 1, its creation-time index oldest first: a/<created>/<dag>/<run>
+  // and d/<dag>/<created>/<run>.
+  const std::vector<RunRecord> runs = {Run("x", "r1", "2026-01-01T00:00:01.000000Z"),
+                                       Run("y", "r2", "2026-01-01T00:00:02.000000Z"),
+                                       Run("x", "r3", "2026-01-01T00:00:03.000000Z")};
   {
     // A state dir as the release before the MLOps spaces wrote it: the core families only.
     rocksdb::DBOptions options;
@@ -154,6 +171,16 @@ TEST_CASE("StateStore.Open.OlderStateDirReadsAndIsUpgradedByAWriter") {
     std::filesystem::create_directories(state);
     REQUIRE(rocksdb::DB::Open(options, state + "/db", families, &handles, &db).ok());
     REQUIRE(db->Put(rocksdb::WriteOptions(), handles[1], "schema_version", "1").ok());
+    for (const RunRecord& r : runs) {
+      const std::string key = r.dag_id + "/" + r.run_id;
+      REQUIRE(db->Put(rocksdb::WriteOptions(), handles[2], key, r.ToJson().dump()).ok());
+      REQUIRE(db->Put(rocksdb::WriteOptions(), handles[6],
+                      "a/" + r.created_at + "/" + r.dag_id + "/" + r.run_id, "")
+                  .ok());
+      REQUIRE(db->Put(rocksdb::WriteOptions(), handles[6],
+                      "d/" + r.dag_id + "/" + r.created_at + "/" + r.run_id, "")
+                  .ok());
+    }
     for (auto* h : handles) REQUIRE(db->DestroyColumnFamilyHandle(h).ok());
     delete db;
   }
@@ -168,17 +195,56 @@ TEST_CASE("StateStore.Open.OlderStateDirReadsAndIsUpgradedByAWriter") {
       return true;
     });
     CHECK(seen == 0);
+    // The old index reads as it is, newest first, a page at a time.
+    StateStore::RunQuery query;
+    query.limit = 1;
+    CHECK(AllRunIds(**reader, query) == std::vector<std::string>{"r3", "r2", "r1"});
+    query.dag_id = "x";
+    CHECK(AllRunIds(**reader, query) == std::vector<std::string>{"r3", "r1"});
   }
   {
-    auto writer = StateStore::Open(state);  // adds the missing families
+    auto writer = StateStore::Open(state);  // adds the missing families, rewrites the index
     REQUIRE(writer.ok());
     StateStore::Batch batch;
     batch.Put(Space::kModels, "m/x", nlohmann::json{{"name", "x"}});
+    RunRecord newest = Run("y", "r4", "2026-01-01T00:00:04.000000Z");
+    batch.PutRun(newest);
     REQUIRE((*writer)->Commit(&batch).ok());
   }
   auto reader = StateStore::OpenReadOnly(state);
   REQUIRE(reader.ok());
   CHECK((*reader)->Has(Space::kModels, "m/x"));
+  StateStore::RunQuery query;
+  query.limit = 2;
+  CHECK(AllRunIds(**reader, query) == std::vector<std::string>{"r4", "r3", "r2", "r1"});
+  query.dag_id = "x";
+  CHECK(AllRunIds(**reader, query) == std::vector<std::string>{"r3", "r1"});
+  // No key of the old index is left behind, and the store says it is version 2.
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  std::vector<std::string> names;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), state + "/db", &names).ok());
+  families.reserve(names.size());
+  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  REQUIRE(rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), state + "/db", families, &handles, &db)
+              .ok());
+  const size_t order = std::find(names.begin(), names.end(), "run_order") - names.begin();
+  const size_t meta = std::find(names.begin(), names.end(), "meta") - names.begin();
+  std::vector<std::string> keys;
+  std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions(), handles[order]));
+  for (iter->SeekToFirst(); iter->Valid(); iter->Next()) keys.push_back(iter->key().ToString());
+  iter.reset();
+  CHECK(keys.size() == 8);
+  for (const std::string& key : keys) {
+    const bool new_index = key.rfind("A/", 0) == 0 || key.rfind("D/", 0) == 0;
+    CHECK_MESSAGE(new_index, key);
+  }
+  std::string version;
+  CHECK(db->Get(rocksdb::ReadOptions(), handles[meta], "schema_version", &version).ok());
+  CHECK(version == std::to_string(kSchemaVersion));
+  for (auto* h : handles) REQUIRE(db->DestroyColumnFamilyHandle(h).ok());
+  delete db;
 }
 
 TEST_CASE("StateStore.States.NamesRoundTrip") {
@@ -260,6 +326,14 @@ TEST_CASE("StateStore.QueryRuns.PagesNewestFirstWithFilters") {
   CHECK(got->runs[0].run_id == "r15");
   CHECK(got->runs[1].run_id == "r5");
   CHECK(got->next_page_token.empty());
+
+  // A token this store did not give out is refused, not read as some other place.
+  StateStore::RunQuery bad;
+  bad.page_token = "yesterday/odd/r5";
+  auto refused = (*store)->QueryRuns(bad);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == Status::Code::kInvalidArgument);
+  CHECK(refused.status().message().find("yesterday/odd/r5") != std::string::npos);
 }
 
 TEST_CASE("StateStore.Control.PutGetListDelete") {

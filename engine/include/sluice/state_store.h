@@ -42,7 +42,9 @@
 
 namespace sluice {
 
-inline constexpr int kSchemaVersion = 1;
+// The layout of the state store. 2: the creation-time index is kept newest first (1 kept it
+// oldest first); StateStore::Open upgrades a version-1 store in place.
+inline constexpr int kSchemaVersion = 2;
 
 // Task-instance states; names and meanings follow Airflow's.
 enum class TaskState {
