@@ -174,6 +174,21 @@ int main(int argc, char** argv) {
   } else {
     std::printf("api     skipped: wrk is not installed (apt-get install wrk)\n");
   }
+  // The step before each boundary (folder rescan + runs prepared), from the daemon's
+  // metrics: if it ran past the boundary, every run's lag carries the overrun.
+  const std::string metrics =
+      Capture("bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) +
+              " && printf \"GET /metrics HTTP/1.0\\r\\nAuthorization: Bearer " + secret +
+              "\\r\\n\\r\\n\" >&3 && cat <&3' 2>/dev/null");
+  const auto metric = [&](const std::string& name) -> double {
+    const size_t at = metrics.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::atof(metrics.c_str() + at + name.size() + 2);
+  };
+  const double prepares = metric("sluice_scheduler_prepare_duration_seconds_count");
+  if (prepares > 0) {
+    std::printf("prepare %.0f steps before a boundary (rescan + prepare): mean %.1f ms\n", prepares,
+                1000 * metric("sluice_scheduler_prepare_duration_seconds_sum") / prepares);
+  }
   std::fflush(stdout);
   sluice::bench::StopDaemon(daemon);
 

@@ -249,6 +249,8 @@ depends_on = ["check"]
         std::string::npos);
   CHECK(metrics.body.find("sluice_cron_trigger_lag_seconds_count{dag=\"sched\"} 2") !=
         std::string::npos);
+  CHECK(metrics.body.find("# TYPE sluice_scheduler_prepare_duration_seconds histogram") !=
+        std::string::npos);
   CHECK(metrics.body.find("sluice_api_requests_total{method=\"GET\",route=\"/api/v1/dags\","
                           "status=\"401\"} 2") != std::string::npos);
   CHECK(metrics.body.find("sluice_task_duration_seconds_bucket{dag=\"flaky\",le=\"+Inf\"} 3") !=

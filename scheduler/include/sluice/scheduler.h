@@ -49,6 +49,7 @@ class Scheduler {
     Duration rescan = std::chrono::seconds(2);  // how often the DAG folder is scanned
     // How long before a cron boundary the runs due at it are prepared (built in memory,
     // nothing recorded), so that at the boundary each costs only its record. 0: not ahead.
+    // The lead grows to twice the last prepare step when that took longer than half of it.
     Duration prepare_ahead = std::chrono::milliseconds(50);
   };
 
@@ -159,6 +160,7 @@ class Scheduler {
   std::map<std::string, std::unique_ptr<Runner::PreparedRun>> prepared_;
   std::optional<std::chrono::sys_seconds> prepared_for_;
   size_t prepared_launched_ = 0;
+  std::chrono::microseconds last_prepare_{0};  // how long the last rescan + prepare took
   // Backfill runs made since the start, and when runs were last prepared: while it has not
   // moved, no backfill can have taken a prepared run's slot.
   uint64_t backfill_runs_made_ = 0;
