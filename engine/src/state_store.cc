@@ -900,27 +900,24 @@ StatusOr<StateStore::RunPage> StateStore::QueryRuns(const RunQuery& query) const
       break;
     }
     // The key's tail names the run: <created>/<dag>/<run> or, for one DAG, <created>/<run>.
-    const std::string rest = iter->key().ToString().substr(prefix.size());
+    const std::string_view rest = iter->key().ToStringView().substr(prefix.size());
     const size_t slash = rest.find('/');
-    if (slash == std::string::npos) continue;
-    std::string dag_id = query.dag_id;
-    std::string run_id = rest.substr(slash + 1);
-    if (query.dag_id.empty()) {
-      const size_t second = run_id.find('/');
-      if (second == std::string::npos) continue;
-      dag_id = run_id.substr(0, second);
-      run_id = run_id.substr(second + 1);
-    }
+    if (slash == std::string_view::npos) continue;
+    // After the time: <dag>/<run> (every DAG) or <run> (one DAG); the runs family's key.
+    const std::string run_key = query.dag_id.empty()
+                                    ? std::string(rest.substr(slash + 1))
+                                    : query.dag_id + "/" + std::string(rest.substr(slash + 1));
+    const size_t dag_end = run_key.find('/', query.dag_id.size());
+    if (dag_end == std::string::npos) continue;
     std::string value;
-    if (!impl_->db->Get(rocksdb::ReadOptions(), impl_->runs, RunKey(dag_id, run_id), &value).ok())
-      continue;
+    if (!impl_->db->Get(rocksdb::ReadOptions(), impl_->runs, run_key, &value).ok()) continue;
     const bool filtered = !query.run_type.empty() || !query.states.empty();
     if (query.raw && !filtered) {
       // Only what the page token needs; the caller sends `raw` as it is.
       RunRecord& id = page.runs.emplace_back();
-      id.created_at = key_time(std::string_view(rest).substr(0, slash));
-      id.dag_id = dag_id;
-      id.run_id = run_id;
+      id.created_at = key_time(rest.substr(0, slash));
+      id.dag_id = run_key.substr(0, dag_end);
+      id.run_id = run_key.substr(dag_end + 1);
       page.raw.push_back(std::move(value));
       continue;
     }
