@@ -136,16 +136,19 @@ TEST_CASE("StateStore.Open.ReadOnlyOnEmptyFolderSaysWhatToDo") {
   CHECK(reader.status().message().find("no Sluice state in") != std::string::npos);
 }
 
-// The run ids of every page of QueryRuns, newest first.
+// The run ids of every page of QueryRuns, newest first. A token that does not move on fails
+// the test instead of looping.
 std::vector<std::string> AllRunIds(const StateStore& store, StateStore::RunQuery query) {
   std::vector<std::string> ids;
-  for (;;) {
+  for (int pages = 0; pages < 1000; ++pages) {
     auto page = store.QueryRuns(query);
     REQUIRE_MESSAGE(page.ok(), page.status().message());
     for (const RunRecord& r : page->runs) ids.push_back(r.run_id);
     if (page->next_page_token.empty()) return ids;
     query.page_token = page->next_page_token;
   }
+  FAIL("QueryRuns never gave a last page");
+  return ids;
 }
 
 TEST_CASE("StateStore.Open.OlderStateDirReadsAndIsUpgradedByAWriter") {
@@ -303,16 +306,9 @@ TEST_CASE("StateStore.QueryRuns.PagesNewestFirstWithFilters") {
   }
   REQUIRE((*store)->Commit(&batch).ok());
 
-  std::vector<std::string> seen;
   StateStore::RunQuery query;
   query.limit = 10;
-  for (int page = 0; page < 5; ++page) {
-    auto got = (*store)->QueryRuns(query);
-    REQUIRE(got.ok());
-    for (const RunRecord& r : got->runs) seen.push_back(r.run_id);
-    if (got->next_page_token.empty()) break;
-    query.page_token = got->next_page_token;
-  }
+  const std::vector<std::string> seen = AllRunIds(**store, query);
   REQUIRE(seen.size() == 25);
   CHECK(seen.front() == "r24");
   CHECK(seen.back() == "r0");
