@@ -202,6 +202,13 @@ class FieldParser {
 }  // namespace
 
 std::optional<CronSchedule> CronSchedule::Parse(std::string_view expression, CronError* error) {
+  if (expression.size() > kMaxCronBytes) {
+    *error = {0,
+              "the schedule is " + std::to_string(expression.size()) +
+                  " bytes, more than the limit of " + std::to_string(kMaxCronBytes),
+              "a cron expression is five short fields, e.g. \"0 3 * * *\""};
+    return std::nullopt;
+  }
   CronSchedule schedule;
   schedule.expression_ = std::string(expression);
   std::string_view text = expression;

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "sluice/json_limits.h"
 #include "sluice/suggest.h"
 #include "sluice/template.h"
 
@@ -104,6 +105,23 @@ std::string FormatTomlDate(const toml::date& d) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", d.year, d.month, d.day);
   return buf;
+}
+
+// The first array or table inside `node` that lies more than `limit` levels deep, or null.
+// toml++ itself stops at 256 levels, so this recursion is bounded.
+const toml::node* TooDeep(const toml::node& node, size_t limit, size_t depth = 0) {
+  if (!node.is_array() && !node.is_table()) return nullptr;
+  if (depth >= limit) return &node;
+  if (const toml::table* table = node.as_table()) {
+    for (const auto& [k, v] : *table) {
+      if (const toml::node* deep = TooDeep(v, limit, depth + 1)) return deep;
+    }
+  } else {
+    for (const toml::node& el : *node.as_array()) {
+      if (const toml::node* deep = TooDeep(el, limit, depth + 1)) return deep;
+    }
+  }
+  return nullptr;
 }
 
 // TOML value -> JSON. Dates and times become ISO 8601 strings.
@@ -738,6 +756,12 @@ void Loader::ParseTask(const toml::table& t, size_t index, const TaskSettings& d
     if (!params->is_table()) {
       WrongType(*params, "params", where, "a table",
                 "write params = { key = value } or a [task.params] section");
+    } else if (const toml::node* deep = TooDeep(*params, kMaxJsonDepth)) {
+      Error(PosOf(*deep),
+            where + " params nest arrays and tables more than " + std::to_string(kMaxJsonDepth) +
+                " levels deep",
+            "flatten the value; params reach steps as JSON, which is limited to " +
+                std::to_string(kMaxJsonDepth) + " levels");
     } else {
       task->params = ToJson(*params);
       for (const auto& [k, v] : *params->as_table()) {
@@ -1039,6 +1063,12 @@ std::unique_ptr<const Dag> Loader::Load(const toml::table& root) {
   if (const toml::node* params = root.get("params")) {
     if (!params->is_table()) {
       WrongType(*params, "params", "the file", "a table", "write a [params] section");
+    } else if (const toml::node* deep = TooDeep(*params, kMaxJsonDepth)) {
+      Error(PosOf(*deep),
+            "[params] nest arrays and tables more than " + std::to_string(kMaxJsonDepth) +
+                " levels deep",
+            "flatten the value; params reach steps as JSON, which is limited to " +
+                std::to_string(kMaxJsonDepth) + " levels");
     } else {
       params_ = ToJson(*params);
       spec.params = params_;
@@ -1103,6 +1133,14 @@ std::unique_ptr<const Dag> Loader::Load(const toml::table& root) {
 DagLoadResult LoadDagText(std::string_view text, const std::string& path) {
   DagLoadResult result;
   result.path = path;
+  if (text.size() > kMaxDagFileBytes) {
+    result.diagnostics.Error(path, {},
+                             "DAG file is " + std::to_string(text.size()) +
+                                 " bytes, more than the limit of " +
+                                 std::to_string(kMaxDagFileBytes),
+                             "split it into several DAGs");
+    return result;
+  }
   result.source = std::string(text);
   toml::table root;
   try {

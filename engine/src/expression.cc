@@ -1,5 +1,6 @@
 #include "sluice/expression.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -27,6 +28,7 @@ struct Expression::Node {
   };
   std::variant<Literal, Path, Operator> kind;
   size_t offset = 0;
+  size_t height = 1;  // 1 for a leaf; an operator is one more than its deepest operand
 };
 
 namespace {
@@ -164,7 +166,14 @@ class Parser {
   bool IsOp(std::string_view op) const { return tok_.kind == Tok::kOp && tok_.text == op; }
 
   NodePtr MakeOp(Op op, size_t offset, NodePtr lhs, NodePtr rhs) {
+    const size_t height = 1 + std::max(lhs->height, rhs ? rhs->height : 0);
+    if (height > kMaxExpressionHeight) {
+      SetError(offset, "the expression is more than " + std::to_string(kMaxExpressionHeight) +
+                           " levels of operators deep; split it into simpler conditions");
+      return nullptr;
+    }
     auto node = std::make_unique<Expression::Node>();
+    node->height = height;
     node->kind = Expression::Node::Operator{op, std::move(lhs), std::move(rhs)};
     node->offset = offset;
     return node;
@@ -194,9 +203,29 @@ class Parser {
     return lhs;
   }
 
+  // Counts one level of nesting for as long as it lives; false past the limit (with the error
+  // set at `offset`).
+  class Nesting {
+   public:
+    Nesting(Parser* parser, size_t offset) : parser_(parser) {
+      if (++parser_->nesting_ > kMaxExpressionNesting) {
+        parser_->SetError(offset, "the expression nests parentheses, \"not\" and \"-\" more than " +
+                                      std::to_string(kMaxExpressionNesting) +
+                                      " levels deep; simplify it");
+      }
+    }
+    ~Nesting() { --parser_->nesting_; }
+    bool ok() const { return parser_->nesting_ <= kMaxExpressionNesting; }
+
+   private:
+    Parser* parser_;
+  };
+
   NodePtr ParseNot() {
     if (IsKeyword("not")) {
       size_t at = tok_.offset;
+      Nesting nesting(this, at);
+      if (!nesting.ok()) return nullptr;
       if (!Advance()) return nullptr;
       NodePtr operand = ParseNot();
       if (!operand) return nullptr;
@@ -258,6 +287,8 @@ class Parser {
   NodePtr ParseUnary() {
     if (IsOp("-")) {
       size_t at = tok_.offset;
+      Nesting nesting(this, at);
+      if (!nesting.ok()) return nullptr;
       if (!Advance()) return nullptr;
       NodePtr operand = ParseUnary();
       if (!operand) return nullptr;
@@ -282,6 +313,8 @@ class Parser {
         break;
       case Tok::kLParen: {
         size_t open = tok_.offset;
+        Nesting nesting(this, open);
+        if (!nesting.ok()) return nullptr;
         if (!Advance()) return nullptr;
         NodePtr inner = ParseOr();
         if (!inner) return nullptr;
@@ -334,6 +367,7 @@ class Parser {
   std::string_view text_;
   std::vector<Expression::Reference>* refs_;
   size_t pos_ = 0;
+  size_t nesting_ = 0;  // parentheses, "not" and unary "-" open around the current token
   Token tok_;
   bool failed_ = false;
   ExpressionError error_;
@@ -495,6 +529,13 @@ Expression& Expression::operator=(Expression&&) noexcept = default;
 Expression::~Expression() = default;
 
 std::unique_ptr<Expression> Expression::Parse(std::string_view text, ExpressionError* error) {
+  if (text.size() > kMaxExpressionBytes) {
+    if (error) {
+      *error = {0, "the expression is " + std::to_string(text.size()) +
+                       " bytes, more than the limit of " + std::to_string(kMaxExpressionBytes)};
+    }
+    return nullptr;
+  }
   std::unique_ptr<Expression> expr(new Expression());
   expr->text_ = std::string(text);
   Parser parser(expr->text_, &expr->references_);

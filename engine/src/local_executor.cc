@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "sluice/child_process.h"
+#include "sluice/json_limits.h"
 #include "sluice/plugin_abi.h"
 #include "sluice/worker_protocol.h"
 
@@ -247,13 +248,13 @@ void LocalWorkerPool::Impl::StartWrite(const std::shared_ptr<Worker>& w) {
 void LocalWorkerPool::Impl::HandleFrame(const std::shared_ptr<Worker>& w, Type type,
                                         const std::string& payload) {
   w->last_heard = std::chrono::steady_clock::now();
-  json body;
-  try {
-    body = json::parse(payload);
-  } catch (const json::exception&) {
-    Kill(w, {TaskOutcome::Kind::kCrashed, "worker sent a message that is not JSON"});
+  StatusOr<json> parsed = ParseJson(payload, "a worker frame", kFrameJsonLimits);
+  if (!parsed.ok()) {
+    Kill(w, {TaskOutcome::Kind::kCrashed,
+             "worker sent a message the engine cannot read: " + parsed.status().message()});
     return;
   }
+  json body = std::move(parsed).value();
   switch (type) {
     case Type::kHello:
       w->hello = true;

@@ -98,6 +98,13 @@ const json* Lookup(const json& context, const std::vector<std::string>& path) {
 }  // namespace
 
 std::optional<Template> Template::Parse(std::string_view text, TemplateError* error) {
+  if (text.size() > kMaxTemplateBytes) {
+    *error = {0,
+              "the text is " + std::to_string(text.size()) + " bytes, more than the limit of " +
+                  std::to_string(kMaxTemplateBytes) + " for a templated value",
+              "pass large text as a file (an input) instead of a param"};
+    return std::nullopt;
+  }
   Template t;
   std::string piece;
   size_t i = 0;
@@ -107,6 +114,13 @@ std::optional<Template> Template::Parse(std::string_view text, TemplateError* er
       if (close == std::string_view::npos) {
         *error = {i, "\"{{\" is not closed by \"}}\"",
                   "close the placeholder, or write {{ '{{' }} for a literal \"{{\""};
+        return std::nullopt;
+      }
+      if (t.placeholders_.size() == kMaxTemplatePlaceholders) {
+        *error = {
+            i,
+            "more than " + std::to_string(kMaxTemplatePlaceholders) + " placeholders in one value",
+            "pass large text as a file (an input) instead of a param"};
         return std::nullopt;
       }
       Placeholder placeholder;

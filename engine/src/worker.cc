@@ -22,6 +22,7 @@
 
 #include "sluice/artifacts.h"
 #include "sluice/duration.h"
+#include "sluice/json_limits.h"
 #include "sluice/plugin_abi.h"
 #include "sluice/plugin_host.h"
 #include "sluice/worker_protocol.h"
@@ -154,13 +155,12 @@ class RemoteStepHost : public StepHost {
   }
   bool Cancelled() override { return cancelled_->load(); }
   bool Call(const std::string& method, const std::string& request, std::string* response) override {
-    json body;
-    try {
-      body = json::parse(request);
-    } catch (const json::exception&) {
-      *response = "call " + method + ": the request is not valid JSON";
+    StatusOr<json> parsed = ParseJson(request, "the request");
+    if (!parsed.ok()) {
+      *response = "call " + method + ": " + parsed.status().message();
       return false;
     }
+    json body = std::move(parsed).value();
     int64_t id = 0;
     {
       std::lock_guard<std::mutex> lock(calls_->mutex);
@@ -189,9 +189,14 @@ class RemoteStepHost : public StepHost {
     }
     json message = {{"name", name}};
     if (kind == SLUICE_OUTPUT_VALUE) {
+      StatusOr<json> value = ParseJson(data, "output \"" + name + "\"");
+      if (!value.ok()) {
+        Log(SLUICE_LOG_ERROR, value.status().message().substr(0, 400));
+        return false;
+      }
       try {
         message["kind"] = "value";
-        message["value"] = json::parse(data);
+        message["value"] = std::move(value).value();
         message["artifact"] = ValueArtifactId(message["value"]);
         message["size"] = data.size();
       } catch (const json::exception&) {
@@ -297,12 +302,9 @@ int RunWorker(int fd) {
     Type type;
     std::string payload;
     while (conn.Receive(&type, &payload)) {
-      json body;
-      try {
-        body = json::parse(payload);
-      } catch (const json::exception&) {
-        continue;  // a frame we cannot read cannot be answered either
-      }
+      StatusOr<json> parsed = ParseJson(payload, "a frame", kFrameJsonLimits);
+      if (!parsed.ok()) continue;  // a frame we cannot read cannot be answered either
+      json body = std::move(parsed).value();
       if (type == Type::kReply) {
         const int64_t id = body.is_object() ? body.value("id", int64_t{0}) : 0;
         std::lock_guard<std::mutex> lock(calls.mutex);
@@ -493,12 +495,9 @@ int RunServingWorker(int fd) {
       if (!conn.Send(Type::kPredicted, id + " " + std::to_string(code) + "\n" + response)) return 1;
       continue;
     }
-    json body;
-    try {
-      body = json::parse(payload);
-    } catch (const json::exception&) {
-      continue;
-    }
+    StatusOr<json> parsed = ParseJson(payload, "a frame", kFrameJsonLimits);
+    if (!parsed.ok()) continue;
+    json body = std::move(parsed).value();
     if (type == Type::kShutdown) return 0;
     if (type == Type::kUnloadModel) {
       slots.erase(body.value("slot", ""));

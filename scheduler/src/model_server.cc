@@ -19,6 +19,7 @@
 
 #include "sluice/artifacts.h"
 #include "sluice/child_process.h"
+#include "sluice/json_limits.h"
 #include "sluice/metrics.h"
 #include "sluice/plugin_abi.h"
 #include "sluice/plugin_host.h"
@@ -248,8 +249,9 @@ struct ModelServer::Impl : std::enable_shared_from_this<ModelServer::Impl> {
   void HandleFrame(const std::shared_ptr<ServingWorker>& w, Type type, const std::string& payload) {
     if (type == Type::kPredicted) return OnPredicted(w, payload);
     if (type != Type::kLoaded) return;  // kHello
-    json body = json::parse(payload, nullptr, false);
-    if (body.is_discarded()) return;
+    StatusOr<json> parsed = ParseJson(payload, "a serving worker frame", kFrameJsonLimits);
+    if (!parsed.ok() || !parsed->is_object()) return;
+    json body = std::move(parsed).value();
     auto it = loads.find(body.value("id", int64_t{0}));
     if (it == loads.end()) return;
     const Load load = it->second;

@@ -173,6 +173,14 @@ TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * doctest::timeout(180)) 
   r = HttpCall(port, "POST", predict, "", json{{"rows", many}}.dump());
   CHECK(r.status == 400);
   CHECK(Message(r) == "too many rows: 1001 (at most 1000 per request)");
+  // Issue 15: a body nested 100,000 levels deep killed a serving worker with SIGSEGV.
+  const std::string deep =
+      "{\"rows\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  r = HttpCall(port, "POST", predict, "", deep);
+  CHECK(r.status == 400);
+  CHECK_MESSAGE(Message(r).find("levels deep") != std::string::npos, r.body);
+  r = HttpCall(port, "POST", predict, "", one);
+  CHECK_MESSAGE(r.status == 200, r.body);
   CHECK(HttpCall(port, "POST", "/api/v1/models/nope/predict", "", one).status == 404);
   CHECK(HttpCall(port, "POST", predict + "?version=x", "", one).status == 400);
   r = HttpCall(port, "POST", predict + "?version=99", "", one);

@@ -179,6 +179,38 @@ TEST_CASE("DagLoader.NothingHalfLoaded.OneErrorRejectsTheWholeFile") {
   CHECK(r.diagnostics.error_count() == 1);
 }
 
+// Issue 15: a `when` of 10,000 nested parentheses, or 100,000 "not"s, crashed `sluice dag
+// validate` (and a daemon that rescanned the file) with SIGSEGV. Now each is one error at
+// the file, line and column where the nesting goes too deep, and so are params nested deeper
+// than JSON may be and a file past the size limit.
+TEST_CASE("DagLoader.Limits.DeepWhenParamsAndHugeFilesAreDiagnostics") {
+  const std::string head =
+      "[dag]\nid = \"deep\"\n[[task]]\nid = \"a\"\nplugin = \"core.noop\"\n"
+      "[[task]]\nid = \"b\"\nplugin = \"core.noop\"\ndepends_on = [\"a\"]\n";
+  std::string nots;
+  for (int i = 0; i < 100000; ++i) nots += "not ";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"when = \"" + std::string(10000, '(') + "a.x" + std::string(10000, ')') + "\"\n",
+       "deep.toml:10:"},
+      {"when = \"" + nots + "a.x\"\n", "deep.toml:10:"},
+      {"params = { v = " + std::string(100, '[') + std::string(100, ']') + " }\n", "deep.toml:10:"},
+  };
+  for (const auto& [tail, where] : cases) {
+    DagLoadResult r = LoadDagText(head + tail, "deep.toml");
+    const std::string errors = Errors(r);
+    CAPTURE(errors.substr(0, 300));
+    CHECK_FALSE(r.ok());
+    CHECK(r.diagnostics.error_count() == 1);
+    CHECK(errors.find(where) != std::string::npos);
+    CHECK(
+        (errors.find("levels") != std::string::npos || errors.find("bytes") != std::string::npos));
+  }
+  DagLoadResult huge =
+      LoadDagText(head + "# " + std::string(kMaxDagFileBytes, 'x') + "\n", "huge.toml");
+  CHECK_FALSE(huge.ok());
+  CHECK(Errors(huge).find("more than the limit") != std::string::npos);
+}
+
 TEST_CASE("DagLoader.File.MissingFileIsReported") {
   DagLoadResult r = LoadDagFile("/nonexistent/dir/x.toml");
   CHECK_FALSE(r.ok());

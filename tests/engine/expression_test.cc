@@ -126,5 +126,54 @@ TEST_CASE("Expression.Parse.ErrorsSayWhereAndWhat") {
   }
 }
 
+// Issue 15: a `when` of 10,000 nested parentheses, or 100,000 "not"s, crashed the loader (and
+// the daemon that rescanned it) with SIGSEGV. Nesting is now refused at a fixed depth, with
+// the offset where it goes too deep, and no recursion depth follows from the input.
+TEST_CASE("Expression.Parse.RefusesNestingPastTheLimit") {
+  std::string parens = std::string(10000, '(') + "1" + std::string(10000, ')');
+  std::string nots;
+  for (int i = 0; i < 10000; ++i) nots += "not ";
+  nots += "true";
+  std::string negations = std::string(50000, '-') + "1";
+  std::string chain = "1";
+  for (int i = 0; i < 10000; ++i) chain += " + 1";
+  std::string ands = "true";
+  for (int i = 0; i < 5000; ++i) ands += " and true";
+  for (const std::string* text : {&parens, &nots, &negations, &chain, &ands}) {
+    const std::string head = text->substr(0, 20);
+    CAPTURE(head);
+    ExpressionError error;
+    CHECK(Expression::Parse(*text, &error) == nullptr);
+    CHECK(error.message.find("levels") != std::string::npos);
+    CHECK(error.offset > 0);
+    CHECK(error.offset < text->size());
+  }
+  // The issue's 100,000 "not"s are past the size limit as well: refused before parsing.
+  std::string many_nots;
+  for (int i = 0; i < 100000; ++i) many_nots += "not ";
+  ExpressionError size_error;
+  CHECK(Expression::Parse(many_nots + "true", &size_error) == nullptr);
+  CHECK(size_error.message.find("bytes") != std::string::npos);
+  // Within the limits, deep is fine and evaluates.
+  std::string ok = std::string(kMaxExpressionNesting - 1, '(') + "2" +
+                   std::string(kMaxExpressionNesting - 1, ')') + " > 1";
+  ExpressionError error;
+  auto expr = Expression::Parse(ok, &error);
+  REQUIRE_MESSAGE(expr != nullptr, error.message);
+  CHECK(*expr->EvaluateCondition(From(json::object())));
+  std::string sum = "0";
+  for (int i = 0; i < 500; ++i) sum += " + 1";
+  expr = Expression::Parse(sum, &error);
+  REQUIRE_MESSAGE(expr != nullptr, error.message);
+  CHECK(expr->Evaluate(From(json::object()))->get<double>() == 500.0);
+}
+
+TEST_CASE("Expression.Parse.RefusesTextPastTheSizeLimit") {
+  std::string big = "a.x == '" + std::string(kMaxExpressionBytes, 'x') + "'";
+  ExpressionError error;
+  CHECK(Expression::Parse(big, &error) == nullptr);
+  CHECK(error.message.find("bytes") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace sluice

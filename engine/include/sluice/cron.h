@@ -37,6 +37,9 @@ class time_zone;
 
 namespace sluice {
 
+// A schedule longer than this is refused before it is parsed.
+inline constexpr size_t kMaxCronBytes = 1024;
+
 struct CronError {
   size_t offset = 0;  // 0-based byte offset of the offending part in the expression
   std::string message;

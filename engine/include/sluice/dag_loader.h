@@ -29,6 +29,10 @@ struct DagLoadResult {
   bool ok() const { return dag != nullptr; }
 };
 
+// A DAG file larger than this is refused before it is parsed (10,000 tasks fit in ~3 MiB).
+// Nesting inside it is bounded too: toml++ stops at 256 levels, and params at kMaxJsonDepth.
+inline constexpr size_t kMaxDagFileBytes = 16u << 20;
+
 // Reads and validates one DAG file.
 DagLoadResult LoadDagFile(const std::string& path);
 

@@ -18,6 +18,12 @@
 // types is false; "<" between different types is an error. "and"/"or" short-circuit and
 // yield booleans; truthiness: null, false, 0 and "" are false, everything else is true.
 //
+// Limits: the text is at most kMaxExpressionBytes; parentheses, "not" and unary "-" nest at most
+// kMaxExpressionNesting levels; and no chain of operators is more than kMaxExpressionHeight
+// levels deep ("1 + 1 + ... + 1" with 1,000 "+"). Past a limit Parse fails with the offset
+// where it was crossed, so that no input decides how deep parsing, evaluation or destruction
+// recurse.
+//
 // Thread safety: an Expression is immutable after Parse; Evaluate may run concurrently.
 #ifndef SLUICE_EXPRESSION_H_
 #define SLUICE_EXPRESSION_H_
@@ -32,6 +38,10 @@
 #include "sluice/status.h"
 
 namespace sluice {
+
+inline constexpr size_t kMaxExpressionBytes = 64 * 1024;
+inline constexpr size_t kMaxExpressionNesting = 128;
+inline constexpr size_t kMaxExpressionHeight = 1000;
 
 struct ExpressionError {
   size_t offset = 0;  // 0-based byte offset into the expression text

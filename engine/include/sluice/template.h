@@ -29,6 +29,11 @@ struct TemplateVariable {
 // The run variables, in the order the docs list them. `params.*` is not listed here.
 const std::vector<TemplateVariable>& TemplateVariables();
 
+// A template longer than this, or with more placeholders, is refused by Parse. Parsing and
+// rendering are linear (no nesting: a placeholder only looks a value up).
+inline constexpr size_t kMaxTemplateBytes = 1u << 20;
+inline constexpr size_t kMaxTemplatePlaceholders = 10000;
+
 struct TemplateError {
   size_t offset = 0;  // 0-based byte offset in the text
   std::string message;
