@@ -385,19 +385,19 @@ void AddClientCommands(CLI::App& app, int* exit_code) {
   // `runs list` is in state_commands.cc (it reads the store when no daemon runs).
   CLI::App* runs = app.get_subcommand("runs");
   CLI::App* show = runs->add_subcommand("show", "A run and the latest try of each task");
-  show->add_option("run", o->run_id, "Run id")->required();
+  show->add_option("run", o->run_id, "Run id")->required()->check(RunIdProblem);
   show->add_option("--dag", o->dag, "The run's DAG, when several DAGs have a run with this id");
   on(show, RunsShow);
   CLI::App* cancel = runs->add_subcommand(
       "cancel", "Cancel a run: tasks not started are skipped, running tries are stopped");
-  cancel->add_option("run", o->run_id, "Run id")->required();
+  cancel->add_option("run", o->run_id, "Run id")->required()->check(RunIdProblem);
   cancel->add_option("--dag", o->dag, "The run's DAG, when several DAGs have a run with this id");
   on(cancel, RunsCancel);
 
   CLI::App* tasks = app.get_subcommand("tasks");
   CLI::App* clear = tasks->add_subcommand(
       "clear", "Run ended tasks of a run again (new tries; the run reopens if it had ended)");
-  clear->add_option("run", o->run_id, "Run id")->required();
+  clear->add_option("run", o->run_id, "Run id")->required()->check(RunIdProblem);
   clear->add_option("-t,--task", o->tasks, "A task to clear (repeatable; default: every task)");
   clear->add_flag("--downstream", o->downstream, "Also clear the tasks downstream of them");
   clear->add_flag("--only-failed", o->only_failed,

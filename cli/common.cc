@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "sluice/local_executor.h"
+#include "sluice/state_store.h"
 
 namespace sluice::cli {
 
@@ -94,6 +95,11 @@ std::string FormatSeconds(double seconds) {
     std::snprintf(buf, sizeof buf, "%dm%02ds", total / 60, total % 60);
   }
   return buf;
+}
+
+std::string RunIdProblem(const std::string& run_id) {
+  Status s = CheckRunId(run_id);
+  return s.ok() ? std::string() : s.message();
 }
 
 }  // namespace sluice::cli

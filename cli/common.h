@@ -24,6 +24,10 @@ std::string CliActor(const std::string& command);
 // returns the catalog. Plugin code never runs in this process.
 StatusOr<PluginCatalog> LoadPluginCatalog(const std::vector<std::string>& extra_dirs);
 
+// For CLI11's check(): "" when `run_id` follows the state store's run id grammar
+// (CheckRunId), else the reason, so that a mistyped id is a usage error (exit 2) that says why.
+std::string RunIdProblem(const std::string& run_id);
+
 // Prints rows as left-aligned columns separated by two spaces; the first row is the header.
 void PrintTable(const std::vector<std::vector<std::string>>& rows);
 

@@ -459,7 +459,7 @@ void AddMlopsCommands(CLI::App& app, int* exit_code) {
       "delete",
       "Delete an ended run: its record, tries and logs (its events stay). Its artifacts are "
       "freed by the next `sluice gc` unless something else refers to them.");
-  del->add_option("run", o->run_id, "Run id")->required();
+  del->add_option("run", o->run_id, "Run id")->required()->check(RunIdProblem);
   del->add_option("--dag", o->dag, "The run's DAG, when several DAGs have that run id");
   state_dir(del);
   on(del, RunsDelete);
@@ -476,7 +476,7 @@ void AddMlopsCommands(CLI::App& app, int* exit_code) {
 
   CLI::App* metrics = app.add_subcommand(
       "metrics", "Metrics of a run's tasks: a summary per metric, or every point");
-  metrics->add_option("run", o->run_id, "Run id")->required();
+  metrics->add_option("run", o->run_id, "Run id")->required()->check(RunIdProblem);
   metrics->add_option("task", o->task, "Only this task");
   metrics->add_option("--dag", o->dag, "The run's DAG, when several DAGs have that run id");
   metrics->add_flag("--steps", o->steps, "Every point (learning curves), not a summary");

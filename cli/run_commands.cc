@@ -403,6 +403,12 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
     pool.Shutdown();
     io.stop();
   });
+  // The store cannot record (a full disk): stop at once; --resume continues from what was
+  // durable.
+  runner.OnFatal([&](const Status&) {
+    pool.Shutdown();
+    io.stop();
+  });
 
   if (!StartWithPlugins(pool, io, options.plugin_dirs, "run", &catalog, &exit_code, [&] {
         Diagnostics problems;
@@ -452,6 +458,11 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
 
   if (!runner.fatal_error().ok()) {
     std::fprintf(stderr, "sluice run: stopped: %s\n", runner.fatal_error().message().c_str());
+    if (!run_id.empty()) {
+      std::fprintf(
+          stderr, "  resume with: sluice run --resume %s%s\n", run_id.c_str(),
+          options.state_dir == ".sluice" ? "" : (" --state-dir " + options.state_dir).c_str());
+    }
     return kExitFailed;
   }
   if (interrupted) {
@@ -490,9 +501,10 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, int* exit_code) 
   run->add_option("--state-dir", options->state_dir,
                   "State directory (default: $SLUICE_STATE_DIR or .sluice)");
   run->add_option(
-      "--resume", options->resume,
-      "Finish an interrupted run: tasks that succeeded are not run again; tries that were "
-      "in flight count as failed tries and are retried per their policy");
+         "--resume", options->resume,
+         "Finish an interrupted run: tasks that succeeded are not run again; tries that were "
+         "in flight count as failed tries and are retried per their policy")
+      ->check(RunIdProblem);
   run->add_option("-w,--workers", options->workers, "Worker processes (default: number of cores)");
   run->add_option(
       "--plugin-dir", options->plugin_dirs,

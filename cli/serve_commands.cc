@@ -237,6 +237,14 @@ int RunServe(ServeOptions o) {
                     });
   // A run that ends frees a max_active_runs slot: look for owed intervals at once.
   runner.OnRunFinished([&](const RunRecord& run) { scheduler.RunEnded(run.dag_id); });
+  // The store cannot record (a full disk): a daemon that cannot record must not act, so it
+  // stops; a restart once room is made resumes what was in flight.
+  runner.OnFatal([&](const Status&) {
+    scheduler.Stop();
+    server.Stop();
+    pool.Shutdown();
+    io.stop();
+  });
 
   const std::string daemon_file = (std::filesystem::path(o.state_dir) / "daemon.json").string();
   int exit_code = kExitOk;

@@ -239,7 +239,7 @@ void AddStateCommands(CLI::App& app, int* exit_code) {
   tasks->require_subcommand(1);
   CLI::App* tasks_list =
       tasks->add_subcommand("list", "Every try of every task of a run, with its state and reason");
-  tasks_list->add_option("run", o->run_id, "Run id")->required();
+  tasks_list->add_option("run", o->run_id, "Run id")->required()->check(RunIdProblem);
   tasks_list->add_option("--dag", o->dag,
                          "The run's DAG, when several DAGs have a run with this id");
   tasks_list->add_flag("--json", o->json, "Print JSON");
@@ -248,7 +248,7 @@ void AddStateCommands(CLI::App& app, int* exit_code) {
 
   CLI::App* logs =
       app.add_subcommand("logs", "Print the log of a task's try (default: its latest try)");
-  logs->add_option("run", o->run_id, "Run id")->required();
+  logs->add_option("run", o->run_id, "Run id")->required()->check(RunIdProblem);
   logs->add_option("task", o->task_id, "Task id")->required();
   logs->add_option("--try", o->try_number, "Try number (1 for the first)");
   logs->add_flag("-f,--follow", o->follow,
@@ -263,7 +263,7 @@ void AddStateCommands(CLI::App& app, int* exit_code) {
 
   CLI::App* events = app.add_subcommand(
       "events", "Print a run's event log: every transition, why, and who caused it");
-  events->add_option("run", o->run_id, "Run id")->required();
+  events->add_option("run", o->run_id, "Run id")->required()->check(RunIdProblem);
   events->add_option("--dag", o->dag, "The run's DAG, when several DAGs have a run with this id");
   events->add_flag("--json", o->json, "Print JSON");
   AddStateDir(events, o.get());

@@ -379,6 +379,8 @@ StatusOr<std::unique_ptr<Runner::PreparedRun>> Runner::Prepare(TriggerRequest re
   r.dag_id = dag.id();
   r.run_id =
       request.run_id.empty() ? NewRunId(dag.id(), request.run_type, logical) : request.run_id;
+  // Before anything names a folder after it.
+  SLUICE_RETURN_IF_ERROR(CheckRunId(r.run_id));
   if (runs_.count(r.dag_id + "/" + r.run_id) > 0 || store_->HasRun(r.dag_id, r.run_id)) {
     return Status::AlreadyExists("DAG \"" + r.dag_id + "\" already has a run \"" + r.run_id + "\"");
   }
@@ -533,6 +535,12 @@ StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string&
   if (!loaded.ok()) return loaded.status();
   RunRt* r = *loaded;
   const Dag* dag = r->dag.get();
+  // The run is running again before any of its tasks is decided: deciding an in-flight try
+  // with no retry left can end the run, and that end must be the last word.
+  const RunState run_from = r->record.state;
+  r->record.state = RunState::kRunning;
+  RecordRun(r, run_from, "resumed");
+  ArmRunTimeout(r);
   // Tries that were in flight died with the previous process: each is a failed try.
   for (size_t i = 0; i < dag->size(); ++i) {
     TaskRt& t = r->tasks[i];
@@ -563,10 +571,6 @@ StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string&
       ScheduleRetry(r, i, Duration(0));
     }
   }
-  const RunState from = r->record.state;
-  r->record.state = RunState::kRunning;
-  RecordRun(r, from, "resumed");
-  ArmRunTimeout(r);
   for (size_t i = 0; i < dag->size(); ++i) {
     if (!r->tasks[i].decided) Decide(r, i);
   }
@@ -1182,6 +1186,7 @@ void Runner::Flush() {
     fatal_ = s;
     launches_.clear();
     for (auto& [key, r] : running_) executor_->Cancel(key);
+    if (on_fatal_) boost::asio::post(io_, [this] { on_fatal_(fatal_); });
     return;
   }
   std::vector<TaskLaunch> launches;

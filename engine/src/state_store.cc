@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <unordered_map>
@@ -35,6 +36,54 @@ constexpr std::array<std::pair<RunState, std::string_view>, 4> kRunStates = {{
     {RunState::kSuccess, "success"},
     {RunState::kFailed, "failed"},
 }};
+
+// RocksDB's info log (db/LOG). RocksDB's own file logger appends again after an append failed,
+// and its writer asserts on that (an abort, seen on a full disk); this one stops at the first
+// failed write instead, and rotates at kMaxBytes so that the log cannot fill the disk either.
+// With an empty path it writes nothing (a read-only open must not touch the state dir).
+class InfoLog : public rocksdb::Logger {
+ public:
+  static constexpr long kMaxBytes = 4 << 20;
+
+  explicit InfoLog(std::string path)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), path_(std::move(path)) {}
+  ~InfoLog() override {
+    if (file_ != nullptr) std::fclose(file_);
+  }
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (failed_ || path_.empty()) return;
+    if (file_ == nullptr || std::ftell(file_) > kMaxBytes) {
+      if (file_ != nullptr) {
+        std::fclose(file_);
+        std::rename(path_.c_str(), (path_ + ".old").c_str());
+      }
+      file_ = std::fopen(path_.c_str(), "a");
+      if (file_ == nullptr) {
+        failed_ = true;
+        return;
+      }
+    }
+    char line[2048];
+    std::vsnprintf(line, sizeof line, format, ap);
+    const std::time_t now = std::time(nullptr);
+    std::tm utc{};
+    gmtime_r(&now, &utc);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    if (std::fprintf(file_, "%s %s\n", when, line) < 0 || std::fflush(file_) != 0) {
+      failed_ = true;
+    }
+  }
+
+ private:
+  const std::string path_;
+  std::mutex mutex_;
+  std::FILE* file_ = nullptr;  // guarded by mutex_
+  bool failed_ = false;        // guarded by mutex_
+};
 
 std::string Pad(int64_t n, int width) {
   char buf[32];
@@ -477,6 +526,23 @@ struct StateStore::Impl {
   rocksdb::ColumnFamilyHandle* run_sources = nullptr;
   rocksdb::ColumnFamilyHandle* spaces[4] = {};  // by Space
   bool sync = true;
+  // The first failed write; once set, Commit writes nothing more (RocksDB must not be asked
+  // to sync a log whose last append failed). Guarded by error_mutex.
+  mutable std::mutex error_mutex;
+  Status write_error;
+  // Records the first write error (a full disk named as such) and returns it.
+  Status FailWrites(const rocksdb::Status& s, const std::string& dir) {
+    const bool full = s.IsNoSpace() || s.ToString().find("No space") != std::string::npos;
+    Status error = Status::IoError(
+        "cannot write to the state store in " + dir + ": " +
+        (full ? "the disk is full" : "a write failed") + " (" + s.ToString() +
+        "). Nothing after the last durable transition was acted on. Free space on that disk "
+        "(old runs: `sluice runs delete`, artifacts: `sluice gc`), then continue with "
+        "`sluice run --resume RUN` or a daemon restart");
+    std::lock_guard<std::mutex> lock(error_mutex);
+    if (write_error.ok()) write_error = std::move(error);
+    return write_error;
+  }
   // A version-1 store opened read-only: its creation-time index is the old one (a/ d/, oldest
   // first), read backwards.
   bool legacy_order = false;
@@ -597,7 +663,6 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, O
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
-  db_options.keep_log_file_num = 5;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   // Every transition is a small synced write, so the WAL's fdatasync is on the critical path
   // of every task. Preallocating WAL space (fallocate) makes each append change the file's
@@ -615,6 +680,9 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, O
   store->dir_ = dir;
   store->impl_->sync = options.sync;
   const std::string db_path = (std::filesystem::path(dir) / "db").string();
+  std::filesystem::create_directories(db_path, ec);
+  if (ec) return Status::IoError("cannot create state dir " + db_path + ": " + ec.message());
+  db_options.info_log = std::make_shared<InfoLog>(db_path + "/LOG");
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s =
       rocksdb::DB::Open(db_options, db_path, descriptors, &store->impl_->handles, &raw);
@@ -667,6 +735,7 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string
   }
   rocksdb::DBOptions db_options;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db_options.info_log = std::make_shared<InfoLog>("");
   std::unique_ptr<StateStore> store(new StateStore());
   store->dir_ = dir;
   // A state dir written by an older Sluice lacks the newest column families (the first
@@ -709,8 +778,53 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string
   return store;
 }
 
+Status CheckRunId(std::string_view run_id) {
+  auto quoted = [](std::string_view text) {
+    return json(std::string(text)).dump(-1, ' ', true, json::error_handler_t::replace);
+  };
+  if (run_id.empty()) return Status::InvalidArgument("the run id is empty");
+  if (run_id.size() > kMaxRunIdBytes) {
+    return Status::InvalidArgument("run id " + quoted(run_id.substr(0, 40)) + "... is " +
+                                   std::to_string(run_id.size()) + " characters, more than " +
+                                   std::to_string(kMaxRunIdBytes));
+  }
+  auto word = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
+  if (!word(run_id[0])) {
+    return Status::InvalidArgument("run id " + quoted(run_id) +
+                                   " must start with a letter, a digit or '_'");
+  }
+  for (char c : run_id) {
+    if (!word(c) && c != '.' && c != ':' && c != '+' && c != '-') {
+      return Status::InvalidArgument("run id " + quoted(run_id) + " holds " +
+                                     quoted(std::string_view(&c, 1)) +
+                                     "; use letters, digits and \"_.:+-\"");
+    }
+  }
+  return Status::Ok();
+}
+
+Status StateStore::write_error() const {
+  std::lock_guard<std::mutex> lock(impl_->error_mutex);
+  return impl_->write_error;
+}
+
 Status StateStore::Commit(Batch* batch, bool durable) {
   if (batch->empty()) return Status::Ok();
+  Status refused = write_error();
+  for (const RunRecord& run : batch->runs_) {
+    if (!refused.ok()) break;
+    refused = CheckRunId(run.run_id);
+  }
+  if (!refused.ok()) {
+    batch->runs_.clear();
+    batch->tries_.clear();
+    batch->events_.clear();
+    batch->control_.clear();
+    batch->kv_.clear();
+    return refused;
+  }
   rocksdb::WriteBatch wb;
   for (const RunRecord& run : batch->runs_) {
     wb.Put(impl_->runs, RunKey(run.dag_id, run.run_id), Serialize(run));
@@ -749,7 +863,7 @@ Status StateStore::Commit(Batch* batch, bool durable) {
   batch->events_.clear();
   batch->control_.clear();
   batch->kv_.clear();
-  if (!s.ok()) return Status::IoError("cannot write to the state store: " + s.ToString());
+  if (!s.ok()) return impl_->FailWrites(s, dir_);
   return Status::Ok();
 }
 
@@ -1012,10 +1126,11 @@ Status StateStore::DeleteRun(const std::string& dag_id, const std::string& run_i
   impl_->ScanPrefix(impl_->tries, key + "/", [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
     wb.Delete(impl_->tries, k);
   });
+  SLUICE_RETURN_IF_ERROR(write_error());
   rocksdb::WriteOptions options;
   options.sync = impl_->sync;
   rocksdb::Status s = impl_->db->Write(options, &wb);
-  if (!s.ok()) return Status::IoError("cannot write to the state store: " + s.ToString());
+  if (!s.ok()) return impl_->FailWrites(s, dir_);
   return Status::Ok();
 }
 

@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "sluice/artifacts.h"
+#include "sluice/json_limits.h"
 #include "sluice/registry.h"
 #include "sluice/suggest.h"
 #include "sluice/tracking.h"
@@ -81,11 +82,9 @@ std::variant<json, HttpResponse> ParseBody(const HttpRequest& request,
                                            std::initializer_list<Field> fields) {
   json body = json::object();
   if (!request.body.empty()) {
-    try {
-      body = json::parse(request.body);
-    } catch (const json::exception& e) {
-      return Error(400, "bad_request", std::string("the body is not JSON: ") + e.what());
-    }
+    StatusOr<json> parsed = ParseJson(request.body, "the body");
+    if (!parsed.ok()) return Error(400, "bad_request", parsed.status().message());
+    body = std::move(parsed).value();
   }
   std::string accepted;
   for (const Field& f : fields) accepted += (accepted.empty() ? "" : ", ") + std::string(f.name);
@@ -240,6 +239,8 @@ void Api::HandleAsync(const HttpRequest& request, HttpServer::Respond respond) {
   const std::string& model = parts[3];
   if (parts[4] == "serving") {
     if (request.method != "GET") return answer(Error(405, "method_not_allowed", "use GET"));
+    StatusOr<Model> known = ModelRegistry(store_).GetModel(model);
+    if (!known.ok()) return answer(Error(known.status()));
     return answer(Json(200, model_server_->Status(model)));
   }
   if (request.method != "POST") {
@@ -271,6 +272,15 @@ void Api::HandleAsync(const HttpRequest& request, HttpServer::Respond respond) {
   if (request.body.empty()) {
     return answer(Error(400, "bad_request",
                         "send the rows to predict as JSON, e.g. {\"rows\": [{\"column\": 1.5}]}"));
+  }
+  // The body goes to the plugin as text; its depth is checked here so that no plugin's parser
+  // (nor its recursive walks) meets a document deeper than the API's limit.
+  size_t deep_at = 0;
+  if (JsonDepth(request.body, kMaxJsonDepth, &deep_at) > kMaxJsonDepth) {
+    return answer(Error(400, "bad_request",
+                        "the body nests arrays and objects more than " +
+                            std::to_string(kMaxJsonDepth) + " levels deep (at byte " +
+                            std::to_string(deep_at) + "); send rows as flat objects"));
   }
   // The reply comes later, from the serving worker, and may outlive this call's locals.
   model_server_->Predict(
@@ -340,6 +350,9 @@ HttpResponse Api::Route(const HttpRequest& request, const Caller& caller) {
     if (p.size() == 3 && (p[2] == "pause" || p[2] == "unpause")) {
       if (!post) return only("POST");
       return PauseDag(dag, p[2] == "pause", request, caller);
+    }
+    if (p.size() == 3 && get && (p[2] == "runs" || p[2] == "events" || p[2] == "backfills")) {
+      if (std::optional<HttpResponse> unknown = UnknownDag(dag)) return *unknown;
     }
     if (p.size() == 3 && p[2] == "runs") {
       if (get) return ListRuns(dag, request);
@@ -443,12 +456,24 @@ HttpResponse Api::PauseDag(const std::string& dag_id, bool pause, const HttpRequ
   return Json(200, {{"dag_id", dag_id}, {"paused", pause}});
 }
 
+std::optional<HttpResponse> Api::UnknownDag(const std::string& dag_id) const {
+  if (scheduler_->FindDag(dag_id) != nullptr) return std::nullopt;
+  // A DAG whose file is gone still has its history.
+  if (!store_->ListRuns(dag_id, 1).empty() || !store_->ListEvents(dag_id, "").empty()) {
+    return std::nullopt;
+  }
+  return Error(404, "not_found",
+               "no DAG \"" + dag_id + "\" (not in the DAG folder, and no run in the state store)");
+}
+
 HttpResponse Api::ListRuns(const std::string& dag_id, const HttpRequest& request) {
   StateStore::RunQuery query;
   query.dag_id = dag_id;
   if (dag_id.empty()) {
-    if (auto it = request.query.find("dag_id"); it != request.query.end())
+    if (auto it = request.query.find("dag_id"); it != request.query.end()) {
       query.dag_id = it->second;
+      if (std::optional<HttpResponse> unknown = UnknownDag(query.dag_id)) return *unknown;
+    }
   }
   auto limit = QueryNumber(request, "limit", 50, 1000);
   if (auto* error = std::get_if<HttpResponse>(&limit)) return *error;
@@ -532,9 +557,7 @@ HttpResponse Api::Trigger(const std::string& dag_id, const HttpRequest& request,
   }
   if (body.contains("run_id")) {
     const std::string id = body["run_id"];
-    if (id.empty() || id.find('/') != std::string::npos || id.size() > 200) {
-      return Error(400, "bad_request", "run_id must be 1-200 characters without '/'");
-    }
+    if (Status s = CheckRunId(id); !s.ok()) return Error(400, "bad_request", s.message());
     trigger.run_id = id;
   }
   StatusOr<RunRecord> run = runner_->Trigger(std::move(trigger));

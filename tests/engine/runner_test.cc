@@ -339,6 +339,37 @@ TEST_CASE("Runner.Resume.InFlightTriesAreFailedTriesAndSucceededTasksStay" * doc
   CHECK(again.status().message().find("already ended") != std::string::npos);
 }
 
+// Issue 15: a resume that ended the run (its only in-flight task had no retry left) recorded
+// "failed", then "failed -> running: resumed", and left the run running with an ended_at.
+TEST_CASE("Runner.Resume.ThatEndsTheRunLeavesItEnded" * doctest::timeout(30)) {
+  Harness h;
+  h.Trigger("[dag]\nid = \"end\"\n" + Task("a") + Task("b", "depends_on = [\"a\"]\nretries = 0\n"));
+  h.Finish("a", Kind::kSuccess);
+  REQUIRE(h.IsRunning("b"));
+  const std::string run_id = h.run_.run_id;
+
+  h.Restart();  // killed with b in flight
+  StatusOr<RunRecord> resumed = h.runner_->Resume("end", run_id);
+  REQUIRE_MESSAGE(resumed.ok(), resumed.status().ToString());
+  h.Settle();
+  CHECK(resumed->state == RunState::kFailed);
+  StatusOr<RunRecord> stored = h.store_->GetRun("end", run_id);
+  REQUIRE(stored.ok());
+  CHECK(stored->state == RunState::kFailed);
+  CHECK_FALSE(stored->ended_at.empty());
+  REQUIRE(h.finished_.has_value());
+  CHECK(h.finished_->state == RunState::kFailed);
+  // The run's own events: resumed first, then the end, and nothing after it.
+  std::vector<Event> run_events;
+  for (const Event& e : h.store_->ListEvents("end", run_id)) {
+    if (e.kind == "run_state") run_events.push_back(e);
+  }
+  REQUIRE(run_events.size() >= 2);
+  CHECK(run_events.back().to == "failed");
+  CHECK(run_events.back().reason.find("leaf task \"b\"") != std::string::npos);
+  CHECK(run_events[run_events.size() - 2].reason == "resumed");
+}
+
 TEST_CASE("Runner.Trigger.UnknownStepCreatesNothing") {
   Harness h;
   DagLoadResult loaded = LoadDagText(

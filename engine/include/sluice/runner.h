@@ -107,6 +107,9 @@ class Runner : public ExecutorListener {
   void SetObserver(RunObserver* observer) { observer_ = observer; }
   // Called (on the io thread) when a run ends.
   void OnRunFinished(std::function<void(const RunRecord&)> fn) { on_finished_ = std::move(fn); }
+  // Called once (on the io thread, from a posted handler) when the runner stops on a state
+  // store failure (see fatal_error()); the owner then stops its loop and reports it.
+  void OnFatal(std::function<void(const Status&)> fn) { on_fatal_ = std::move(fn); }
 
   // Creates a run and starts it. Fails, creating nothing, when a task's plugin step is not
   // in the catalog or the run id is taken. Prepare, then Launch.
@@ -230,6 +233,7 @@ class Runner : public ExecutorListener {
   Executor* executor_ = nullptr;
   RunObserver* observer_ = nullptr;
   std::function<void(const RunRecord&)> on_finished_;
+  std::function<void(const Status&)> on_fatal_;
 
   // Guarded by: the io thread.
   std::map<std::string, std::unique_ptr<RunRt>> runs_;  // "dag/run" -> run

@@ -17,7 +17,8 @@
 //   lineage         p/<sha256>/<try key>, c/<sha256>/<try key> -> produced / consumed by
 //   cache           <cache key>                     -> the outputs of a successful try
 //   models          m/<name>, v/<name>/<version>    -> model registry      (registry.h)
-// Ids never contain '/': DAG and task ids are validated; run ids are generated.
+// Ids never contain '/': DAG and task ids are validated by the loader, run ids by CheckRunId
+// (here, in Commit, and at every edge that accepts one: the API and the CLI).
 //
 // A state transition is one Batch (record + event) committed with sync before the engine
 // acts on it. Commit groups everything added to the batch into one fsync, which is how the
@@ -36,6 +37,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sluice/status.h"
@@ -64,6 +66,16 @@ bool IsTerminal(TaskState state);
 enum class RunState { kQueued, kRunning, kSuccess, kFailed };
 std::string_view RunStateName(RunState state);
 std::optional<RunState> ParseRunState(std::string_view name);
+
+// The run id grammar: 1 to kMaxRunIdBytes characters, the first a letter, a digit or '_', the
+// rest letters, digits and "_.:+-". It holds every generated id
+// ("manual__2026-11-28T00:02:26.810939Z", "backfill__2026-01-01T00:00:00+00:00") and what
+// operators choose ("retrain-2026.q4"). A run id names a folder (logs/<dag>/<run>/) and a
+// key segment, so it never holds '/', NUL, spaces or control characters, never starts with
+// '.' or '-' (so ".." and "-x" are out), and is ASCII.
+inline constexpr size_t kMaxRunIdBytes = 200;
+// OK, or InvalidArgument naming the id (escaped) and the rule it breaks.
+Status CheckRunId(std::string_view run_id);
 
 // The key-value spaces that modules above the store (artifacts, lineage, step cache, model
 // registry) own. They see keys and JSON values; only the store sees RocksDB.
@@ -218,7 +230,14 @@ class StateStore {
   // Writes the batch durably (fsync unless Options::sync is off) and clears it. With
   // `durable` false it is written without an fsync of its own: it becomes durable with the
   // next durable commit (the log is one sequence), or is lost in a crash before that.
+  // A batch holding a run whose id breaks CheckRunId is refused whole (InvalidArgument).
+  // After a failed write (a full disk, an I/O error) the store stops writing: this and every
+  // later Commit return the same IoError, which names the state dir and what to do, and
+  // nothing more reaches RocksDB in this process. Reopening the store (`--resume`, a daemon
+  // restart) continues from what was durable.
   Status Commit(Batch* batch, bool durable = true);
+  // The first write error, or OK while writes succeed.
+  Status write_error() const;
 
   StatusOr<RunRecord> GetRun(const std::string& dag_id, const std::string& run_id) const;
   // Whether the run exists: one point read, nothing parsed.

@@ -58,6 +58,8 @@ class Api {
   HttpResponse GetDag(const std::string& dag_id);
   HttpResponse PauseDag(const std::string& dag_id, bool pause, const HttpRequest& request,
                         const Caller& caller);
+  // A 404 naming the DAG when neither the DAG folder nor the state store knows it.
+  std::optional<HttpResponse> UnknownDag(const std::string& dag_id) const;
   HttpResponse ListRuns(const std::string& dag_id, const HttpRequest& request);
   HttpResponse Trigger(const std::string& dag_id, const HttpRequest& request, const Caller& caller);
   HttpResponse GetRun(const HttpRequest& request, const std::string& run_id);
