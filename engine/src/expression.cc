@@ -514,7 +514,8 @@ class Evaluator {
   }
   static Status TypeError(Op op, const json& v) {
     return Status::InvalidArgument("operator \"" + std::string(OpName(op)) +
-                                   "\" needs numbers, got " + TypeName(v) + " " + v.dump());
+                                   "\" needs numbers, got " + TypeName(v) + " " +
+                                   v.dump(-1, ' ', false, json::error_handler_t::replace));
   }
 
   const std::vector<Expression::Reference>& refs_;

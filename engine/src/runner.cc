@@ -45,8 +45,9 @@ Status CheckOverride(const DagSpec& dag, const std::string& name, const json& va
   if (declared.is_number_integer() && value.is_number_float()) ok = false;
   if (!ok) {
     return Status::InvalidArgument("param " + name + "=" + shown +
-                                   ": expected a value like the default " + declared.dump() + " (" +
-                                   std::string(declared.type_name()) + ")");
+                                   ": expected a value like the default " +
+                                   declared.dump(-1, ' ', false, json::error_handler_t::replace) +
+                                   " (" + std::string(declared.type_name()) + ")");
   }
   return Status::Ok();
 }
@@ -91,7 +92,8 @@ Status CheckTags(const json& tags) {
                                      "\" is not valid: use 1-64 letters, digits, _ . - or :");
     }
     if (!value.is_string()) {
-      return Status::InvalidArgument("tag \"" + name + "\" must be text, got " + value.dump());
+      return Status::InvalidArgument("tag \"" + name + "\" must be text, got " +
+                                     value.dump(-1, ' ', false, json::error_handler_t::replace));
     }
     if (value.get_ref<const std::string&>().size() > 1000) {
       return Status::InvalidArgument("tag \"" + name + "\" is longer than 1,000 bytes");
@@ -117,7 +119,9 @@ StatusOr<json> ResolveRunParamsJson(const DagSpec& dag, const json& overrides) {
   if (!overrides.is_object()) return Status::InvalidArgument("params must be a JSON object");
   json params = dag.params;
   for (const auto& item : overrides.items()) {
-    SLUICE_RETURN_IF_ERROR(CheckOverride(dag, item.key(), item.value(), item.value().dump()));
+    SLUICE_RETURN_IF_ERROR(
+        CheckOverride(dag, item.key(), item.value(),
+                      item.value().dump(-1, ' ', false, json::error_handler_t::replace)));
     params[item.key()] = item.value();
   }
   return params;

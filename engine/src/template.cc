@@ -162,7 +162,8 @@ StatusOr<json> Template::Render(const json& context) const {
   for (size_t i = 0; i < placeholders_.size(); ++i) {
     StatusOr<json> v = value_of(placeholders_[i]);
     if (!v.ok()) return v.status();
-    out += v->is_string() ? v->get<std::string>() : v->dump();
+    out += v->is_string() ? v->get<std::string>()
+                          : v->dump(-1, ' ', false, json::error_handler_t::replace);
     out += pieces_[i + 1];
   }
   return json(out);
