@@ -228,8 +228,11 @@ int main(int argc, char** argv) {
         auto store = sluice::StateStore::OpenReadOnly(state);
         if (!store.ok()) return 1;
         auto runs = (*store)->ListRuns("chain", 1);
+        if (!runs.ok() || runs->empty()) return 1;
+        auto tries = (*store)->ListTries("chain", (*runs)[0].run_id);
+        if (!tries.ok()) return 1;
         std::map<std::string, sluice::TryRecord> by_task;
-        for (auto& t : (*store)->ListTries("chain", runs[0].run_id)) by_task[t.task_id] = t;
+        for (auto& t : *tries) by_task[t.task_id] = t;
         for (int i = 1; i < o.chain; ++i) {
           const auto& prev = by_task["t" + std::to_string(i - 1)];
           const auto& next = by_task["t" + std::to_string(i)];

@@ -306,6 +306,11 @@ int TokensCommand(const ClientOptions& o, const std::string& action) {
     return kExitFailed;
   }
   Tokens tokens(store->get());
+  if (!tokens.load_status().ok()) {
+    std::fprintf(stderr, "sluice %s: %s\n", command.c_str(),
+                 tokens.load_status().message().c_str());
+    return kExitFailed;
+  }
   const char* user = std::getenv("USER");
   const std::string actor = std::string("cli:") + (user ? user : "unknown");
   if (action == "create") {

@@ -79,7 +79,7 @@ int ArtifactsList(const MlopsOptions& o) {
   auto store = StateStore::OpenReadOnly(o.state_dir);
   if (!store.ok()) return Fail("artifacts list", store.status());
   std::vector<ArtifactRecord> found;
-  (*store)->Scan(Space::kArtifacts, "", [&](const std::string&, const json& value) {
+  Status read = (*store)->Scan(Space::kArtifacts, "", [&](const std::string&, const json& value) {
     StatusOr<ArtifactRecord> a = ArtifactRecord::FromJson(value);
     if (!a.ok()) return true;
     if (!o.dag.empty() && a->dag_id != o.dag) return true;
@@ -87,6 +87,7 @@ int ArtifactsList(const MlopsOptions& o) {
     found.push_back(*std::move(a));
     return true;
   });
+  if (!read.ok()) return Fail("artifacts list", read);
   std::sort(found.begin(), found.end(), [](const ArtifactRecord& a, const ArtifactRecord& b) {
     return a.created_at > b.created_at;
   });
@@ -116,8 +117,12 @@ int ArtifactsShow(const MlopsOptions& o) {
   StatusOr<ArtifactRecord> a = FindArtifact(**store, o.artifact);
   if (!a.ok()) return Fail("artifacts show", a.status());
   const ArtifactStore objects(ArtifactStore::RootFor(o.state_dir));
-  const std::vector<LineageEdge> producers = Producers(**store, a->id);
-  const std::vector<LineageEdge> consumers = Consumers(**store, a->id);
+  StatusOr<std::vector<LineageEdge>> produced = Producers(**store, a->id);
+  if (!produced.ok()) return Fail("artifacts show", produced.status());
+  StatusOr<std::vector<LineageEdge>> consumed = Consumers(**store, a->id);
+  if (!consumed.ok()) return Fail("artifacts show", consumed.status());
+  const std::vector<LineageEdge>& producers = *produced;
+  const std::vector<LineageEdge>& consumers = *consumed;
   auto edge_json = [](const LineageEdge& e) {
     return json{{"dag_id", e.dag_id},
                 {"run_id", e.run_id},

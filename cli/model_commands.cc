@@ -56,7 +56,9 @@ int List(const ModelOptions& o) {
   auto store = StateStore::OpenReadOnly(o.state_dir);
   if (!store.ok()) return Fail("list", store.status());
   ModelRegistry registry(store->get());
-  std::vector<Model> models = registry.ListModels();
+  StatusOr<std::vector<Model>> listed = registry.ListModels();
+  if (!listed.ok()) return Fail("list", listed.status());
+  const std::vector<Model>& models = *listed;
   if (o.json) {
     json out = json::array();
     for (const Model& m : models) out.push_back(m.ToJson());
@@ -81,7 +83,9 @@ int Show(const ModelOptions& o) {
   ModelRegistry registry(store->get());
   StatusOr<Model> model = registry.GetModel(o.name);
   if (!model.ok()) return Fail("show", model.status());
-  const std::vector<Event> history = registry.History(o.name);
+  StatusOr<std::vector<Event>> events = registry.History(o.name);
+  if (!events.ok()) return Fail("show", events.status());
+  const std::vector<Event>& history = *events;
   if (o.json) {
     json h = json::array();
     for (const Event& e : history) h.push_back(e.ToJson());
@@ -117,7 +121,9 @@ int Versions(const ModelOptions& o) {
   ModelRegistry registry(store->get());
   StatusOr<Model> model = registry.GetModel(o.name);
   if (!model.ok()) return Fail("versions", model.status());
-  std::vector<ModelVersion> versions = registry.ListVersions(o.name);
+  StatusOr<std::vector<ModelVersion>> listed = registry.ListVersions(o.name);
+  if (!listed.ok()) return Fail("versions", listed.status());
+  std::vector<ModelVersion>& versions = *listed;
   if (o.json) {
     json out = json::array();
     for (const ModelVersion& v : versions) out.push_back(v.ToJson());

@@ -276,7 +276,12 @@ void PrintSummary(StateStore& store, const std::string& state_dir, const RunReco
                   const Dag& dag, double seconds) {
   std::map<std::string, TryRecord> latest;
   std::map<std::string, int> tries;
-  for (TryRecord& t : store.ListTries(run.dag_id, run.run_id)) {
+  StatusOr<std::vector<TryRecord>> stored = store.ListTries(run.dag_id, run.run_id);
+  if (!stored.ok()) {
+    std::fprintf(stderr, "sluice run: %s\n", stored.status().message().c_str());
+    return;
+  }
+  for (TryRecord& t : *stored) {
     tries[t.task_id] = std::max(tries[t.task_id], t.try_number);
     latest[t.task_id] = std::move(t);
   }

@@ -208,6 +208,11 @@ int RunServe(ServeOptions o) {
   Scheduler scheduler(io, store.get(), &runner, &catalog, &clock, scheduler_options);
   scheduler.SetMetrics(&metrics);
   Tokens tokens(store.get());
+  if (!tokens.load_status().ok()) {
+    std::fprintf(stderr, "sluice serve: cannot read the API tokens: %s\n",
+                 tokens.load_status().message().c_str());
+    return kExitFailed;
+  }
   Api::Options api_options;
   api_options.allow_unauthenticated = allow_unauthenticated;
   Api api(&scheduler, &runner, store.get(), &tokens, &metrics, api_options);

@@ -138,7 +138,9 @@ int TasksList(const StateOptions& o) {
   if (!store.ok()) return Fail("tasks list", store.status());
   auto run = FindRun(**store, o);
   if (!run.ok()) return Fail("tasks list", run.status());
-  std::vector<TryRecord> tries = (*store)->ListTries(run->dag_id, run->run_id);
+  StatusOr<std::vector<TryRecord>> stored = (*store)->ListTries(run->dag_id, run->run_id);
+  if (!stored.ok()) return Fail("tasks list", stored.status());
+  std::vector<TryRecord>& tries = *stored;
   if (o.json) {
     json out = json::array();
     for (const TryRecord& t : tries) out.push_back(t.ToJson());
@@ -193,7 +195,9 @@ int Events(const StateOptions& o) {
   if (!store.ok()) return Fail("events", store.status());
   auto run = FindRun(**store, o);
   if (!run.ok()) return Fail("events", run.status());
-  std::vector<Event> events = (*store)->ListEvents(run->dag_id, run->run_id);
+  StatusOr<std::vector<Event>> stored = (*store)->ListEvents(run->dag_id, run->run_id);
+  if (!stored.ok()) return Fail("events", stored.status());
+  std::vector<Event>& events = *stored;
   if (o.json) {
     json out = json::array();
     for (const Event& e : events) out.push_back(e.ToJson());

@@ -2,13 +2,25 @@
 #ifndef SLUICE_TESTS_TEST_UTIL_H_
 #define SLUICE_TESTS_TEST_UTIL_H_
 
+#include <doctest/doctest.h>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "sluice/status.h"
+
 namespace sluice::testing {
+
+// The value of a read that must succeed (the test stops if it does not). Returned by value, so
+// that `for (x : Must(store->ListTries(...)))` iterates no dangling temporary.
+template <typename T>
+T Must(StatusOr<T> result) {
+  REQUIRE_MESSAGE(result.ok(), result.status().ToString());
+  return std::move(result).value();
+}
 
 // tests/data/<relative>
 std::string DataPath(const std::string& relative);

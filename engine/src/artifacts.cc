@@ -76,17 +76,19 @@ bool ParseEdgeKey(const std::string& rest, LineageEdge* edge) {
   return true;
 }
 
-std::vector<LineageEdge> Edges(const StateStore& store, const std::string& prefix,
-                               const std::string& artifact, const char* name_key) {
+StatusOr<std::vector<LineageEdge>> Edges(const StateStore& store, const std::string& prefix,
+                                         const std::string& artifact, const char* name_key) {
   std::vector<LineageEdge> edges;
-  store.Scan(Space::kLineage, prefix + artifact + "/", [&](const std::string& key, const json& v) {
-    LineageEdge edge;
-    if (ParseEdgeKey(key.substr(prefix.size()), &edge)) {
-      edge.name = v.value(name_key, "");
-      edges.push_back(std::move(edge));
-    }
-    return true;
-  });
+  Status read = store.Scan(Space::kLineage, prefix + artifact + "/",
+                           [&](const std::string& key, const json& v) {
+                             LineageEdge edge;
+                             if (ParseEdgeKey(key.substr(prefix.size()), &edge)) {
+                               edge.name = v.value(name_key, "");
+                               edges.push_back(std::move(edge));
+                             }
+                             return true;
+                           });
+  if (!read.ok()) return read;
   return edges;
 }
 
@@ -322,10 +324,11 @@ StatusOr<ArtifactRecord> FindArtifact(const StateStore& store, const std::string
                                    "first 6 of them); `sluice artifacts list` shows them");
   }
   std::vector<json> found;
-  store.Scan(Space::kArtifacts, id, [&](const std::string&, const json& value) {
-    found.push_back(value);
-    return found.size() < 2;
-  });
+  SLUICE_RETURN_IF_ERROR(
+      store.Scan(Space::kArtifacts, id, [&](const std::string&, const json& value) {
+        found.push_back(value);
+        return found.size() < 2;
+      }));
   if (found.empty()) {
     return Status::NotFound("no artifact " + id_or_prefix +
                             " (`sluice artifacts list` shows them)");
@@ -337,11 +340,11 @@ StatusOr<ArtifactRecord> FindArtifact(const StateStore& store, const std::string
   return ArtifactRecord::FromJson(found[0]);
 }
 
-std::vector<LineageEdge> Producers(const StateStore& store, const std::string& artifact) {
+StatusOr<std::vector<LineageEdge>> Producers(const StateStore& store, const std::string& artifact) {
   return Edges(store, "p/", artifact, "output");
 }
 
-std::vector<LineageEdge> Consumers(const StateStore& store, const std::string& artifact) {
+StatusOr<std::vector<LineageEdge>> Consumers(const StateStore& store, const std::string& artifact) {
   return Edges(store, "c/", artifact, "input");
 }
 
@@ -357,8 +360,12 @@ json LineageNode(const StateStore& store, const std::string& id, bool up, int de
     return node;
   }
   json tries = json::array();
-  if (depth != 1) {
-    for (const LineageEdge& edge : up ? Producers(store, id) : Consumers(store, id)) {
+  StatusOr<std::vector<LineageEdge>> edges =
+      depth != 1 ? (up ? Producers(store, id) : Consumers(store, id))
+                 : StatusOr<std::vector<LineageEdge>>(std::vector<LineageEdge>());
+  if (!edges.ok()) node["error"] = edges.status().message();  // shown, not hidden
+  if (depth != 1 && edges.ok()) {
+    for (const LineageEdge& edge : *edges) {
       json t = {{"dag_id", edge.dag_id},   {"run_id", edge.run_id},
                 {"task_id", edge.task_id}, {"try_number", edge.try_number},
                 {"name", edge.name},       {"artifacts", json::array()}};
@@ -424,35 +431,38 @@ StatusOr<GcReport> CollectGarbage(StateStore* store, const ArtifactStore& object
         roots.insert(item.value()["artifact"].get<std::string>());
     }
   };
-  store->ScanTries([&](const TryRecord& t) {
+  // Every root must be read: an unread reference would have its artifact collected.
+  SLUICE_RETURN_IF_ERROR(store->ScanTries([&](const TryRecord& t) {
     add_outputs(t.outputs);
     for (const auto& item : t.inputs.items()) {
       if (item.value().is_string()) roots.insert(item.value().get<std::string>());
     }
     return true;
-  });
-  store->Scan(Space::kCache, "", [&](const std::string&, const json& entry) {
+  }));
+  SLUICE_RETURN_IF_ERROR(store->Scan(Space::kCache, "", [&](const std::string&, const json& entry) {
     add_outputs(entry.value("outputs", json::object()));
     return true;
-  });
-  store->Scan(Space::kModels, "v/", [&](const std::string&, const json& version) {
-    roots.insert(version.value("artifact", ""));
-    return true;
-  });
+  }));
+  SLUICE_RETURN_IF_ERROR(
+      store->Scan(Space::kModels, "v/", [&](const std::string&, const json& version) {
+        roots.insert(version.value("artifact", ""));
+        return true;
+      }));
 
   GcReport report;
   std::unordered_set<std::string> recorded;
   std::vector<ArtifactRecord> garbage;
-  store->Scan(Space::kArtifacts, "", [&](const std::string& id, const json& value) {
-    recorded.insert(id);
-    if (roots.count(id) > 0) {
-      ++report.kept;
-      return true;
-    }
-    StatusOr<ArtifactRecord> record = ArtifactRecord::FromJson(value);
-    if (record.ok()) garbage.push_back(*std::move(record));
-    return true;
-  });
+  SLUICE_RETURN_IF_ERROR(
+      store->Scan(Space::kArtifacts, "", [&](const std::string& id, const json& value) {
+        recorded.insert(id);
+        if (roots.count(id) > 0) {
+          ++report.kept;
+          return true;
+        }
+        StatusOr<ArtifactRecord> record = ArtifactRecord::FromJson(value);
+        if (record.ok()) garbage.push_back(*std::move(record));
+        return true;
+      }));
   std::vector<std::string> orphans;
   objects.ListObjects([&](const std::string& id, uint64_t bytes) {
     if (recorded.count(id) == 0 && roots.count(id) == 0) {
@@ -471,10 +481,11 @@ StatusOr<GcReport> CollectGarbage(StateStore* store, const ArtifactStore& object
   for (const ArtifactRecord& a : garbage) {
     batch.Put(Space::kArtifacts, a.id, nullptr);
     for (const char* prefix : {"p/", "c/"}) {
-      store->ScanKeys(Space::kLineage, prefix + a.id + "/", [&](const std::string& key) {
-        batch.Put(Space::kLineage, key, nullptr);
-        return true;
-      });
+      SLUICE_RETURN_IF_ERROR(
+          store->ScanKeys(Space::kLineage, prefix + a.id + "/", [&](const std::string& key) {
+            batch.Put(Space::kLineage, key, nullptr);
+            return true;
+          }));
     }
   }
   // Records go first: an object without a record is collected next time; a record without

@@ -50,6 +50,12 @@ StatusOr<nlohmann::json> ParseJson(std::string_view text, std::string_view what,
                                    " bytes, more than the limit of " +
                                    std::to_string(limits.max_bytes));
   }
+  // nlohmann stops at a NUL byte and accepts what came before it ("21\0{..." is 21): the
+  // rest would be silently ignored. JSON has no raw NUL anywhere, so refuse it.
+  if (const size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    return Status::InvalidArgument(std::string(what) + " is not JSON: a NUL byte at byte " +
+                                   std::to_string(nul));
+  }
   size_t at = 0;
   if (JsonDepth(text, limits.max_depth, &at) > limits.max_depth) {
     return Status::InvalidArgument(std::string(what) + " nests arrays and objects more than " +

@@ -120,23 +120,25 @@ StatusOr<Model> ModelRegistry::GetModel(const std::string& name) const {
   return Model::FromJson(*j);
 }
 
-std::vector<Model> ModelRegistry::ListModels() const {
+StatusOr<std::vector<Model>> ModelRegistry::ListModels() const {
   std::vector<Model> models;
-  store_->Scan(Space::kModels, "m/", [&](const std::string&, const json& value) {
-    StatusOr<Model> m = Model::FromJson(value);
-    if (m.ok()) models.push_back(*std::move(m));
-    return true;
-  });
+  SLUICE_RETURN_IF_ERROR(
+      store_->Scan(Space::kModels, "m/", [&](const std::string&, const json& value) {
+        StatusOr<Model> m = Model::FromJson(value);
+        if (m.ok()) models.push_back(*std::move(m));
+        return true;
+      }));
   return models;
 }
 
-std::vector<ModelVersion> ModelRegistry::ListVersions(const std::string& name) const {
+StatusOr<std::vector<ModelVersion>> ModelRegistry::ListVersions(const std::string& name) const {
   std::vector<ModelVersion> versions;
-  store_->Scan(Space::kModels, "v/" + name + "/", [&](const std::string&, const json& value) {
-    StatusOr<ModelVersion> v = ModelVersion::FromJson(value);
-    if (v.ok()) versions.push_back(*std::move(v));
-    return true;
-  });
+  SLUICE_RETURN_IF_ERROR(
+      store_->Scan(Space::kModels, "v/" + name + "/", [&](const std::string&, const json& value) {
+        StatusOr<ModelVersion> v = ModelVersion::FromJson(value);
+        if (v.ok()) versions.push_back(*std::move(v));
+        return true;
+      }));
   return versions;
 }
 
@@ -162,7 +164,7 @@ StatusOr<ModelVersion> ModelRegistry::Resolve(const std::string& name,
   return GetVersion(name, it->second.version);
 }
 
-std::vector<Event> ModelRegistry::History(const std::string& name) const {
+StatusOr<std::vector<Event>> ModelRegistry::History(const std::string& name) const {
   return store_->ListEvents(kModelEvents, name);
 }
 

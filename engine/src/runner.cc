@@ -483,8 +483,11 @@ StatusOr<Runner::RunRt*> Runner::LoadRun(const RunRecord& stored) {
     t.record.task_id = dag->tasks()[i].id;
     t.record.try_number = 0;
   }
-  // The latest record of each task carries its state.
-  for (TryRecord& tr : store_->ListTries(dag_id, run_id)) {
+  // The latest record of each task carries its state. A history that cannot be read in
+  // full is not resumed: a missing success would run a task again.
+  StatusOr<std::vector<TryRecord>> tries = store_->ListTries(dag_id, run_id);
+  if (!tries.ok()) return tries.status();
+  for (TryRecord& tr : *tries) {
     int64_t i = dag->IndexOf(tr.task_id);
     if (i < 0) continue;
     TaskRt& t = run->tasks[static_cast<size_t>(i)];

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 #include <mutex>
+#include <type_traits>
 #include <unordered_map>
 
 namespace sluice {
@@ -526,12 +527,13 @@ struct StateStore::Impl {
   rocksdb::ColumnFamilyHandle* run_sources = nullptr;
   rocksdb::ColumnFamilyHandle* spaces[4] = {};  // by Space
   bool sync = true;
+  std::string dir;  // the state dir, for messages
   // The first failed write; once set, Commit writes nothing more (RocksDB must not be asked
   // to sync a log whose last append failed). Guarded by error_mutex.
   mutable std::mutex error_mutex;
   Status write_error;
   // Records the first write error (a full disk named as such) and returns it.
-  Status FailWrites(const rocksdb::Status& s, const std::string& dir) {
+  Status FailWrites(const rocksdb::Status& s) {
     const bool full = s.IsNoSpace() || s.ToString().find("No space") != std::string::npos;
     Status error = Status::IoError(
         "cannot write to the state store in " + dir + ": " +
@@ -575,7 +577,9 @@ struct StateStore::Impl {
     }
   }
 
-  int64_t NextSeq(const std::string& run_key) {
+  // The next event sequence number of a run. An error when the last one cannot be read: a
+  // guess would overwrite events.
+  StatusOr<int64_t> NextSeq(const std::string& run_key) {
     std::lock_guard<std::mutex> lock(seq_mutex);
     auto it = next_seq.find(run_key);
     if (it == next_seq.end()) {
@@ -583,9 +587,16 @@ struct StateStore::Impl {
       std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions(), events));
       std::string upper = run_key + "/\xff";
       iter->SeekForPrev(upper);
+      SLUICE_RETURN_IF_ERROR(ReadStatus(*iter));
       if (iter->Valid() && iter->key().starts_with(run_key + "/")) {
-        std::string key = iter->key().ToString();
-        next = std::stoll(key.substr(run_key.size() + 1)) + 1;
+        const std::string_view seq = iter->key().ToStringView().substr(run_key.size() + 1);
+        char* end = nullptr;
+        const std::string digits(seq);
+        next = std::strtoll(digits.c_str(), &end, 10) + 1;
+        if (digits.empty() || *end != '\0') {
+          return Status::Corruption("the state store in " + dir + " holds event key \"" +
+                                    iter->key().ToString() + "\", which it never writes");
+        }
       }
       it = next_seq.emplace(run_key, next).first;
     }
@@ -642,12 +653,30 @@ struct StateStore::Impl {
     return flush();
   }
 
+  // Calls f(key, value) for every key under `prefix` until f returns false (f may return
+  // void: then every key). An iterator that stops early may have stopped on an error: the
+  // scan returns it, so that a partial result never reads as complete.
   template <typename F>
-  void ScanPrefix(rocksdb::ColumnFamilyHandle* cf, const std::string& prefix, F&& f) const {
+  Status ScanPrefix(rocksdb::ColumnFamilyHandle* cf, const std::string& prefix, F&& f) const {
     std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions(), cf));
     for (iter->Seek(prefix); iter->Valid() && iter->key().starts_with(prefix); iter->Next()) {
-      f(iter->key(), iter->value());
+      if constexpr (std::is_same_v<decltype(f(iter->key(), iter->value())), bool>) {
+        if (!f(iter->key(), iter->value())) break;
+      } else {
+        f(iter->key(), iter->value());
+      }
     }
+    return ReadStatus(*iter);
+  }
+
+  Status ReadStatus(const rocksdb::Iterator& iter) const {
+    if (iter.status().ok()) return Status::Ok();
+    return Status::IoError("cannot read the state store in " + dir + ": " +
+                           iter.status().ToString() +
+                           (iter.status().IsCorruption()
+                                ? "; the store is damaged: keep a copy of the folder, then see "
+                                  "docs/architecture.md (State: damage)"
+                                : ""));
   }
 };
 
@@ -678,6 +707,7 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, O
 
   std::unique_ptr<StateStore> store(new StateStore());
   store->dir_ = dir;
+  store->impl_->dir = dir;
   store->impl_->sync = options.sync;
   const std::string db_path = (std::filesystem::path(dir) / "db").string();
   std::filesystem::create_directories(db_path, ec);
@@ -738,6 +768,7 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string
   db_options.info_log = std::make_shared<InfoLog>("");
   std::unique_ptr<StateStore> store(new StateStore());
   store->dir_ = dir;
+  store->impl_->dir = dir;
   // A state dir written by an older Sluice lacks the newest column families (the first
   // read-write open adds them). Reading must still work: a missing module space reads as
   // empty; a missing core family means the dir is too old to read.
@@ -852,7 +883,16 @@ Status StateStore::Commit(Batch* batch, bool durable) {
   }
   for (Event& e : batch->events_) {
     const std::string run_key = RunKey(e.dag_id, e.run_id);
-    e.seq = impl_->NextSeq(run_key);
+    StatusOr<int64_t> seq = impl_->NextSeq(run_key);
+    if (!seq.ok()) {
+      batch->runs_.clear();
+      batch->tries_.clear();
+      batch->events_.clear();
+      batch->control_.clear();
+      batch->kv_.clear();
+      return seq.status();
+    }
+    e.seq = *seq;
     wb.Put(impl_->events, run_key + "/" + Pad(e.seq, 12), Serialize(e));
   }
   rocksdb::WriteOptions options;
@@ -863,7 +903,7 @@ Status StateStore::Commit(Batch* batch, bool durable) {
   batch->events_.clear();
   batch->control_.clear();
   batch->kv_.clear();
-  if (!s.ok()) return impl_->FailWrites(s, dir_);
+  if (!s.ok()) return impl_->FailWrites(s);
   return Status::Ok();
 }
 
@@ -894,10 +934,10 @@ bool StateStore::HasRun(const std::string& dag_id, const std::string& run_id) co
 
 StatusOr<RunRecord> StateStore::FindRun(const std::string& run_id) const {
   std::vector<std::string> dags;
-  impl_->ScanPrefix(impl_->run_index, run_id + "/",
-                    [&](const rocksdb::Slice& key, const rocksdb::Slice&) {
-                      dags.push_back(key.ToString().substr(run_id.size() + 1));
-                    });
+  SLUICE_RETURN_IF_ERROR(impl_->ScanPrefix(
+      impl_->run_index, run_id + "/", [&](const rocksdb::Slice& key, const rocksdb::Slice&) {
+        dags.push_back(key.ToString().substr(run_id.size() + 1));
+      }));
   if (dags.empty()) {
     return Status::NotFound("no run \"" + run_id + "\" in " + dir_ +
                             " (`sluice runs list` shows the runs)");
@@ -913,27 +953,45 @@ StatusOr<RunRecord> StateStore::FindRun(const std::string& run_id) const {
 
 namespace {
 
-// Every record of type T under `prefix`. A value that does not parse is skipped: one damaged
-// record must not hide the rest of a run.
+// Every record of type T under `prefix`. A record that does not parse is Corruption naming
+// its key: a history with a hole must not read as complete (resume would run a task again).
 template <typename T, typename Impl>
-std::vector<T> ScanRecords(const Impl& impl, rocksdb::ColumnFamilyHandle* cf,
-                           const std::string& prefix) {
+StatusOr<std::vector<T>> ScanRecords(const Impl& impl, rocksdb::ColumnFamilyHandle* cf,
+                                     const std::string& prefix) {
   std::vector<T> out;
-  impl.ScanPrefix(cf, prefix, [&](const rocksdb::Slice&, const rocksdb::Slice& value) {
-    try {
-      StatusOr<T> record = T::FromJson(json::parse(value.ToStringView()));
-      if (record.ok()) out.push_back(std::move(*record));
-    } catch (const json::exception&) {
-    }
-  });
+  Status damaged;
+  Status read =
+      impl.ScanPrefix(cf, prefix, [&](const rocksdb::Slice& key, const rocksdb::Slice& value) {
+        StatusOr<T> record = Status::Internal("unparsed");
+        try {
+          record = T::FromJson(json::parse(value.ToStringView()));
+        } catch (const json::exception& e) {
+          record = Status::Corruption(e.what());
+        }
+        if (!record.ok()) {
+          damaged =
+              Status::Corruption("the state store in " + impl.dir + " holds a damaged record \"" +
+                                 key.ToString() + "\" (" + record.status().message() +
+                                 "); keep a copy of the folder, then see docs/architecture.md "
+                                 "(State: damage)");
+          return false;
+        }
+        out.push_back(std::move(*record));
+        return true;
+      });
+  SLUICE_RETURN_IF_ERROR(read);
+  SLUICE_RETURN_IF_ERROR(damaged);
   return out;
 }
 
 }  // namespace
 
-std::vector<RunRecord> StateStore::ListRuns(const std::string& dag_id, size_t limit) const {
-  std::vector<RunRecord> runs =
+StatusOr<std::vector<RunRecord>> StateStore::ListRuns(const std::string& dag_id,
+                                                      size_t limit) const {
+  StatusOr<std::vector<RunRecord>> scanned =
       ScanRecords<RunRecord>(*impl_, impl_->runs, dag_id.empty() ? "" : dag_id + "/");
+  if (!scanned.ok()) return scanned.status();
+  std::vector<RunRecord> runs = std::move(scanned).value();
   std::stable_sort(runs.begin(), runs.end(), [](const RunRecord& a, const RunRecord& b) {
     return a.created_at > b.created_at;
   });
@@ -941,8 +999,8 @@ std::vector<RunRecord> StateStore::ListRuns(const std::string& dag_id, size_t li
   return runs;
 }
 
-std::vector<TryRecord> StateStore::ListTries(const std::string& dag_id,
-                                             const std::string& run_id) const {
+StatusOr<std::vector<TryRecord>> StateStore::ListTries(const std::string& dag_id,
+                                                       const std::string& run_id) const {
   return ScanRecords<TryRecord>(*impl_, impl_->tries, RunKey(dag_id, run_id) + "/");
 }
 
@@ -950,7 +1008,9 @@ StatusOr<TryRecord> StateStore::FindTry(const std::string& dag_id, const std::st
                                         const std::string& task_id, int try_number) const {
   std::optional<TryRecord> chosen;
   bool known = false;
-  for (TryRecord& t : ListTries(dag_id, run_id)) {
+  StatusOr<std::vector<TryRecord>> tries = ListTries(dag_id, run_id);
+  if (!tries.ok()) return tries.status();
+  for (TryRecord& t : *tries) {
     if (t.task_id != task_id) continue;
     known = true;
     if (t.try_number == 0) continue;  // ended without running
@@ -968,8 +1028,8 @@ StatusOr<TryRecord> StateStore::FindTry(const std::string& dag_id, const std::st
                           " in run " + run_id);
 }
 
-std::vector<Event> StateStore::ListEvents(const std::string& dag_id,
-                                          const std::string& run_id) const {
+StatusOr<std::vector<Event>> StateStore::ListEvents(const std::string& dag_id,
+                                                    const std::string& run_id) const {
   return ScanRecords<Event>(*impl_, impl_->events, RunKey(dag_id, run_id) + "/");
 }
 
@@ -1024,7 +1084,9 @@ StatusOr<StateStore::RunPage> StateStore::QueryRuns(const RunQuery& query) const
     const size_t dag_end = run_key.find('/', query.dag_id.size());
     if (dag_end == std::string::npos) continue;
     std::string value;
-    if (!impl_->db->Get(rocksdb::ReadOptions(), impl_->runs, run_key, &value).ok()) continue;
+    rocksdb::Status got = impl_->db->Get(rocksdb::ReadOptions(), impl_->runs, run_key, &value);
+    if (got.IsNotFound()) continue;  // deleted since the index was written
+    if (!got.ok()) return Status::IoError("cannot list runs: " + got.ToString());
     const bool filtered = !query.run_type.empty() || !query.states.empty();
     if (query.raw && !filtered) {
       // Only what the page token needs; the caller sends `raw` as it is.
@@ -1059,15 +1121,17 @@ StatusOr<json> StateStore::GetControl(const std::string& key) const {
   return impl_->GetJson(impl_->control, key);
 }
 
-std::vector<std::pair<std::string, json>> StateStore::ListControl(const std::string& prefix) const {
+StatusOr<std::vector<std::pair<std::string, json>>> StateStore::ListControl(
+    const std::string& prefix) const {
   std::vector<std::pair<std::string, json>> out;
-  impl_->ScanPrefix(impl_->control, prefix,
-                    [&](const rocksdb::Slice& key, const rocksdb::Slice& value) {
-                      try {
-                        out.emplace_back(key.ToString(), json::parse(value.ToStringView()));
-                      } catch (const json::exception&) {
-                      }
-                    });
+  Status read = impl_->ScanPrefix(
+      impl_->control, prefix, [&](const rocksdb::Slice& key, const rocksdb::Slice& value) {
+        try {
+          out.emplace_back(key.ToString(), json::parse(value.ToStringView()));
+        } catch (const json::exception&) {
+        }
+      });
+  if (!read.ok()) return read;
   return out;
 }
 
@@ -1082,30 +1146,27 @@ bool StateStore::Has(Space space, const std::string& key) const {
   return impl_->db->Get(rocksdb::ReadOptions(), impl_->Cf(space), key, &value).ok();
 }
 
-void StateStore::Scan(Space space, const std::string& prefix,
-                      const std::function<bool(const std::string&, const json&)>& fn) const {
-  if (impl_->Cf(space) == nullptr) return;  // an older state dir, read-only: empty
-  std::unique_ptr<rocksdb::Iterator> iter(
-      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->Cf(space)));
-  for (iter->Seek(prefix); iter->Valid() && iter->key().starts_with(prefix); iter->Next()) {
-    json value;
-    try {
-      value = json::parse(iter->value().ToStringView());
-    } catch (const json::exception&) {
-      continue;  // one damaged value must not hide the rest
-    }
-    if (!fn(iter->key().ToString(), value)) return;
-  }
+Status StateStore::Scan(Space space, const std::string& prefix,
+                        const std::function<bool(const std::string&, const json&)>& fn) const {
+  if (impl_->Cf(space) == nullptr) return Status::Ok();  // an older state dir, read-only: empty
+  return impl_->ScanPrefix(impl_->Cf(space), prefix,
+                           [&](const rocksdb::Slice& key, const rocksdb::Slice& raw) {
+                             json value;
+                             try {
+                               value = json::parse(raw.ToStringView());
+                             } catch (const json::exception&) {
+                               return true;  // one damaged value must not hide the rest
+                             }
+                             return fn(key.ToString(), value);
+                           });
 }
 
-void StateStore::ScanKeys(Space space, const std::string& prefix,
-                          const std::function<bool(const std::string&)>& fn) const {
-  if (impl_->Cf(space) == nullptr) return;
-  std::unique_ptr<rocksdb::Iterator> iter(
-      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->Cf(space)));
-  for (iter->Seek(prefix); iter->Valid() && iter->key().starts_with(prefix); iter->Next()) {
-    if (!fn(iter->key().ToString())) return;
-  }
+Status StateStore::ScanKeys(Space space, const std::string& prefix,
+                            const std::function<bool(const std::string&)>& fn) const {
+  if (impl_->Cf(space) == nullptr) return Status::Ok();
+  return impl_->ScanPrefix(
+      impl_->Cf(space), prefix,
+      [&](const rocksdb::Slice& key, const rocksdb::Slice&) { return fn(key.ToString()); });
 }
 
 Status StateStore::DeleteRun(const std::string& dag_id, const std::string& run_id) {
@@ -1123,29 +1184,27 @@ Status StateStore::DeleteRun(const std::string& dag_id, const std::string& run_i
   wb.Delete(impl_->run_index, run_id + "/" + dag_id);
   wb.Delete(impl_->run_order, OrderKeyAll(*run));
   wb.Delete(impl_->run_order, OrderKeyDag(*run));
-  impl_->ScanPrefix(impl_->tries, key + "/", [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
-    wb.Delete(impl_->tries, k);
-  });
+  SLUICE_RETURN_IF_ERROR(impl_->ScanPrefix(
+      impl_->tries, key + "/",
+      [&](const rocksdb::Slice& k, const rocksdb::Slice&) { wb.Delete(impl_->tries, k); }));
   SLUICE_RETURN_IF_ERROR(write_error());
   rocksdb::WriteOptions options;
   options.sync = impl_->sync;
   rocksdb::Status s = impl_->db->Write(options, &wb);
-  if (!s.ok()) return impl_->FailWrites(s, dir_);
+  if (!s.ok()) return impl_->FailWrites(s);
   return Status::Ok();
 }
 
-void StateStore::ScanTries(const std::function<bool(const TryRecord&)>& fn) const {
-  std::unique_ptr<rocksdb::Iterator> iter(
-      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->tries));
-  for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
+Status StateStore::ScanTries(const std::function<bool(const TryRecord&)>& fn) const {
+  return impl_->ScanPrefix(impl_->tries, "", [&](const rocksdb::Slice&, const rocksdb::Slice& raw) {
     StatusOr<TryRecord> record = Status::Internal("unparsed");
     try {
-      record = TryRecord::FromJson(json::parse(iter->value().ToStringView()));
+      record = TryRecord::FromJson(json::parse(raw.ToStringView()));
     } catch (const json::exception&) {
-      continue;
+      return true;
     }
-    if (record.ok() && !fn(*record)) return;
-  }
+    return !record.ok() || fn(*record);
+  });
 }
 
 std::unique_lock<std::mutex> StateStore::LockForUpdate() const {

@@ -39,7 +39,9 @@ void Flatten(const std::string& prefix, const json& object, std::map<std::string
 
 StatusOr<json> RunTracking(const StateStore& store, const RunRecord& run, const std::string& task) {
   std::map<std::string, TryRecord> latest;
-  for (TryRecord& t : store.ListTries(run.dag_id, run.run_id)) {
+  StatusOr<std::vector<TryRecord>> tries = store.ListTries(run.dag_id, run.run_id);
+  if (!tries.ok()) return tries.status();
+  for (TryRecord& t : *tries) {
     if (!task.empty() && t.task_id != task) continue;
     // The latest try that was dispatched (not a cleared task's reserved next try).
     if (t.queued_at.empty()) continue;

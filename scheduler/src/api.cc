@@ -276,6 +276,10 @@ void Api::HandleAsync(const HttpRequest& request, HttpServer::Respond respond) {
   // The body goes to the plugin as text; its depth is checked here so that no plugin's parser
   // (nor its recursive walks) meets a document deeper than the API's limit.
   size_t deep_at = 0;
+  if (const size_t nul = request.body.find('\0'); nul != std::string::npos) {
+    return answer(Error(400, "bad_request",
+                        "the body is not JSON: a NUL byte at byte " + std::to_string(nul)));
+  }
   if (JsonDepth(request.body, kMaxJsonDepth, &deep_at) > kMaxJsonDepth) {
     return answer(Error(400, "bad_request",
                         "the body nests arrays and objects more than " +
@@ -361,8 +365,10 @@ HttpResponse Api::Route(const HttpRequest& request, const Caller& caller) {
     }
     if (p.size() == 3 && p[2] == "events") {
       if (!get) return only("GET");
+      StatusOr<std::vector<Event>> stored = store_->ListEvents(dag, "");
+      if (!stored.ok()) return Error(stored.status());
       json events = json::array();
-      for (const Event& e : store_->ListEvents(dag, "")) events.push_back(e.ToJson());
+      for (const Event& e : *stored) events.push_back(e.ToJson());
       return Json(200, {{"events", events}});
     }
     if (p.size() == 3 && p[2] == "backfills") {
@@ -459,9 +465,11 @@ HttpResponse Api::PauseDag(const std::string& dag_id, bool pause, const HttpRequ
 std::optional<HttpResponse> Api::UnknownDag(const std::string& dag_id) const {
   if (scheduler_->FindDag(dag_id) != nullptr) return std::nullopt;
   // A DAG whose file is gone still has its history.
-  if (!store_->ListRuns(dag_id, 1).empty() || !store_->ListEvents(dag_id, "").empty()) {
-    return std::nullopt;
-  }
+  StatusOr<std::vector<RunRecord>> runs = store_->ListRuns(dag_id, 1);
+  if (!runs.ok()) return Error(runs.status());
+  StatusOr<std::vector<Event>> events = store_->ListEvents(dag_id, "");
+  if (!events.ok()) return Error(events.status());
+  if (!runs->empty() || !events->empty()) return std::nullopt;
   return Error(404, "not_found",
                "no DAG \"" + dag_id + "\" (not in the DAG folder, and no run in the state store)");
 }
@@ -578,9 +586,10 @@ StatusOr<RunRecord> Api::FindRun(const HttpRequest& request, const std::string& 
 HttpResponse Api::GetRun(const HttpRequest& request, const std::string& run_id) {
   StatusOr<RunRecord> run = FindRun(request, run_id);
   if (!run.ok()) return Error(run.status());
+  StatusOr<std::vector<TryRecord>> tries = store_->ListTries(run->dag_id, run->run_id);
+  if (!tries.ok()) return Error(tries.status());
   json tasks = json::array();
-  for (const TryRecord& t : store_->ListTries(run->dag_id, run->run_id))
-    tasks.push_back(t.ToJson());
+  for (const TryRecord& t : *tries) tasks.push_back(t.ToJson());
   return Json(200, {{"run", RunJson(*run)}, {"tasks", tasks}});
 }
 
@@ -626,7 +635,9 @@ HttpResponse Api::ListTasks(const HttpRequest& request, const std::string& run_i
                             const std::string& task_id) {
   StatusOr<RunRecord> run = FindRun(request, run_id);
   if (!run.ok()) return Error(run.status());
-  std::vector<TryRecord> tries = store_->ListTries(run->dag_id, run->run_id);
+  StatusOr<std::vector<TryRecord>> stored = store_->ListTries(run->dag_id, run->run_id);
+  if (!stored.ok()) return Error(stored.status());
+  std::vector<TryRecord> tries = std::move(stored).value();
   if (!task_id.empty()) {
     json list = json::array();
     for (const TryRecord& t : tries) {
@@ -649,8 +660,10 @@ HttpResponse Api::ListTasks(const HttpRequest& request, const std::string& run_i
 HttpResponse Api::GetEvents(const HttpRequest& request, const std::string& run_id) {
   StatusOr<RunRecord> run = FindRun(request, run_id);
   if (!run.ok()) return Error(run.status());
+  StatusOr<std::vector<Event>> stored = store_->ListEvents(run->dag_id, run->run_id);
+  if (!stored.ok()) return Error(stored.status());
   json events = json::array();
-  for (const Event& e : store_->ListEvents(run->dag_id, run->run_id)) events.push_back(e.ToJson());
+  for (const Event& e : *stored) events.push_back(e.ToJson());
   return Json(200, {{"events", events}});
 }
 
@@ -819,13 +832,14 @@ HttpResponse Api::Mlops(const HttpRequest& request, const std::vector<std::strin
       const std::string dag = query("dag_id");
       const std::string run = query("run_id");
       json list = json::array();
-      store_->Scan(Space::kArtifacts, "", [&](const std::string&, const json& a) {
+      Status read = store_->Scan(Space::kArtifacts, "", [&](const std::string&, const json& a) {
         if ((dag.empty() || a.value("dag_id", "") == dag) &&
             (run.empty() || a.value("run_id", "") == run)) {
           list.push_back(a);
         }
         return true;
       });
+      if (!read.ok()) return Error(read);
       std::sort(list.begin(), list.end(), [](const json& a, const json& b) {
         return a.value("created_at", "") > b.value("created_at", "");
       });
@@ -848,8 +862,12 @@ HttpResponse Api::Mlops(const HttpRequest& request, const std::vector<std::strin
         }
         return out;
       };
-      body["produced_by"] = edges(Producers(*store_, a->id));
-      body["read_by"] = edges(Consumers(*store_, a->id));
+      StatusOr<std::vector<LineageEdge>> producers = Producers(*store_, a->id);
+      if (!producers.ok()) return Error(producers.status());
+      StatusOr<std::vector<LineageEdge>> consumers = Consumers(*store_, a->id);
+      if (!consumers.ok()) return Error(consumers.status());
+      body["produced_by"] = edges(*producers);
+      body["read_by"] = edges(*consumers);
       return Json(200, {{"artifact", body}});
     }
     if (p.size() == 3 && p[2] == "lineage") {
@@ -871,8 +889,10 @@ HttpResponse Api::Mlops(const HttpRequest& request, const std::vector<std::strin
   ModelRegistry registry(store_);
   if (p.size() == 1) {
     if (!get) return only("GET");
+    StatusOr<std::vector<Model>> models = registry.ListModels();
+    if (!models.ok()) return Error(models.status());
     json list = json::array();
-    for (const Model& model : registry.ListModels()) list.push_back(model.ToJson());
+    for (const Model& model : *models) list.push_back(model.ToJson());
     return Json(200, {{"models", list}});
   }
   const std::string& name = p[1];
@@ -880,8 +900,10 @@ HttpResponse Api::Mlops(const HttpRequest& request, const std::vector<std::strin
     if (!get) return only("GET");
     StatusOr<Model> model = registry.GetModel(name);
     if (!model.ok()) return Error(model.status());
+    StatusOr<std::vector<Event>> events = registry.History(name);
+    if (!events.ok()) return Error(events.status());
     json history = json::array();
-    for (const Event& e : registry.History(name)) history.push_back(e.ToJson());
+    for (const Event& e : *events) history.push_back(e.ToJson());
     return Json(200, {{"model", model->ToJson()}, {"history", history}});
   }
   if (p[2] == "versions" && (p.size() == 3 || p.size() == 4)) {
@@ -898,8 +920,10 @@ HttpResponse Api::Mlops(const HttpRequest& request, const std::vector<std::strin
     }
     StatusOr<Model> model = registry.GetModel(name);
     if (!model.ok()) return Error(model.status());
+    StatusOr<std::vector<ModelVersion>> versions = registry.ListVersions(name);
+    if (!versions.ok()) return Error(versions.status());
     json list = json::array();
-    for (const ModelVersion& v : registry.ListVersions(name)) list.push_back(v.ToJson());
+    for (const ModelVersion& v : *versions) list.push_back(v.ToJson());
     return Json(200, {{"versions", list}});
   }
   if (p[2] == "aliases" && (p.size() == 4 || (p.size() == 5 && p[4] == "rollback"))) {

@@ -51,11 +51,17 @@ Status Scheduler::RecordDagEvent(const std::string& dag_id, const std::string& k
   return store_->Commit(batch);
 }
 
-void Scheduler::LoadControl() {
-  for (auto& [key, value] : store_->ListControl(std::string(kDagPrefix))) {
+Status Scheduler::LoadControl() {
+  StatusOr<std::vector<std::pair<std::string, json>>> dags =
+      store_->ListControl(std::string(kDagPrefix));
+  if (!dags.ok()) return dags.status();
+  StatusOr<std::vector<std::pair<std::string, json>>> backfills =
+      store_->ListControl(std::string(kBackfillPrefix));
+  if (!backfills.ok()) return backfills.status();
+  for (auto& [key, value] : *dags) {
     if (value.value("paused", false)) paused_[key.substr(kDagPrefix.size())] = value;
   }
-  for (auto& [key, value] : store_->ListControl(std::string(kBackfillPrefix))) {
+  for (auto& [key, value] : *backfills) {
     const std::string id = key.substr(kBackfillPrefix.size());
     if (value.value("state", "") == "running") {
       // Items started before a crash: make sure each was acted on, exactly once.
@@ -65,6 +71,7 @@ void Scheduler::LoadControl() {
     }
     backfills_[id] = std::move(value);
   }
+  return Status::Ok();
 }
 
 bool Scheduler::paused(const std::string& dag_id) const { return paused_.count(dag_id) > 0; }
@@ -255,7 +262,14 @@ void Scheduler::ActOnBackfillItem(const json& backfill, const json& item, bool r
   }
   if (action == "rerun") {
     if (recovering) {
-      for (const Event& e : store_->ListEvents(dag_id, run_id)) {
+      StatusOr<std::vector<Event>> events = store_->ListEvents(dag_id, run_id);
+      if (!events.ok()) {
+        // Unknown whether it was cleared: clearing twice would run it twice.
+        std::fprintf(stderr, "sluice serve: backfill %s: cannot tell whether %s was rerun: %s\n",
+                     id.c_str(), run_id.c_str(), events.status().message().c_str());
+        return;
+      }
+      for (const Event& e : *events) {
         if (e.actor == actor) return;  // cleared before the crash
       }
     }

@@ -77,7 +77,9 @@ Status Scheduler::Start() {
   }
   // Unfinished runs of an earlier process go on first, so that their tries are retried before
   // anything new is owed.
-  for (const RunRecord& run : store_->ListRuns("", std::numeric_limits<size_t>::max())) {
+  StatusOr<std::vector<RunRecord>> runs = store_->ListRuns("", std::numeric_limits<size_t>::max());
+  if (!runs.ok()) return runs.status();
+  for (const RunRecord& run : *runs) {
     if (run.state != RunState::kQueued && run.state != RunState::kRunning) continue;
     StatusOr<RunRecord> resumed = runner_->Resume(run.dag_id, run.run_id);
     if (!resumed.ok()) {
@@ -86,7 +88,7 @@ Status Scheduler::Start() {
     }
   }
   Scan();
-  LoadControl();
+  SLUICE_RETURN_IF_ERROR(LoadControl());
   Tick();
   return Status::Ok();
 }
@@ -265,9 +267,17 @@ void Scheduler::Scan() {
     StatusOr<const date::time_zone*> zone = FindTimeZone(entry.dag->spec().timezone);
     entry.zone = zone.ok() ? *zone : nullptr;  // the loader has checked it
     if (first_load) {
-      // The cursor: the latest scheduled run already recorded for this DAG.
-      for (const RunRecord& run :
-           store_->ListRuns(entry.dag->id(), std::numeric_limits<size_t>::max())) {
+      // The cursor: the latest scheduled run already recorded for this DAG. Unread, it is
+      // not guessed: the DAG waits for the next rescan rather than catch up on slots it ran.
+      StatusOr<std::vector<RunRecord>> runs =
+          store_->ListRuns(entry.dag->id(), std::numeric_limits<size_t>::max());
+      if (!runs.ok()) {
+        entry.errors.Error(path, {}, "cannot read the DAG's runs: " + runs.status().message(),
+                           "it is scheduled again once the state store can be read");
+        entry.dag.reset();
+        continue;
+      }
+      for (const RunRecord& run : *runs) {
         std::optional<sys_seconds> start = LogicalDateOf(run.run_id);
         if (start && (!entry.cursor || *start > *entry.cursor)) entry.cursor = start;
       }

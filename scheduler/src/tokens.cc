@@ -45,7 +45,13 @@ std::optional<Role> ParseRole(std::string_view name) {
 }
 
 Tokens::Tokens(StateStore* store) : store_(store) {
-  for (auto& [key, value] : store_->ListControl(std::string(kPrefix))) {
+  StatusOr<std::vector<std::pair<std::string, json>>> stored =
+      store_->ListControl(std::string(kPrefix));
+  if (!stored.ok()) {
+    load_status_ = stored.status();
+    return;
+  }
+  for (auto& [key, value] : *stored) {
     TokenInfo info;
     info.hash = key.substr(kPrefix.size());
     info.name = value.value("name", "");

@@ -82,7 +82,7 @@ class Harness {
   TaskState State(const std::string& task) {
     TaskState state = TaskState::kPending;
     int best = -1;
-    for (const TryRecord& t : store_->ListTries(run_.dag_id, run_.run_id)) {
+    for (const TryRecord& t : testing::Must(store_->ListTries(run_.dag_id, run_.run_id))) {
       if (t.task_id == task && t.try_number > best) {
         best = t.try_number;
         state = t.state;
@@ -93,7 +93,7 @@ class Harness {
   TryRecord Latest(const std::string& task) {
     TryRecord latest;
     latest.try_number = -1;
-    for (TryRecord& t : store_->ListTries(run_.dag_id, run_.run_id)) {
+    for (TryRecord& t : testing::Must(store_->ListTries(run_.dag_id, run_.run_id))) {
       if (t.task_id == task && t.try_number > latest.try_number) latest = std::move(t);
     }
     return latest;
@@ -214,7 +214,7 @@ TEST_CASE("Runner.Retries.ExponentialBackoffOnTheInjectedClock" * doctest::timeo
   CHECK(h.finished_->state == RunState::kFailed);
 
   // The event log holds every transition with its reason.
-  std::vector<Event> events = h.store_->ListEvents("retry", h.run_.run_id);
+  std::vector<Event> events = testing::Must(h.store_->ListEvents("retry", h.run_.run_id));
   int retries = 0;
   for (const Event& e : events) retries += e.to == "up_for_retry";
   CHECK(retries == 3);
@@ -361,7 +361,7 @@ TEST_CASE("Runner.Resume.ThatEndsTheRunLeavesItEnded" * doctest::timeout(30)) {
   CHECK(h.finished_->state == RunState::kFailed);
   // The run's own events: resumed first, then the end, and nothing after it.
   std::vector<Event> run_events;
-  for (const Event& e : h.store_->ListEvents("end", run_id)) {
+  for (const Event& e : testing::Must(h.store_->ListEvents("end", run_id))) {
     if (e.kind == "run_state") run_events.push_back(e);
   }
   REQUIRE(run_events.size() >= 2);
@@ -381,7 +381,7 @@ TEST_CASE("Runner.Trigger.UnknownStepCreatesNothing") {
   REQUIRE_FALSE(run.ok());
   CHECK(run.status().message().find("train.nothing") != std::string::npos);
   h.Settle();
-  CHECK(h.store_->ListRuns("u", 10).empty());
+  CHECK(testing::Must(h.store_->ListRuns("u", 10)).empty());
 }
 
 TEST_CASE("Runner.Params.OverridesAreCheckedAgainstTheDeclaredOnes") {
@@ -426,7 +426,7 @@ TEST_CASE("Runner.Cancel.SkipsWhatHasNotStartedAndStopsWhatRuns" * doctest::time
   h.Finish("slow", Kind::kSuccess);  // it ended before it saw the request
   REQUIRE(h.finished_.has_value());
   CHECK(h.finished_->state == RunState::kFailed);
-  std::vector<Event> events = h.store_->ListEvents("c", h.run_.run_id);
+  std::vector<Event> events = testing::Must(h.store_->ListEvents("c", h.run_.run_id));
   bool by_alice = false;
   for (const Event& e : events) by_alice |= e.task_id == "b" && e.actor == "api:alice";
   CHECK(by_alice);
@@ -487,7 +487,8 @@ TEST_CASE("Runner.Clear.RerunsATaskAndItsDownstreamWithNewTries" * doctest::time
   CHECK(h.finished_->state == RunState::kSuccess);
   // The earlier tries stay in the history; a is untouched.
   int b_tries = 0;
-  for (const TryRecord& t : h.store_->ListTries("cl", h.run_.run_id)) b_tries += t.task_id == "b";
+  for (const TryRecord& t : testing::Must(h.store_->ListTries("cl", h.run_.run_id)))
+    b_tries += t.task_id == "b";
   CHECK(b_tries == 4);
   CHECK(h.Latest("a").try_number == 1);
   // The latest try that ran is what logs show, not a placeholder.
@@ -527,7 +528,7 @@ TEST_CASE("Runner.DagrunTimeout.CancelsTheRun" * doctest::timeout(30)) {
   h.Finish("slow", Kind::kCancelled, json::object(), "cancelled");
   REQUIRE(h.finished_.has_value());
   CHECK(h.finished_->state == RunState::kFailed);
-  CHECK(h.store_->ListEvents("t", h.run_.run_id).back().reason ==
+  CHECK(testing::Must(h.store_->ListEvents("t", h.run_.run_id)).back().reason ==
         "cancelled by dagrun_timeout (10s)");
 }
 

@@ -68,7 +68,7 @@ TEST_CASE("StateStore.Commit.SurvivesReopen") {
   CHECK(run->params["x"] == 1);
   CHECK(run->state == RunState::kRunning);
 
-  std::vector<TryRecord> tries = (*store)->ListTries("a", "r1");
+  std::vector<TryRecord> tries = testing::Must((*store)->ListTries("a", "r1"));
   REQUIRE(tries.size() == 3);
   CHECK(tries[0].task_id == "prep");
   CHECK(tries[1].task_id == "train");
@@ -81,17 +81,17 @@ TEST_CASE("StateStore.Commit.SurvivesReopen") {
   StateStore::Batch more;
   more.AddEvent(Ev("a", "r1", "three"));
   REQUIRE((*store)->Commit(&more).ok());
-  std::vector<Event> events = (*store)->ListEvents("a", "r1");
+  std::vector<Event> events = testing::Must((*store)->ListEvents("a", "r1"));
   REQUIRE(events.size() == 3);
   CHECK(events[0].seq == 1);
   CHECK(events[2].seq == 3);
   CHECK(events[2].to == "three");
 
-  std::vector<RunRecord> runs = (*store)->ListRuns("", 10);
+  std::vector<RunRecord> runs = testing::Must((*store)->ListRuns("", 10));
   REQUIRE(runs.size() == 3);
   CHECK(runs[0].dag_id == "b");  // newest first
-  CHECK((*store)->ListRuns("a", 10).size() == 2);
-  CHECK((*store)->ListRuns("", 1).size() == 1);
+  CHECK(testing::Must((*store)->ListRuns("a", 10)).size() == 2);
+  CHECK(testing::Must((*store)->ListRuns("", 1)).size() == 1);
 }
 
 TEST_CASE("StateStore.FindRun.ByIdAloneOrAmbiguous") {
@@ -193,10 +193,13 @@ TEST_CASE("StateStore.Open.OlderStateDirReadsAndIsUpgradedByAWriter") {
     CHECK(!(*reader)->Has(Space::kModels, "m/x"));
     CHECK((*reader)->Get(Space::kArtifacts, "a").status().code() == Status::Code::kNotFound);
     size_t seen = 0;
-    (*reader)->Scan(Space::kCache, "", [&](const std::string&, const nlohmann::json&) {
-      ++seen;
-      return true;
-    });
+    CHECK((*reader)
+              ->Scan(Space::kCache, "",
+                     [&](const std::string&, const nlohmann::json&) {
+                       ++seen;
+                       return true;
+                     })
+              .ok());
     CHECK(seen == 0);
     // The old index reads as it is, newest first, a page at a time.
     StateStore::RunQuery query;
@@ -282,7 +285,7 @@ TEST_CASE("StateStore.Records.OddTextSurvivesTheRoundTrip") {
   StateStore::Batch batch;
   batch.PutTry(t);
   REQUIRE((*store)->Commit(&batch).ok());
-  std::vector<TryRecord> back = (*store)->ListTries("a", "r");
+  std::vector<TryRecord> back = testing::Must((*store)->ListTries("a", "r"));
   REQUIRE(back.size() == 1);
   CHECK(back[0].reason == std::string("quote \" backslash \\ newline\n tab\t bell\x07 bad utf8 "
                                       "\xef\xbf\xbd\xef\xbf\xbd end, ok utf8 \xc3\xa9"));
@@ -349,7 +352,7 @@ TEST_CASE("StateStore.Control.PutGetListDelete") {
   REQUIRE(store.ok());
   CHECK((*store)->GetControl("dag/a")->at("paused") == true);
   CHECK((*store)->GetControl("dag/b").status().code() == Status::Code::kNotFound);
-  auto dags = (*store)->ListControl("dag/");
+  auto dags = testing::Must((*store)->ListControl("dag/"));
   REQUIRE(dags.size() == 1);
   CHECK(dags[0].first == "dag/a");
 }

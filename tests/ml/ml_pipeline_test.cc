@@ -30,13 +30,14 @@ struct Finished {
 Finished LastRun(const std::string& state, const std::string& dag) {
   auto store = StateStore::OpenReadOnly(state);
   REQUIRE_MESSAGE(store.ok(), store.status().ToString());
-  std::vector<RunRecord> runs = (*store)->ListRuns(dag, 1);
+  std::vector<RunRecord> runs = testing::Must((*store)->ListRuns(dag, 1));
   REQUIRE(runs.size() == 1);
   Finished f;
   StatusOr<json> tracking = RunTracking(**store, runs[0], "");
   REQUIRE(tracking.ok());
   f.tracking = *tracking;
-  for (TryRecord& t : (*store)->ListTries(dag, runs[0].run_id)) f.tries[t.task_id] = std::move(t);
+  for (TryRecord& t : testing::Must((*store)->ListTries(dag, runs[0].run_id)))
+    f.tries[t.task_id] = std::move(t);
   return f;
 }
 

@@ -64,7 +64,7 @@ class Loop {
   // Logical dates (HH:MM) of the scheduled runs of `dag`, oldest first.
   std::vector<std::string> Runs(const std::string& dag) {
     std::vector<std::string> out;
-    for (const RunRecord& r : store_->ListRuns(dag, 1000)) {
+    for (const RunRecord& r : testing::Must(store_->ListRuns(dag, 1000))) {
       if (r.run_type == "scheduled") out.push_back(r.logical_date.substr(11, 5));
     }
     std::sort(out.begin(), out.end());
@@ -124,7 +124,7 @@ TEST_CASE("Scheduler.Pause.StopsRunsAndUnpauseFollowsCatchup" * doctest::timeout
   CHECK(loop.Runs("none").empty());
   loop.At(std::chrono::minutes(60));  // 06:00
   CHECK(loop.Runs("none") == std::vector<std::string>{"05:00"});
-  std::vector<Event> events = loop.store_->ListEvents("all", "");
+  std::vector<Event> events = testing::Must(loop.store_->ListEvents("all", ""));
   REQUIRE(events.size() == 2);
   CHECK(events[0].kind == "dag_paused");
   CHECK(events[0].actor == "api:alice");
@@ -173,7 +173,7 @@ TEST_CASE("Scheduler.Prepare.LaunchedAtTheBoundaryOrMadeAfresh" * doctest::timeo
   // Nothing is recorded by preparing.
   CHECK(loop.scheduler_->PrepareDue(four) == 4);
   CHECK(loop.Runs("a").empty());
-  CHECK(loop.store_->ListEvents("a", "").empty());
+  CHECK(testing::Must(loop.store_->ListEvents("a", "")).empty());
 
   // Between preparing and the boundary: a pause, a run that takes a slot, an edited file.
   REQUIRE(loop.scheduler_->SetPaused("paused", true, "api:alice").ok());
@@ -195,24 +195,25 @@ TEST_CASE("Scheduler.Prepare.LaunchedAtTheBoundaryOrMadeAfresh" * doctest::timeo
   // Only a's prepared run was launched as prepared; it is recorded as created at the
   // boundary, not when it was prepared.
   CHECK(loop.scheduler_->prepared_launched() == 1);
-  const std::vector<RunRecord> a = loop.store_->ListRuns("a", 10);
+  const std::vector<RunRecord> a = testing::Must(loop.store_->ListRuns("a", 10));
   REQUIRE(a.size() == 1);
   CHECK(a[0].run_id == "scheduled__2026-01-02T03:00:00Z");
   CHECK(a[0].created_at == "2026-01-02T04:00:00.000000Z");
   CHECK(a[0].data_interval_end == "2026-01-02T04:00:00Z");
-  CHECK(loop.store_->ListEvents("a", a[0].run_id).size() >= 2);  // the run's, its task's
+  CHECK(testing::Must(loop.store_->ListEvents("a", a[0].run_id)).size() >=
+        2);  // the run's, its task's
   CHECK(loop.Runs("paused").empty());
   // The slot taken in between keeps its one run.
-  const std::vector<RunRecord> taken = loop.store_->ListRuns("taken", 10);
+  const std::vector<RunRecord> taken = testing::Must(loop.store_->ListRuns("taken", 10));
   REQUIRE(taken.size() == 1);
   CHECK(taken[0].triggered_by == "api:bob");
   // The edited DAG's run is made from the new file, not from what was prepared.
-  const std::vector<RunRecord> edited = loop.store_->ListRuns("edited", 10);
+  const std::vector<RunRecord> edited = testing::Must(loop.store_->ListRuns("edited", 10));
   REQUIRE(edited.size() == 1);
   StatusOr<RunRecord> stored = loop.store_->GetRun("edited", edited[0].run_id);
   REQUIRE(stored.ok());
   CHECK(stored->dag_source.find("second") != std::string::npos);
-  CHECK(loop.store_->ListTries("edited", edited[0].run_id).size() >= 1);
+  CHECK(testing::Must(loop.store_->ListTries("edited", edited[0].run_id)).size() >= 1);
   // Launched: taken's task (before the boundary), then a's and the edited DAG's first task.
   CHECK(loop.executor_.order == std::vector<std::string>{"t", "t", "first"});
 }

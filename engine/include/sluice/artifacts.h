@@ -111,8 +111,8 @@ void RecordConsumed(StateStore::Batch* batch, const std::string& artifact,
 
 // Finds an artifact by id or by an unambiguous prefix of at least 6 hex digits.
 StatusOr<ArtifactRecord> FindArtifact(const StateStore& store, const std::string& id_or_prefix);
-std::vector<LineageEdge> Producers(const StateStore& store, const std::string& artifact);
-std::vector<LineageEdge> Consumers(const StateStore& store, const std::string& artifact);
+StatusOr<std::vector<LineageEdge>> Producers(const StateStore& store, const std::string& artifact);
+StatusOr<std::vector<LineageEdge>> Consumers(const StateStore& store, const std::string& artifact);
 
 // Lineage as a tree, `depth` levels deep (0: unlimited; cycles cannot occur, since a try never
 // reads its own outputs). Up: artifact -> the tries that made it -> the artifacts they read ->

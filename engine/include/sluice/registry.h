@@ -90,13 +90,13 @@ class ModelRegistry {
                                   const std::string& actor, const std::string& reason);
 
   StatusOr<Model> GetModel(const std::string& name) const;
-  std::vector<Model> ListModels() const;
-  std::vector<ModelVersion> ListVersions(const std::string& name) const;
+  StatusOr<std::vector<Model>> ListModels() const;
+  StatusOr<std::vector<ModelVersion>> ListVersions(const std::string& name) const;
   StatusOr<ModelVersion> GetVersion(const std::string& name, int version) const;
   // The version that holds `alias`. NotFound when the model or the alias does not exist.
   StatusOr<ModelVersion> Resolve(const std::string& name, const std::string& alias) const;
   // Registrations and alias moves, oldest first.
-  std::vector<Event> History(const std::string& name) const;
+  StatusOr<std::vector<Event>> History(const std::string& name) const;
 
  private:
   StatusOr<ModelVersion> MoveAlias(Model model, const std::string& alias, int version,

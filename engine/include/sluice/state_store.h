@@ -244,35 +244,43 @@ class StateStore {
   bool HasRun(const std::string& dag_id, const std::string& run_id) const;
   // Finds a run by id alone. NotFound if none; InvalidArgument if several DAGs have it.
   StatusOr<RunRecord> FindRun(const std::string& run_id) const;
+  // Every list and scan below fails rather than return part of what is stored: an IoError
+  // when RocksDB cannot read (the iterator's status), Corruption naming the key when a run,
+  // try or event record does not parse. (Module-space and control values that do not parse
+  // are skipped: the modules check what they read.)
+  //
   // Runs, newest first (by created_at), optionally of one DAG; at most `limit`.
-  std::vector<RunRecord> ListRuns(const std::string& dag_id, size_t limit) const;
+  StatusOr<std::vector<RunRecord>> ListRuns(const std::string& dag_id, size_t limit) const;
   // A page of runs through the creation-time index: O(page), not O(runs), without filters.
   StatusOr<RunPage> QueryRuns(const RunQuery& query) const;
   // Every try of every task of a run, ordered by task id then try number.
-  std::vector<TryRecord> ListTries(const std::string& dag_id, const std::string& run_id) const;
+  StatusOr<std::vector<TryRecord>> ListTries(const std::string& dag_id,
+                                             const std::string& run_id) const;
   // One try of a task: `try_number`, or the latest that ran when it is 0. NotFound says
   // whether the task or only that try is missing.
   StatusOr<TryRecord> FindTry(const std::string& dag_id, const std::string& run_id,
                               const std::string& task_id, int try_number) const;
-  std::vector<Event> ListEvents(const std::string& dag_id, const std::string& run_id) const;
+  StatusOr<std::vector<Event>> ListEvents(const std::string& dag_id,
+                                          const std::string& run_id) const;
   // Every try of every run (for garbage collection); `fn` returning false stops the scan.
-  void ScanTries(const std::function<bool(const TryRecord&)>& fn) const;
+  Status ScanTries(const std::function<bool(const TryRecord&)>& fn) const;
 
   // Operator state. NotFound when the key has no value.
   StatusOr<nlohmann::json> GetControl(const std::string& key) const;
   // Every (key, value) whose key starts with `prefix`, in key order.
-  std::vector<std::pair<std::string, nlohmann::json>> ListControl(const std::string& prefix) const;
+  StatusOr<std::vector<std::pair<std::string, nlohmann::json>>> ListControl(
+      const std::string& prefix) const;
 
   // Module spaces. Get: NotFound when the key has no value. Scan: (key, value) pairs whose key
   // starts with `prefix`, in key order, at most `limit`; `fn` returning false stops it.
   StatusOr<nlohmann::json> Get(Space space, const std::string& key) const;
   bool Has(Space space, const std::string& key) const;
-  void Scan(
+  Status Scan(
       Space space, const std::string& prefix,
       const std::function<bool(const std::string& key, const nlohmann::json& value)>& fn) const;
   // Keys only, nothing parsed.
-  void ScanKeys(Space space, const std::string& prefix,
-                const std::function<bool(const std::string& key)>& fn) const;
+  Status ScanKeys(Space space, const std::string& prefix,
+                  const std::function<bool(const std::string& key)>& fn) const;
 
   // Deletes an ended run: its record, tries, source and index entries (its events stay: the
   // audit log is append-only). Logs and files under the state dir are the caller's.

@@ -131,7 +131,7 @@ class Scheduler {
                                           std::optional<std::chrono::sys_seconds>* next_due,
                                           bool* full) const;
   void Arm(std::chrono::sys_seconds now);
-  void LoadControl();
+  Status LoadControl();
   void AdvanceBackfills();
   bool AdvanceBackfill(nlohmann::json& backfill);  // true when it changed
   void ActOnBackfillItem(const nlohmann::json& backfill, const nlohmann::json& item,

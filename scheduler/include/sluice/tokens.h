@@ -32,8 +32,10 @@ struct TokenInfo {
 
 class Tokens {
  public:
-  // Loads the tokens of `store` (which must outlive this object).
+  // Loads the tokens of `store` (which must outlive this object). When they cannot be read,
+  // load_status() says why and no token authenticates.
   explicit Tokens(StateStore* store);
+  const Status& load_status() const { return load_status_; }
 
   // Creates a token and returns its secret ("slc_" + 48 hex digits). Names are 1-64 of
   // [A-Za-z0-9._-] and unique.
@@ -49,6 +51,7 @@ class Tokens {
 
   StateStore* store_;
   std::map<std::string, TokenInfo> by_hash_;
+  Status load_status_;
 };
 
 }  // namespace sluice
