@@ -693,6 +693,7 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, O
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  if (options.env != nullptr) db_options.env = options.env;
   // Every transition is a small synced write, so the WAL's fdatasync is on the critical path
   // of every task. Preallocating WAL space (fallocate) makes each append change the file's
   // extent metadata, which fdatasync must then journal: measured here, 460 us per synced

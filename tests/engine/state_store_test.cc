@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "fault_env.h"
 #include "test_util.h"
 
 namespace sluice {
@@ -355,6 +356,81 @@ TEST_CASE("StateStore.Control.PutGetListDelete") {
   auto dags = testing::Must((*store)->ListControl("dag/"));
   REQUIRE(dags.size() == 1);
   CHECK(dags[0].first == "dag/a");
+}
+
+// Issue 15: after a failed write the store writes nothing more (RocksDB must not be asked to
+// append to a log whose last append failed), every Commit names the state dir, and what was
+// committed before is all there on reopen.
+TEST_CASE("StateStore.Faults.AFailedWriteStopsEveryLaterWrite") {
+  testing::TempDir dir;
+  testing::FaultEnv env;
+  StateStore::Options options;
+  options.env = &env;
+  {
+    auto store = StateStore::Open(dir.file("state"), options);
+    REQUIRE_MESSAGE(store.ok(), store.status().message());
+    StateStore::Batch batch;
+    batch.PutRun(Run("a", "before", "2026-01-01T00:00:00.000000Z"));
+    REQUIRE((*store)->Commit(&batch).ok());
+
+    env.fail_writes = true;
+    batch.PutRun(Run("a", "during", "2026-01-01T00:00:01.000000Z"));
+    Status failed = (*store)->Commit(&batch);
+    CHECK(failed.code() == Status::Code::kIoError);
+    CHECK(failed.message().find(dir.file("state")) != std::string::npos);
+    CHECK(failed.message().find("--resume") != std::string::npos);
+
+    env.fail_writes = false;  // the disk has room again, but this process stays stopped
+    const int appends = env.writes_after_failure;
+    batch.PutRun(Run("a", "after", "2026-01-01T00:00:02.000000Z"));
+    Status again = (*store)->Commit(&batch);
+    CHECK(again.message() == failed.message());
+    CHECK(batch.empty());
+    CHECK((*store)->write_error().message() == failed.message());
+    CHECK(env.writes_after_failure == appends);  // nothing reached RocksDB
+  }
+  auto reopened = StateStore::Open(dir.file("state"));
+  REQUIRE_MESSAGE(reopened.ok(), reopened.status().message());
+  CHECK((*reopened)->HasRun("a", "before"));
+  CHECK_FALSE((*reopened)->HasRun("a", "after"));
+  StateStore::Batch batch;
+  batch.PutRun(Run("a", "later", "2026-01-01T00:00:03.000000Z"));
+  CHECK((*reopened)->Commit(&batch).ok());
+}
+
+// Issue 15: a read error in a scan read as a shorter list, so resume could run a task that
+// had succeeded. Every list now fails instead.
+TEST_CASE("StateStore.Faults.AReadErrorIsAnErrorNotAShortList") {
+  testing::TempDir dir;
+  {
+    auto store = StateStore::Open(dir.file("state"));
+    REQUIRE(store.ok());
+    StateStore::Batch batch;
+    batch.PutRun(Run("a", "r", "2026-01-01T00:00:00.000000Z"));
+    for (int i = 0; i < 3; ++i) {
+      batch.PutTry(Try("a", "r", "t" + std::to_string(i), 1, TaskState::kSuccess));
+      batch.AddEvent(Ev("a", "r", "success"));
+    }
+    REQUIRE((*store)->Commit(&batch).ok());
+  }
+  {
+    // Reopening replays the log into table files, which the next open reads from.
+    auto store = StateStore::Open(dir.file("state"));
+    REQUIRE(store.ok());
+  }
+  testing::FaultEnv env;
+  StateStore::Options options;
+  options.env = &env;
+  auto reread = StateStore::Open(dir.file("state"), options);
+  REQUIRE_MESSAGE(reread.ok(), reread.status().message());
+  env.fail_reads = true;  // from here on, no table file can be read
+  StatusOr<std::vector<TryRecord>> tries = (*reread)->ListTries("a", "r");
+  CHECK_FALSE(tries.ok());
+  CHECK(tries.status().message().find("cannot read the state store") != std::string::npos);
+  CHECK_FALSE((*reread)->ListEvents("a", "r").ok());
+  CHECK_FALSE((*reread)->ListRuns("a", 10).ok());
+  env.fail_reads = false;
+  CHECK(testing::Must((*reread)->ListTries("a", "r")).size() == 3);
 }
 
 }  // namespace

@@ -42,6 +42,10 @@
 
 #include "sluice/status.h"
 
+namespace rocksdb {
+class Env;
+}
+
 namespace sluice {
 
 // The layout of the state store. 2: the creation-time index is kept newest first (1 kept it
@@ -161,6 +165,10 @@ class StateStore {
     // Default: true. Turning it off loses the last transitions on a machine crash (not on
     // a process crash); only benchmarks that measure the cost of fsync use it.
     bool sync = true;
+    // The rocksdb::Env the store does its I/O through. Default: null, RocksDB's own. Tests
+    // pass an EnvWrapper that fails reads or writes on demand (tests/engine/fault_env.h), as
+    // leveldb's tests do with SpecialEnv; it must outlive the store.
+    rocksdb::Env* env = nullptr;
   };
 
   // A set of writes committed atomically. Events get their sequence numbers at Commit.
