@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -82,6 +83,9 @@ struct Worker {
   std::deque<TaskLaunch> assigned;
   // The try it runs: the front of `assigned`; empty when none.
   std::string key;
+  // Waiting tries asked back (kRevoke) and not yet answered. One of them at the front of
+  // `assigned` is not started until the answer says whether it runs here.
+  std::set<std::string> revoking;
   std::optional<TaskOutcome> forced;  // set when the pool kills it on purpose
   asio::steady_timer timeout_timer;
   asio::steady_timer cancel_timer;
@@ -129,6 +133,10 @@ struct LocalWorkerPool::Impl : std::enable_shared_from_this<LocalWorkerPool::Imp
   void SendScan();
   bool Assign(TaskLaunch launch);
   void DispatchPending();
+  // An idle worker takes back tries that wait behind a running one on another worker (asks
+  // for up to half of them), so that no ready try waits while a worker sits idle.
+  void Steal(const std::shared_ptr<Worker>& idle);
+  void HandleRevoked(const std::shared_ptr<Worker>& w, const std::string& key, bool revoked);
   // The worker runs its tries in order: when the one before ends, the next one starts. The
   // engine counts it as started then (it arms the timeout and reports OnStarted), which saves
   // a message per try; the worker may have begun it a few microseconds earlier.
@@ -137,8 +145,10 @@ struct LocalWorkerPool::Impl : std::enable_shared_from_this<LocalWorkerPool::Imp
   std::unique_ptr<asio::steady_timer> watchdog_timer;
 };
 
-// Each worker holds one try running and one more waiting in its inbox, so that it never
-// idles while the engine records the previous result.
+// Each worker holds one try running and up to kDepth - 1 waiting in its inbox, so that it
+// never idles while the engine records the previous result. A worker that runs out takes
+// waiting tries back from a busy one (Steal), so an inbox never holds a try behind a long
+// one while a worker is idle.
 constexpr size_t kDepth = 16;
 
 Status LocalWorkerPool::Impl::Spawn(size_t index) {
@@ -302,8 +312,15 @@ void LocalWorkerPool::Impl::HandleFrame(const std::shared_ptr<Worker>& w, Type t
       Send(w, Type::kReply, reply.dump(-1, ' ', false, json::error_handler_t::replace));
       return;
     }
+    case Type::kRevoked:
+      HandleRevoked(w, body.value("key", ""), body.value("revoked", false));
+      return;
     case Type::kResult: {
       const std::string key = body.value("key", "");
+      if (w->revoking.erase(key) > 0 && w->key.empty() && !w->assigned.empty() &&
+          w->assigned.front().key == key) {
+        StartFront(w);  // it ran here before the revoke's answer came: it was not given back
+      }
       auto it = std::find_if(w->assigned.begin(), w->assigned.end(),
                              [&](const TaskLaunch& l) { return l.key == key; });
       if (it == w->assigned.end()) return;
@@ -333,11 +350,67 @@ void LocalWorkerPool::Impl::HandleFrame(const std::shared_ptr<Worker>& w, Type t
       }
       StartFront(w);
       DispatchPending();
+      if (w->assigned.empty()) Steal(w);
       return;
     }
     default:
       return;
   }
+}
+
+void LocalWorkerPool::Impl::Steal(const std::shared_ptr<Worker>& idle) {
+  if (shutting_down || idle->dead || idle->scanning || !idle->assigned.empty()) return;
+  std::shared_ptr<Worker> victim;
+  size_t most = 0;
+  for (auto& w : workers) {
+    if (w == idle || w->dead || w->key.empty()) continue;
+    // Tries waiting behind the running one, not already asked back.
+    size_t waiting = 0;
+    for (size_t i = 1; i < w->assigned.size(); ++i) {
+      waiting += w->revoking.count(w->assigned[i].key) == 0;
+    }
+    if (waiting > most) {
+      most = waiting;
+      victim = w;
+    }
+  }
+  if (!victim) return;
+  // Half of them (at least one), the ones that would start last there, so that the busy
+  // worker keeps what it would reach first should its try end soon.
+  size_t asked = 0;
+  for (size_t i = victim->assigned.size(); i-- > 1 && asked < (most + 1) / 2;) {
+    const std::string& key = victim->assigned[i].key;
+    if (victim->revoking.count(key) > 0) continue;
+    victim->revoking.insert(key);
+    Send(victim, Type::kRevoke, json{{"key", key}}.dump());
+    ++asked;
+  }
+}
+
+void LocalWorkerPool::Impl::HandleRevoked(const std::shared_ptr<Worker>& w, const std::string& key,
+                                          bool revoked) {
+  if (w->revoking.erase(key) == 0) return;  // answered by its result already
+  auto it = std::find_if(w->assigned.begin(), w->assigned.end(),
+                         [&](const TaskLaunch& l) { return l.key == key; });
+  if (it == w->assigned.end()) return;
+  if (!revoked) {
+    StartFront(w);  // it runs here; it may be the front whose start was held back
+    return;
+  }
+  TaskLaunch launch = std::move(*it);
+  w->assigned.erase(it);
+  StartFront(w);
+  if (cancelled.erase(key) > 0) {
+    // Cancelled while it was being given back: it ends here, never started.
+    auto l = listener;
+    asio::post(io, [l, key] {
+      l->OnFinished(key, {TaskOutcome::Kind::kCancelled, "cancelled before it started"});
+    });
+    return;
+  }
+  // To the least loaded worker: the idle one that asked, unless another got there first.
+  pending.push_front(std::move(launch));
+  DispatchPending();
 }
 
 void LocalWorkerPool::Impl::Finish(const std::shared_ptr<Worker>& w, TaskOutcome outcome) {
@@ -377,6 +450,7 @@ void LocalWorkerPool::Impl::HandleDeath(const std::shared_ptr<Worker>& w) {
     if (it->key != w->key) pending.push_front(std::move(*it));
   }
   w->assigned.clear();
+  w->revoking.clear();
   if (!w->key.empty()) {
     TaskOutcome outcome;
     if (w->forced) {
@@ -414,6 +488,7 @@ void LocalWorkerPool::Impl::HandleDeath(const std::shared_ptr<Worker>& w) {
   }
   if (scan_done) SendScan();
   DispatchPending();
+  for (auto& idle : workers) Steal(idle);  // the new worker, if nothing was pending for it
 }
 
 bool LocalWorkerPool::Impl::Assign(TaskLaunch launch) {
@@ -451,6 +526,7 @@ bool LocalWorkerPool::Impl::Assign(TaskLaunch launch) {
 void LocalWorkerPool::Impl::StartFront(const std::shared_ptr<Worker>& w) {
   if (w->dead || w->assigned.empty() || !w->key.empty()) return;
   const TaskLaunch& front = w->assigned.front();
+  if (w->revoking.count(front.key) > 0) return;  // held until the revoke is answered
   const std::string key = front.key;
   w->key = key;
   w->forced.reset();

@@ -326,6 +326,18 @@ int RunWorker(int fd) {
         cv.notify_all();
         return;
       }
+      if (type == Type::kRevoke) {
+        // Under the lock the main thread takes jobs with: a try is either still queued (and
+        // is given back) or has been taken (and runs here).
+        const std::string key = body.value("key", "");
+        auto it = std::find_if(jobs.begin(), jobs.end(), [&](const Job& j) {
+          return j.type == Type::kRun && j.body.value("key", "") == key;
+        });
+        const bool revoked = it != jobs.end();
+        if (revoked) jobs.erase(it);
+        conn.Send(Type::kRevoked, json{{"key", key}, {"revoked", revoked}}.dump());
+        continue;
+      }
       jobs.push_back({type, std::move(body)});
       cv.notify_all();
     }

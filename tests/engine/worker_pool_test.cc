@@ -247,6 +247,29 @@ TEST_CASE("WorkerPool.Limits.MemoryCpuAndFilesApplyToOneTryOnly" * doctest::time
 namespace sluice {
 namespace {
 
+// Issue 15: with 2 workers, one 20 s task and 40 short ones, 15 short ones waited ~20 s in
+// the inbox of the worker running the long one while the other worker sat idle. An idle
+// worker now takes back tries that wait behind a running one: every short try ends before
+// the long one, and none of them starts on the long one's worker after it.
+TEST_CASE("WorkerPool.Dispatch.NoTryWaitsBehindALongOneWhileAWorkerIsIdle" * doctest::timeout(60)) {
+  PoolHarness h(2);
+  h.Launch("long", "core.sleep", {{"seconds", 4}});
+  for (int i = 0; i < 40; ++i)
+    h.Launch("short" + std::to_string(i), "core.shell", {{"command", "true"}});
+  h.Wait("long");
+  const int64_t long_pid = h.collector.pids["long"];
+  int behind = 0;
+  for (int i = 0; i < 40; ++i) {
+    const std::string key = "short" + std::to_string(i);
+    // Every short try had ended when the long one did: the loop stops at the long one's end.
+    REQUIRE_MESSAGE(h.collector.finished.count(key) == 1, key, " had not ended");
+    CHECK(h.collector.finished[key].kind == TaskOutcome::Kind::kSuccess);
+    if (h.collector.pids[key] == long_pid) ++behind;
+  }
+  // The long try's worker may have started a few before it took the long one; none after.
+  CHECK(behind == 0);
+}
+
 TEST_CASE("WorkerPool.Heartbeat.AStoppedWorkerIsKilledAsLost" * doctest::timeout(60)) {
   PoolHarness h(1, std::chrono::milliseconds(1500));
   h.Launch("frozen", "core.sleep", {{"seconds", 30}});

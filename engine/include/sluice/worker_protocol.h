@@ -29,6 +29,8 @@ enum class Type : uint8_t {
   // serving worker -> engine
   kLoaded = 10,     // {"id": N, "ok": bool, "error": "...", "seconds": 0.01}
   kPredicted = 11,  // "<id> <code>\n<response>" (not JSON: the response passes through as is)
+  kRevoked = 12,    // {"key": "...", "revoked": bool}: the answer to kRevoke; true when the try
+                    // had not started and never will here, false when it has started
   // engine -> worker
   kScan = 20,      // {"dirs": [...]}
   kRun = 21,       // {"key": "...", "file": "...", "step": "...", "request": {...}}
@@ -40,6 +42,8 @@ enum class Type : uint8_t {
                       //  "model": "...", "version": N}
   kPredict = 26,      // "<id> <slot>\n<request body>"
   kUnloadModel = 27,  // {"slot": "..."}
+  // engine -> worker
+  kRevoke = 28,  // {"key": "..."}: give a try back if it has not started (work stealing)
 };
 
 inline std::string EncodeFrame(Type type, std::string_view payload) {
