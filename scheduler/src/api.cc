@@ -159,6 +159,15 @@ std::string RouteLabel(const std::vector<std::string>& parts) {
   return route;
 }
 
+bool Matches(const char* pattern, const std::vector<std::string>& parts) {
+  const std::vector<std::string> want = Split(pattern);
+  if (want.size() != parts.size()) return false;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (want[i] != "{}" && want[i] != parts[i]) return false;
+  }
+  return true;
+}
+
 constexpr const char* kRoleHint =
     "send Authorization: Bearer <token>; an admin creates tokens with `sluice tokens create "
     "NAME --role viewer|operator|admin`";
@@ -177,6 +186,87 @@ Api::Api(Scheduler* scheduler, Runner* runner, StateStore* store, sluice::Tokens
                     "API requests by method, route and status");
   metrics_->Declare("sluice_api_request_duration_seconds", "histogram",
                     "API request handling time by route", Metrics::DurationBuckets());
+}
+
+const std::vector<Api::RouteRule>& Api::Routes() {
+  constexpr Role kV = Role::kViewer, kO = Role::kOperator, kA = Role::kAdmin;
+  static const std::vector<RouteRule> kRoutes = {
+      {"GET", "/api/v1/health", kV, true},
+      {"GET", "/metrics", kV},
+      {"GET", "/api/v1/tokens", kA},
+      {"POST", "/api/v1/tokens", kA},
+      {"DELETE", "/api/v1/tokens/{}", kA},
+      {"GET", "/api/v1/dags", kV},
+      {"GET", "/api/v1/dags/{}", kV},
+      {"GET", "/api/v1/dags/{}/source", kV},
+      {"GET", "/api/v1/dags/{}/errors", kV},
+      {"POST", "/api/v1/dags/{}/pause", kO},
+      {"POST", "/api/v1/dags/{}/unpause", kO},
+      {"GET", "/api/v1/dags/{}/runs", kV},
+      {"POST", "/api/v1/dags/{}/runs", kO},
+      {"GET", "/api/v1/dags/{}/events", kV},
+      {"GET", "/api/v1/dags/{}/backfills", kV},
+      {"POST", "/api/v1/dags/{}/backfills", kO},
+      {"GET", "/api/v1/runs", kV},
+      {"GET", "/api/v1/runs/compare", kV},
+      {"GET", "/api/v1/runs/{}", kV},
+      {"POST", "/api/v1/runs/{}/cancel", kO},
+      {"POST", "/api/v1/runs/{}/clear", kO},
+      {"GET", "/api/v1/runs/{}/events", kV},
+      {"GET", "/api/v1/runs/{}/metrics", kV},
+      {"GET", "/api/v1/runs/{}/tasks", kV},
+      {"GET", "/api/v1/runs/{}/tasks/{}", kV},
+      {"GET", "/api/v1/runs/{}/tasks/{}/log", kV},
+      {"GET", "/api/v1/backfills", kV},
+      {"GET", "/api/v1/backfills/{}", kV},
+      {"POST", "/api/v1/backfills/{}/cancel", kO},
+      {"GET", "/api/v1/artifacts", kV},
+      {"GET", "/api/v1/artifacts/{}", kV},
+      {"GET", "/api/v1/artifacts/{}/lineage", kV},
+      {"GET", "/api/v1/models", kV},
+      {"GET", "/api/v1/models/{}", kV},
+      {"GET", "/api/v1/models/{}/versions", kV},
+      {"GET", "/api/v1/models/{}/versions/{}", kV},
+      {"POST", "/api/v1/models/{}/aliases/{}", kO},
+      {"POST", "/api/v1/models/{}/aliases/{}/rollback", kO},
+      {"POST", "/api/v1/models/{}/predict", kV},
+      {"GET", "/api/v1/models/{}/serving", kV},
+  };
+  return kRoutes;
+}
+
+std::optional<HttpResponse> Api::Authorize(const HttpRequest& request,
+                                           const std::vector<std::string>& parts,
+                                           Caller* caller) const {
+  const RouteRule* rule = nullptr;
+  std::string allowed;
+  for (const RouteRule& r : Routes()) {
+    if (!Matches(r.pattern, parts)) continue;
+    if (allowed.find(r.method) == std::string::npos) {
+      allowed += (allowed.empty() ? "" : " or ") + std::string(r.method);
+    }
+    // "/runs/compare" is listed before "/runs/{}": the first rule for the path and method wins.
+    if (rule == nullptr && request.method == r.method) rule = &r;
+  }
+  if (rule != nullptr && rule->open) return std::nullopt;
+  if (std::optional<HttpResponse> denied = Authenticate(request, caller)) return denied;
+  if (allowed.empty()) {
+    const bool under_api = parts.size() >= 2 && parts[0] == "api" && parts[1] == "v1";
+    return Error(404, "not_found",
+                 "no such endpoint: " + request.path +
+                     (under_api ? " (see docs/api.md)" : " (the API lives under /api/v1)"));
+  }
+  if (rule == nullptr) {
+    return Error(405, "method_not_allowed",
+                 request.method + " " + request.path + " is not supported; use " + allowed);
+  }
+  if (caller->role < rule->role) {
+    return Error(403, "forbidden",
+                 caller->actor + " has role " + std::string(RoleName(caller->role)) + "; " +
+                     request.method + " " + request.path + " needs " +
+                     std::string(RoleName(rule->role)));
+  }
+  return std::nullopt;
 }
 
 std::optional<HttpResponse> Api::Authenticate(const HttpRequest& request, Caller* caller) const {
@@ -213,10 +303,7 @@ HttpResponse Api::Handle(const HttpRequest& request) {
   const auto started = std::chrono::steady_clock::now();
   Caller caller;
   const std::vector<std::string> parts = Split(request.path);
-  const bool open =
-      parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "health";
-  std::optional<HttpResponse> denied;
-  if (!open) denied = Authenticate(request, &caller);
+  std::optional<HttpResponse> denied = Authorize(request, parts, &caller);
   HttpResponse response = denied ? *denied : Route(request, caller);
   Record(request, RouteLabel(parts), response.status, started);
   return response;
@@ -235,17 +322,14 @@ void Api::HandleAsync(const HttpRequest& request, HttpServer::Respond respond) {
     respond(std::move(response));
   };
   Caller caller;
-  if (std::optional<HttpResponse> denied = Authenticate(request, &caller)) return answer(*denied);
+  if (std::optional<HttpResponse> denied = Authorize(request, parts, &caller)) {
+    return answer(*denied);
+  }
   const std::string& model = parts[3];
   if (parts[4] == "serving") {
-    if (request.method != "GET") return answer(Error(405, "method_not_allowed", "use GET"));
     StatusOr<Model> known = ModelRegistry(store_).GetModel(model);
     if (!known.ok()) return answer(Error(known.status()));
     return answer(Json(200, model_server_->Status(model)));
-  }
-  if (request.method != "POST") {
-    return answer(Error(405, "method_not_allowed",
-                        "POST a JSON body to " + request.path + " (see docs/serving.md)"));
   }
   for (const auto& [key, value] : request.query) {
     if (key != "alias" && key != "version") {
@@ -304,12 +388,6 @@ HttpResponse Api::Route(const HttpRequest& request, const Caller& caller) {
     return Error(405, "method_not_allowed",
                  m + " " + request.path + " is not supported; use " + method);
   };
-  auto needs = [&](Role role) -> std::optional<HttpResponse> {
-    if (caller.role >= role) return std::nullopt;
-    return Error(403, "forbidden",
-                 caller.actor + " has role " + std::string(RoleName(caller.role)) + "; " + m + " " +
-                     request.path + " needs " + std::string(RoleName(role)));
-  };
   if (parts.size() == 1 && parts[0] == "metrics") {
     if (m != "GET") return only("GET");
     return RenderMetrics();
@@ -327,14 +405,8 @@ HttpResponse Api::Route(const HttpRequest& request, const Caller& caller) {
                       {"dags", scheduler_->dags().size()},
                       {"active_runs", runner_->active_runs()}});
   }
-  if (!p.empty() && p[0] == "tokens") {
-    if (auto no = needs(Role::kAdmin)) return *no;
-    return Tokens(request, p, caller);
-  }
-  // Reads need a viewer, which every caller is; changes need an operator.
-  if (!get) {
-    if (auto no = needs(Role::kOperator)) return *no;
-  }
+  // Who may call what was decided by Authorize, from Routes().
+  if (!p.empty() && p[0] == "tokens") return Tokens(request, p, caller);
   if (p.size() == 1 && p[0] == "dags") return get ? ListDags() : only("GET");
   if (p.size() >= 2 && p[0] == "dags") {
     const std::string& dag = p[1];

@@ -28,6 +28,18 @@ namespace sluice {
 
 class Api {
  public:
+  // One endpoint and who may call it. The table (Routes()) is the API's authority: a request
+  // is authorized against it before it is routed, a path it does not hold is 404 and a method
+  // it does not list is 405, so an endpoint added to the router without a rule is unreachable
+  // (and tests/cli/api_routes_test.cc, which walks the table with every role, covers each rule).
+  struct RouteRule {
+    const char* method;   // "GET", "POST", "DELETE"
+    const char* pattern;  // "/api/v1/runs/{}/cancel": "{}" is one path segment
+    Role role;            // the least role that may call it
+    bool open = false;    // no token needed at all (health)
+  };
+  static const std::vector<RouteRule>& Routes();
+
   struct Options {
     bool allow_unauthenticated = false;
   };
@@ -50,6 +62,11 @@ class Api {
     Role role = Role::kViewer;
   };
   HttpResponse Route(const HttpRequest& request, const Caller& caller);
+  // Authenticates and authorizes `request` against Routes(): nullopt and the caller when it
+  // may go on, else the 401, 403, 404 or 405 to answer.
+  std::optional<HttpResponse> Authorize(const HttpRequest& request,
+                                        const std::vector<std::string>& parts,
+                                        Caller* caller) const;
   // Who calls, or the 401 to answer.
   std::optional<HttpResponse> Authenticate(const HttpRequest& request, Caller* caller) const;
   void Record(const HttpRequest& request, const std::string& route, int status,
