@@ -39,7 +39,7 @@
 
 namespace sluice {
 
-inline constexpr size_t kMaxExpressionBytes = 64 * 1024;
+inline constexpr size_t kMaxExpressionBytes = size_t{64} * 1024;
 inline constexpr size_t kMaxExpressionNesting = 128;
 inline constexpr size_t kMaxExpressionHeight = 1000;
 
