@@ -43,8 +43,7 @@ size_t JsonDepth(std::string_view text, size_t stop_at, size_t* offset) {
   return deepest;
 }
 
-StatusOr<nlohmann::json> ParseJson(std::string_view text, std::string_view what,
-                                   const JsonLimits& limits) {
+Status CheckJsonLimits(std::string_view text, std::string_view what, const JsonLimits& limits) {
   if (text.size() > limits.max_bytes) {
     return Status::InvalidArgument(std::string(what) + " is " + std::to_string(text.size()) +
                                    " bytes, more than the limit of " +
@@ -62,6 +61,12 @@ StatusOr<nlohmann::json> ParseJson(std::string_view text, std::string_view what,
                                    std::to_string(limits.max_depth) + " levels deep (at byte " +
                                    std::to_string(at) + "); flatten it");
   }
+  return Status::Ok();
+}
+
+StatusOr<nlohmann::json> ParseJson(std::string_view text, std::string_view what,
+                                   const JsonLimits& limits) {
+  SLUICE_RETURN_IF_ERROR(CheckJsonLimits(text, what, limits));
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {

@@ -850,11 +850,7 @@ Status StateStore::Commit(Batch* batch, bool durable) {
     refused = CheckRunId(run.run_id);
   }
   if (!refused.ok()) {
-    batch->runs_.clear();
-    batch->tries_.clear();
-    batch->events_.clear();
-    batch->control_.clear();
-    batch->kv_.clear();
+    batch->Clear();
     return refused;
   }
   rocksdb::WriteBatch wb;
@@ -886,11 +882,7 @@ Status StateStore::Commit(Batch* batch, bool durable) {
     const std::string run_key = RunKey(e.dag_id, e.run_id);
     StatusOr<int64_t> seq = impl_->NextSeq(run_key);
     if (!seq.ok()) {
-      batch->runs_.clear();
-      batch->tries_.clear();
-      batch->events_.clear();
-      batch->control_.clear();
-      batch->kv_.clear();
+      batch->Clear();
       return seq.status();
     }
     e.seq = *seq;
@@ -899,11 +891,7 @@ Status StateStore::Commit(Batch* batch, bool durable) {
   rocksdb::WriteOptions options;
   options.sync = impl_->sync && durable;
   rocksdb::Status s = impl_->db->Write(options, &wb);
-  batch->runs_.clear();
-  batch->tries_.clear();
-  batch->events_.clear();
-  batch->control_.clear();
-  batch->kv_.clear();
+  batch->Clear();
   if (!s.ok()) return impl_->FailWrites(s);
   return Status::Ok();
 }

@@ -359,16 +359,8 @@ void Api::HandleAsync(const HttpRequest& request, HttpServer::Respond respond) {
   }
   // The body goes to the plugin as text; its depth is checked here so that no plugin's parser
   // (nor its recursive walks) meets a document deeper than the API's limit.
-  size_t deep_at = 0;
-  if (const size_t nul = request.body.find('\0'); nul != std::string::npos) {
-    return answer(Error(400, "bad_request",
-                        "the body is not JSON: a NUL byte at byte " + std::to_string(nul)));
-  }
-  if (JsonDepth(request.body, kMaxJsonDepth, &deep_at) > kMaxJsonDepth) {
-    return answer(Error(400, "bad_request",
-                        "the body nests arrays and objects more than " +
-                            std::to_string(kMaxJsonDepth) + " levels deep (at byte " +
-                            std::to_string(deep_at) + "); send rows as flat objects"));
+  if (Status s = CheckJsonLimits(request.body, "the body"); !s.ok()) {
+    return answer(Error(400, "bad_request", s.message()));
   }
   // The reply comes later, from the serving worker, and may outlive this call's locals.
   model_server_->Predict(

@@ -35,6 +35,11 @@ inline constexpr JsonLimits kFrameJsonLimits = {kMaxJsonDepth + 8, 64u << 20};
 // the byte offset of the first bracket deeper than `stop_at`.
 size_t JsonDepth(std::string_view text, size_t stop_at, size_t* offset = nullptr);
 
+// The checks ParseJson makes before parsing (size, NUL bytes, depth), for text that is passed
+// on unparsed (a predict body goes to the plugin as it is).
+Status CheckJsonLimits(std::string_view text, std::string_view what,
+                       const JsonLimits& limits = JsonLimits());
+
 // Parses `text`. InvalidArgument when it is larger or deeper than `limits` (the message names
 // the limit and the byte offset) or is not JSON (nlohmann's message, with its offset).
 // `what` names the text in messages: "the body", "frame kMetric", "the file x.json".

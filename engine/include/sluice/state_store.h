@@ -193,6 +193,13 @@ class StateStore {
 
    private:
     friend class StateStore;
+    void Clear() {
+      runs_.clear();
+      tries_.clear();
+      events_.clear();
+      control_.clear();
+      kv_.clear();
+    }
     std::vector<RunRecord> runs_;
     std::vector<TryRecord> tries_;
     std::vector<Event> events_;
