@@ -300,7 +300,7 @@ int TokensCommand(const ClientOptions& o, const std::string& action) {
     }
     return kExitOk;
   }
-  StatusOr<std::unique_ptr<StateStore>> store = StateStore::Open(o.state_dir);
+  StatusOr<std::unique_ptr<StateStore>> store = OpenStateStore(o.state_dir);
   if (!store.ok()) {
     std::fprintf(stderr, "sluice %s: %s\n", command.c_str(), store.status().message().c_str());
     return kExitFailed;

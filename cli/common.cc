@@ -51,6 +51,25 @@ class NoTasks : public ExecutorListener {
 
 }  // namespace
 
+namespace {
+StatusOr<std::unique_ptr<StateStore>> Warned(StatusOr<std::unique_ptr<StateStore>> opened) {
+  if (opened.ok()) {
+    for (const std::string& warning : (*opened)->open_warnings()) {
+      std::fprintf(stderr, "sluice: warning: %s\n", warning.c_str());
+    }
+  }
+  return opened;
+}
+}  // namespace
+
+StatusOr<std::unique_ptr<StateStore>> OpenStateStore(const std::string& dir) {
+  return Warned(StateStore::Open(dir));
+}
+
+StatusOr<std::unique_ptr<StateStore>> OpenStateStoreReadOnly(const std::string& dir) {
+  return Warned(StateStore::OpenReadOnly(dir));
+}
+
 StatusOr<PluginCatalog> LoadPluginCatalog(const std::vector<std::string>& extra_dirs) {
   boost::asio::io_context io;
   NoTasks listener;

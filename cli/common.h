@@ -2,11 +2,16 @@
 #ifndef SLUICE_CLI_COMMON_H_
 #define SLUICE_CLI_COMMON_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "sluice/plugin_host.h"
 #include "sluice/status.h"
+
+namespace sluice {
+class StateStore;
+}  // namespace sluice
 
 namespace sluice::cli {
 
@@ -19,6 +24,12 @@ int FailCommand(const std::string& command, const Status& status);
 
 // Who acts, for the event log: "cli:alice@host (sluice run, pid 123)".
 std::string CliActor(const std::string& command);
+
+// StateStore::Open and OpenReadOnly, printing to stderr (under `sluice serve`, the daemon's
+// log) what opening had to give up, one "sluice: warning: ..." line per damaged log
+// (StateStore::open_warnings).
+StatusOr<std::unique_ptr<StateStore>> OpenStateStore(const std::string& dir);
+StatusOr<std::unique_ptr<StateStore>> OpenStateStoreReadOnly(const std::string& dir);
 
 // Starts one worker, has it scan the plugin search path (with `extra_dirs` first) and
 // returns the catalog. Plugin code never runs in this process.

@@ -76,7 +76,7 @@ StatusOr<RunRecord> FindRun(const StateStore& store, const std::string& dag,
 // artifacts
 
 int ArtifactsList(const MlopsOptions& o) {
-  auto store = StateStore::OpenReadOnly(o.state_dir);
+  auto store = OpenStateStoreReadOnly(o.state_dir);
   if (!store.ok()) return Fail("artifacts list", store.status());
   std::vector<ArtifactRecord> found;
   Status read = (*store)->Scan(Space::kArtifacts, "", [&](const std::string&, const json& value) {
@@ -112,7 +112,7 @@ int ArtifactsList(const MlopsOptions& o) {
 }
 
 int ArtifactsShow(const MlopsOptions& o) {
-  auto store = StateStore::OpenReadOnly(o.state_dir);
+  auto store = OpenStateStoreReadOnly(o.state_dir);
   if (!store.ok()) return Fail("artifacts show", store.status());
   StatusOr<ArtifactRecord> a = FindArtifact(**store, o.artifact);
   if (!a.ok()) return Fail("artifacts show", a.status());
@@ -205,7 +205,7 @@ void PrintNode(const json& node, bool up, const std::string& indent, const std::
 }
 
 int ArtifactsLineage(const MlopsOptions& o) {
-  auto store = StateStore::OpenReadOnly(o.state_dir);
+  auto store = OpenStateStoreReadOnly(o.state_dir);
   if (!store.ok()) return Fail("artifacts lineage", store.status());
   StatusOr<ArtifactRecord> a = FindArtifact(**store, o.artifact);
   if (!a.ok()) return Fail("artifacts lineage", a.status());
@@ -233,7 +233,7 @@ int ArtifactsLineage(const MlopsOptions& o) {
 // gc, runs delete
 
 int Gc(const MlopsOptions& o) {
-  auto store = StateStore::Open(o.state_dir);
+  auto store = OpenStateStore(o.state_dir);
   if (!store.ok()) return Fail("gc", store.status());
   const ArtifactStore objects(ArtifactStore::RootFor(o.state_dir));
   StatusOr<GcReport> report = CollectGarbage(store->get(), objects, o.dry_run);
@@ -274,7 +274,7 @@ int Gc(const MlopsOptions& o) {
 }
 
 int RunsDelete(const MlopsOptions& o) {
-  auto store = StateStore::Open(o.state_dir);
+  auto store = OpenStateStore(o.state_dir);
   if (!store.ok()) return Fail("runs delete", store.status());
   StatusOr<RunRecord> run = FindRun(**store, o.dag, o.run_id);
   if (!run.ok()) return Fail("runs delete", run.status());
@@ -302,7 +302,7 @@ int RunsDelete(const MlopsOptions& o) {
 // metrics, runs compare
 
 int Metrics(const MlopsOptions& o) {
-  auto store = StateStore::OpenReadOnly(o.state_dir);
+  auto store = OpenStateStoreReadOnly(o.state_dir);
   if (!store.ok()) return Fail("metrics", store.status());
   StatusOr<RunRecord> run = FindRun(**store, o.dag, o.run_id);
   if (!run.ok()) return Fail("metrics", run.status());
@@ -357,7 +357,7 @@ int Compare(const MlopsOptions& o) {
   if (o.runs.size() < 2) {
     return Fail("runs compare", Status::InvalidArgument("give at least two run ids to compare"));
   }
-  auto store = StateStore::OpenReadOnly(o.state_dir);
+  auto store = OpenStateStoreReadOnly(o.state_dir);
   if (!store.ok()) return Fail("runs compare", store.status());
   std::vector<json> tracked;
   for (const std::string& id : o.runs) {

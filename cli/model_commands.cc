@@ -53,7 +53,7 @@ std::string MetricsText(const json& metrics) {
 }
 
 int List(const ModelOptions& o) {
-  auto store = StateStore::OpenReadOnly(o.state_dir);
+  auto store = OpenStateStoreReadOnly(o.state_dir);
   if (!store.ok()) return Fail("list", store.status());
   ModelRegistry registry(store->get());
   StatusOr<std::vector<Model>> listed = registry.ListModels();
@@ -78,7 +78,7 @@ int List(const ModelOptions& o) {
 }
 
 int Show(const ModelOptions& o) {
-  auto store = StateStore::OpenReadOnly(o.state_dir);
+  auto store = OpenStateStoreReadOnly(o.state_dir);
   if (!store.ok()) return Fail("show", store.status());
   ModelRegistry registry(store->get());
   StatusOr<Model> model = registry.GetModel(o.name);
@@ -116,7 +116,7 @@ int Show(const ModelOptions& o) {
 }
 
 int Versions(const ModelOptions& o) {
-  auto store = StateStore::OpenReadOnly(o.state_dir);
+  auto store = OpenStateStoreReadOnly(o.state_dir);
   if (!store.ok()) return Fail("versions", store.status());
   ModelRegistry registry(store->get());
   StatusOr<Model> model = registry.GetModel(o.name);
@@ -164,7 +164,7 @@ int Move(const ModelOptions& o, bool rollback) {
     }
     moved = ModelVersion::FromJson(reply->body["version"]);
   } else {
-    auto store = StateStore::Open(o.state_dir);
+    auto store = OpenStateStore(o.state_dir);
     if (!store.ok()) return Fail(command, store.status());
     ModelRegistry registry(store->get());
     const std::string actor = CliActor("sluice models " + command);

@@ -180,7 +180,7 @@ int RunServe(ServeOptions o) {
     return kExitUsage;
   }
 
-  StatusOr<std::unique_ptr<StateStore>> opened = StateStore::Open(o.state_dir);
+  StatusOr<std::unique_ptr<StateStore>> opened = OpenStateStore(o.state_dir);
   if (!opened.ok()) {
     std::fprintf(stderr, "sluice serve: %s\n", opened.status().message().c_str());
     return kExitUsage;

@@ -52,7 +52,7 @@ std::optional<json> Ask(const char* command, const ServerTarget& target, const s
 }
 
 StatusOr<std::unique_ptr<StateStore>> OpenStore(const StateOptions& o) {
-  return StateStore::OpenReadOnly(o.state_dir);
+  return OpenStateStoreReadOnly(o.state_dir);
 }
 
 StatusOr<RunRecord> FindRun(const StateStore& store, const StateOptions& o) {
@@ -61,6 +61,22 @@ StatusOr<RunRecord> FindRun(const StateStore& store, const StateOptions& o) {
 }
 
 int Fail(const char* command, const Status& s) { return FailCommand(command, s); }
+
+int Repair(const StateOptions& o) {
+  Status repaired = StateStore::Repair(o.state_dir);
+  if (!repaired.ok()) return Fail("state repair", repaired);
+  auto store = OpenStateStoreReadOnly(o.state_dir);
+  if (!store.ok()) return Fail("state repair", store.status());
+  StateStore::RunQuery query;
+  query.limit = 1000000;
+  StatusOr<StateStore::RunPage> page = (*store)->QueryRuns(query);
+  if (!page.ok()) return Fail("state repair", page.status());
+  std::printf(
+      "repaired the state store in %s: %zu runs read back; the files as they were are "
+      "under %s/damaged/\n",
+      o.state_dir.c_str(), page->runs.size(), o.state_dir.c_str());
+  return kExitOk;
+}
 
 int RunsList(const StateOptions& o) {
   // The same JSON from the daemon or from the store, printed one way.
@@ -272,6 +288,16 @@ void AddStateCommands(CLI::App& app, int* exit_code) {
   events->add_flag("--json", o->json, "Print JSON");
   AddStateDir(events, o.get());
   events->callback([o, exit_code] { *exit_code = Events(*o); });
+
+  CLI::App* state = app.add_subcommand("state", "The state directory itself: repair damage");
+  state->require_subcommand(1);
+  CLI::App* repair = state->add_subcommand(
+      "repair",
+      "Rebuild a damaged state store from the files that are intact, after copying them to "
+      "STATE_DIR/damaged/TIME/. Records held only by damaged files are lost. Stop the daemon "
+      "first");
+  AddStateDir(repair, o.get());
+  repair->callback([o, exit_code] { *exit_code = Repair(*o); });
 }
 
 }  // namespace sluice::cli

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <boost/beast/http.hpp>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -168,8 +170,18 @@ HttpReply HttpCall(unsigned short port, const std::string& method, const std::st
   }
 }
 
+double TimeScale() {
+  static const double scale = [] {
+    const char* env = std::getenv("SLUICE_TEST_TIME_SCALE");
+    const double value = env != nullptr ? std::atof(env) : 1.0;
+    return value >= 1.0 ? value : 1.0;
+  }();
+  return scale;
+}
+
 bool WaitFor(const std::function<bool()>& done, int seconds) {
-  for (int i = 0; i < seconds * 20; ++i) {
+  const int polls = static_cast<int>(seconds * 20 * TimeScale());
+  for (int i = 0; i < polls; ++i) {
     if (done()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -183,6 +195,22 @@ unsigned short DaemonPort(const std::string& state_dir) {
   std::ifstream(file) >> daemon;
   const std::string url = daemon["url"];
   return static_cast<unsigned short>(std::stoi(url.substr(url.rfind(':') + 1)));
+}
+
+std::vector<int> WorkerPids(int pid) {
+  std::vector<int> workers;
+  std::error_code ec;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& thread : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream children(thread.path() / "children");
+    int child = 0;
+    while (children >> child) {
+      std::ifstream cmdline("/proc/" + std::to_string(child) + "/cmdline");
+      std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+      if (args.find(std::string("worker") + '\0') != std::string::npos) workers.push_back(child);
+    }
+  }
+  return workers;
 }
 
 }  // namespace sluice::testing

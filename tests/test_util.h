@@ -71,8 +71,21 @@ struct HttpReply {
 HttpReply HttpCall(unsigned short port, const std::string& method, const std::string& target,
                    const std::string& token = "", const std::string& body = "");
 
-// Polls `done` every 50 ms for up to `seconds`; true once it holds.
+// How much slower than a plain build the tests run: $SLUICE_TEST_TIME_SCALE (scripts/sanitize
+// sets it, since ASan and UBSan slow everything several times), else 1. Waits for work to
+// finish scale with it; nothing is ever asserted about how fast something was.
+double TimeScale();
+
+// doctest::timeout(seconds), scaled by TimeScale().
+inline auto Timeout(double seconds) -> decltype(doctest::timeout(seconds)) {
+  return doctest::timeout(seconds * TimeScale());
+}
+
+// Polls `done` every 50 ms for up to `seconds` (scaled by TimeScale()); true once it holds.
 bool WaitFor(const std::function<bool()>& done, int seconds = 30);
+
+// The worker processes of the process `pid` (its children running `sluice worker`).
+std::vector<int> WorkerPids(int pid);
 
 // The port of the daemon that owns `state_dir`, from its daemon.json (waits for the file).
 unsigned short DaemonPort(const std::string& state_dir);

@@ -3,14 +3,19 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/utilities/options_util.h>
+#include <rocksdb/wal_filter.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <set>
 #include <type_traits>
 #include <unordered_map>
 
@@ -54,7 +59,11 @@ class InfoLog : public rocksdb::Logger {
 
   using rocksdb::Logger::Logv;
   void Logv(const char* format, va_list ap) override {
+    char line[2048];
+    std::vsnprintf(line, sizeof line, format, ap);
     std::lock_guard<std::mutex> lock(mutex_);
+    // Recovery's report of a damaged write-ahead log: "<path>.log: dropping <n> bytes; <why>".
+    if (std::strstr(line, ".log: dropping ") != nullptr) drops_.emplace_back(line);
     if (failed_ || path_.empty()) return;
     if (file_ == nullptr || std::ftell(file_) > kMaxBytes) {
       if (file_ != nullptr) {
@@ -67,8 +76,6 @@ class InfoLog : public rocksdb::Logger {
         return;
       }
     }
-    char line[2048];
-    std::vsnprintf(line, sizeof line, format, ap);
     const std::time_t now = std::time(nullptr);
     std::tm utc{};
     gmtime_r(&now, &utc);
@@ -79,12 +86,81 @@ class InfoLog : public rocksdb::Logger {
     }
   }
 
+  // The write-ahead log damage that recovery reported, as RocksDB worded it.
+  std::vector<std::string> drops() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return drops_;
+  }
+
  private:
   const std::string path_;
   std::mutex mutex_;
-  std::FILE* file_ = nullptr;  // guarded by mutex_
-  bool failed_ = false;        // guarded by mutex_
+  std::FILE* file_ = nullptr;       // guarded by mutex_
+  bool failed_ = false;             // guarded by mutex_
+  std::vector<std::string> drops_;  // guarded by mutex_
 };
+
+// Counts what recovery replays from each write-ahead log, so that a warning about a damaged
+// log can say how much of it was kept.
+class ReplayCount : public rocksdb::WalFilter {
+ public:
+  WalProcessingOption LogRecordFound(unsigned long long /*log_number*/,
+                                     const std::string& log_file_name,
+                                     const rocksdb::WriteBatch& batch,
+                                     rocksdb::WriteBatch* /*new_batch*/,
+                                     bool* /*batch_changed*/) override {
+    Replayed& r = replayed_[std::filesystem::path(log_file_name).filename().string()];
+    ++r.batches;
+    r.writes += batch.Count();
+    return WalProcessingOption::kContinueProcessing;
+  }
+  const char* Name() const override { return "sluice.ReplayCount"; }
+
+  struct Replayed {
+    uint64_t batches = 0;  // commits
+    uint64_t writes = 0;   // records in them
+  };
+  Replayed Of(const std::string& file_name) const {
+    auto it = replayed_.find(file_name);
+    return it == replayed_.end() ? Replayed{} : it->second;
+  }
+
+ private:
+  std::map<std::string, Replayed> replayed_;
+};
+
+// One warning per damaged log.
+std::vector<std::string> DescribeDrops(const std::string& dir,
+                                       const std::vector<std::string>& drops,
+                                       const ReplayCount& replayed) {
+  std::vector<std::string> warnings;
+  for (const std::string& line : drops) {
+    // "[db/db_impl/db_impl_open.cc:982] /state/db/000004.log: dropping 108 bytes; Corruption:
+    // truncated record body"
+    const size_t at = line.find(".log: dropping ");
+    const size_t start = line.find_last_of(" ]/", at) + 1;
+    const size_t count = at + std::strlen(".log: dropping ");
+    const size_t reason = line.find("; ", count);
+    if (at == std::string::npos || reason == std::string::npos) {
+      warnings.push_back("state dir " + dir + ": recovery reported " + line);
+      continue;
+    }
+    const std::string name = line.substr(start, at + 4 - start);
+    const std::string bytes = line.substr(count, line.find(' ', count) - count);
+    const std::string why = line.substr(reason + 2);
+    const ReplayCount::Replayed kept = replayed.Of(name);
+    std::string text = "state dir " + dir + ": the write-ahead log db/" + name + " is damaged (" +
+                       why + "): " + bytes +
+                       " bytes of it could not be read and were dropped, after " +
+                       std::to_string(kept.batches) + " commits (" + std::to_string(kept.writes) +
+                       " records) read from it. The changes written in the dropped part are "
+                       "lost: a run may show an earlier state (running for one that had "
+                       "ended), and `sluice run --resume` or the daemon continues it from "
+                       "there. Check the disk (dmesg) before going on";
+    warnings.push_back(std::move(text));
+  }
+  return warnings;
+}
 
 std::string Pad(int64_t n, int width) {
   char buf[32];
@@ -548,6 +624,8 @@ struct StateStore::Impl {
   // A version-1 store opened read-only: its creation-time index is the old one (a/ d/, oldest
   // first), read backwards.
   bool legacy_order = false;
+  // Counted while the store was opened read-only; RocksDB keeps a pointer to it.
+  std::unique_ptr<ReplayCount> replayed;
   mutable std::mutex update_mutex;  // LockForUpdate
 
   rocksdb::ColumnFamilyHandle* Cf(Space space) const { return spaces[static_cast<int>(space)]; }
@@ -671,14 +749,49 @@ struct StateStore::Impl {
 
   Status ReadStatus(const rocksdb::Iterator& iter) const {
     if (iter.status().ok()) return Status::Ok();
-    return Status::IoError("cannot read the state store in " + dir + ": " +
-                           iter.status().ToString() +
-                           (iter.status().IsCorruption()
-                                ? "; the store is damaged: keep a copy of the folder, then see "
-                                  "docs/architecture.md (State: damage)"
-                                : ""));
+    return Status::IoError(
+        "cannot read the state store in " + dir + ": " + iter.status().ToString() +
+        (iter.status().IsCorruption() ? "; the store is damaged: keep a copy of " + dir +
+                                            ", then run `sluice state repair --state-dir " + dir +
+                                            "` (docs/architecture.md, Errors and damage)"
+                                      : std::string()));
   }
 };
+
+namespace {
+
+// Copies the store's write-ahead logs (or its whole database folder) to
+// <dir>/damaged/<UTC time>/ and returns that folder.
+StatusOr<std::string> CopyAside(const std::string& dir, const std::filesystem::path& db_dir,
+                                bool logs_only) {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+  std::filesystem::path to = std::filesystem::path(dir) / "damaged" / stamp;
+  std::error_code ec;
+  for (int n = 2; std::filesystem::exists(to, ec); ++n) {
+    to = std::filesystem::path(dir) / "damaged" / (std::string(stamp) + "-" + std::to_string(n));
+  }
+  if (logs_only) {
+    std::filesystem::create_directories(to, ec);
+    for (const auto& entry : std::filesystem::directory_iterator(db_dir, ec)) {
+      if (entry.path().extension() != ".log") continue;
+      std::filesystem::copy_file(entry.path(), to / entry.path().filename(), ec);
+      if (ec) break;
+    }
+  } else {
+    std::filesystem::create_directories(to, ec);
+    if (!ec) std::filesystem::copy(db_dir, to / "db", std::filesystem::copy_options::recursive, ec);
+  }
+  if (ec)
+    return Status::IoError("cannot copy " + db_dir.string() + " to " + to.string() + ": " +
+                           ec.message());
+  return to.string();
+}
+
+}  // namespace
 
 StateStore::StateStore() : impl_(std::make_unique<Impl>()) {}
 StateStore::~StateStore() = default;
@@ -687,6 +800,24 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, O
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("cannot create state dir " + dir + ": " + ec.message());
+
+  // An existing store is first opened read-only, which changes nothing: damage must be found
+  // before a writer's recovery acts on it (RocksDB deletes the table files that a cut-short
+  // MANIFEST no longer lists, and discards a damaged log once it has replayed what it could).
+  std::vector<std::string> warnings;
+  const std::filesystem::path db_dir = std::filesystem::path(dir) / "db";
+  if (std::filesystem::exists(db_dir / "CURRENT", ec)) {
+    StatusOr<std::unique_ptr<StateStore>> probe = OpenReadOnly(dir);
+    if (!probe.ok() && probe.status().code() == Status::Code::kCorruption) return probe.status();
+    if (probe.ok() && !(*probe)->open_warnings().empty()) {
+      warnings = (*probe)->open_warnings();
+      StatusOr<std::string> copy = CopyAside(dir, db_dir, /*logs_only=*/true);
+      for (std::string& w : warnings) {
+        w += copy.ok() ? "; a copy of the damaged log is in " + *copy
+                       : "; it could not be copied aside: " + copy.status().message();
+      }
+    }
+  }
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -719,6 +850,12 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, O
       rocksdb::DB::Open(db_options, db_path, descriptors, &store->impl_->handles, &raw);
   if (!s.ok()) {
     std::string message = s.ToString();
+    if (message.find("Read-only file system") != std::string::npos ||
+        message.find("Permission denied") != std::string::npos) {
+      return Status::IoError("cannot write to the state dir " + dir + ": " + message +
+                             ". Readers (`sluice runs list`, `sluice events`) still work; "
+                             "make it writable, or pass another --state-dir to run");
+    }
     if (message.find("lock") != std::string::npos ||
         message.find("Resource temporarily") != std::string::npos) {
       return Status::FailedPrecondition(
@@ -730,6 +867,7 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, O
   }
   store->impl_->db.reset(raw);
   store->impl_->AssignHandles();
+  store->warnings_ = std::move(warnings);
 
   std::string version;
   s = raw->Get(rocksdb::ReadOptions(), store->impl_->meta, "schema_version", &version);
@@ -756,6 +894,80 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir, O
   return store;
 }
 
+namespace {
+
+// How every "damaged" message ends: what was done (nothing) and what to do.
+std::string DamagedAdvice(const std::string& dir) {
+  return ". Sluice changed nothing in it. Keep a copy of " + dir +
+         ", then run `sluice state repair --state-dir " + dir +
+         "`: it rebuilds the store from the files that are intact (what they no longer hold is "
+         "lost); or start over with another --state-dir";
+}
+
+Status Damaged(const std::string& dir, const std::string& what) {
+  return Status::Corruption("the state store in " + dir + " is damaged: " + what +
+                            DamagedAdvice(dir));
+}
+
+// The column families the store had when it was last opened by a writer: RocksDB writes them
+// to an OPTIONS file at every open. Empty when there is none to read.
+std::vector<std::string> FamiliesInOptionsFile(const std::string& db_path) {
+  rocksdb::ConfigOptions config;
+  config.ignore_unknown_options = true;
+  config.input_strings_escaped = true;
+  rocksdb::DBOptions ignored;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  std::vector<std::string> names;
+  if (!rocksdb::LoadLatestOptions(config, db_path, &ignored, &descriptors).ok()) return names;
+  for (const rocksdb::ColumnFamilyDescriptor& d : descriptors) names.push_back(d.name);
+  return names;
+}
+
+// The number in a RocksDB file name ("/000043.sst" -> 43), or 0.
+uint64_t FileNumber(const std::string& name) {
+  const std::string base = std::filesystem::path(name).stem().string();
+  if (base.empty() || base.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return std::stoull(base);
+}
+
+// Table files on disk that the MANIFEST does not list, and whose data nothing else holds:
+// newer than every listed table (so not the inputs of a compaction, which are older than its
+// outputs) and older than every write-ahead log on disk (so not the output of a flush that
+// did not commit, whose log is still there to be replayed). A MANIFEST cut short after such
+// files were added loses their records without any error from RocksDB. Empty when none.
+std::string TablesTheManifestLost(rocksdb::DB& db, const std::string& db_path) {
+  std::vector<rocksdb::LiveFileMetaData> live;
+  db.GetLiveFilesMetaData(&live);
+  std::set<uint64_t> listed;
+  uint64_t newest_listed = 0;
+  for (const rocksdb::LiveFileMetaData& f : live) {
+    listed.insert(FileNumber(f.name));
+    newest_listed = std::max(newest_listed, FileNumber(f.name));
+  }
+  uint64_t oldest_log = UINT64_MAX;
+  std::vector<std::pair<uint64_t, std::string>> tables;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(db_path, ec)) {
+    const std::string name = e.path().filename().string();
+    const uint64_t n = FileNumber(name);
+    if (e.path().extension() == ".log" && n != 0) oldest_log = std::min(oldest_log, n);
+    if (e.path().extension() == ".sst" && n != 0) tables.emplace_back(n, name);
+  }
+  std::sort(tables.begin(), tables.end());
+  std::string lost;
+  for (const auto& [n, name] : tables) {
+    if (listed.count(n) != 0 || n <= newest_listed || n >= oldest_log) continue;
+    lost += (lost.empty() ? "db/" : ", db/") + name;
+  }
+  return lost;
+}
+
+bool Contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string& dir) {
   const std::string db_path = (std::filesystem::path(dir) / "db").string();
   std::error_code ec;
@@ -764,26 +976,44 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string
         "no Sluice state in " + dir +
         " (`sluice run` records runs there; pass --state-dir to look elsewhere)");
   }
+  auto log = std::make_shared<InfoLog>("");
+  auto replayed = std::make_unique<ReplayCount>();
   rocksdb::DBOptions db_options;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  db_options.info_log = std::make_shared<InfoLog>("");
+  db_options.info_log = log;
+  db_options.wal_filter = replayed.get();
   std::unique_ptr<StateStore> store(new StateStore());
   store->dir_ = dir;
   store->impl_->dir = dir;
   // A state dir written by an older Sluice lacks the newest column families (the first
   // read-write open adds them). Reading must still work: a missing module space reads as
-  // empty; a missing core family means the dir is too old to read.
+  // empty; a missing core family means the dir is too old to read. A family that the last
+  // writer had (its OPTIONS file lists it) but the MANIFEST no longer lists is damage.
   std::vector<std::string> existing;
-  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, db_path, &existing);
-  if (!s.ok())
-    return Status::IoError("cannot open the state store in " + dir + ": " + s.ToString());
   const std::vector<std::string>& names = ColumnFamilyNames();
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, db_path, &existing);
+  if (!s.ok()) {
+    if (s.ToString().find("Permission denied") != std::string::npos) {
+      return Status::IoError("cannot open the state store in " + dir + ": " + s.ToString());
+    }
+    return Damaged(dir, "its MANIFEST cannot be read (" + s.ToString() + ")");
+  }
+  const std::vector<std::string> had = FamiliesInOptionsFile(db_path);
+
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   std::vector<size_t> slots;  // descriptor -> index in names
   for (size_t i = 0; i < names.size(); ++i) {
-    if (std::find(existing.begin(), existing.end(), names[i]) != existing.end()) {
+    if (Contains(existing, names[i])) {
       descriptors.emplace_back(names[i], rocksdb::ColumnFamilyOptions());
       slots.push_back(i);
+    } else if (Contains(had, names[i])) {
+      return Damaged(dir, "its MANIFEST no longer lists the \"" + names[i] +
+                              "\" data that the store held (the file was cut short or garbled)");
+    } else if (i < kFirstSpace && had.empty()) {
+      // A writer writes the OPTIONS file once it has created every family: before that, the
+      // store is being created.
+      return Status::NotFound("no Sluice state in " + dir +
+                              " yet (a writer is creating it; try again in a moment)");
     } else if (i < kFirstSpace) {
       return Status::FailedPrecondition(
           "state dir " + dir + " was written by an older Sluice (it has no \"" + names[i] +
@@ -793,21 +1023,103 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string
   rocksdb::DB* raw = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> opened;
   s = rocksdb::DB::OpenForReadOnly(db_options, db_path, descriptors, &opened, &raw);
-  if (!s.ok())
+  if (!s.ok()) {
+    // A MANIFEST that lost the edit deleting a table still lists it: "No such file".
+    if (s.IsCorruption() || s.IsPathNotFound() ||
+        s.ToString().find("No such file") != std::string::npos) {
+      return Damaged(dir, s.ToString());
+    }
     return Status::IoError("cannot open the state store in " + dir + ": " + s.ToString());
+  }
   store->impl_->db.reset(raw);
   store->impl_->handles.assign(names.size(), nullptr);
   for (size_t k = 0; k < opened.size(); ++k) store->impl_->handles[slots[k]] = opened[k];
   store->impl_->AssignHandles();
   std::string version;
   s = raw->Get(rocksdb::ReadOptions(), store->impl_->meta, "schema_version", &version);
+  if (s.IsNotFound()) {
+    // Written synchronously when the store is created, and never deleted: a store that holds
+    // runs without it lost table files.
+    std::unique_ptr<rocksdb::Iterator> any(
+        raw->NewIterator(rocksdb::ReadOptions(), store->impl_->runs));
+    any->SeekToFirst();
+    if (any->Valid()) {
+      return Damaged(dir, "it holds runs but no schema version (the MANIFEST lost table files)");
+    }
+  } else if (!s.ok()) {
+    if (s.IsCorruption()) return Damaged(dir, s.ToString());
+    return Status::IoError("cannot read the schema version in " + dir + ": " + s.ToString());
+  }
+  if (std::string lost = TablesTheManifestLost(*raw, db_path); !lost.empty()) {
+    return Damaged(dir, "its MANIFEST no longer lists table files that hold data (" + lost +
+                            "; the MANIFEST was cut short or garbled)");
+  }
   store->impl_->legacy_order = s.ok() && version == "1";
   if (s.ok() && version != "1" && version != std::to_string(kSchemaVersion)) {
     return Status::FailedPrecondition("state dir " + dir + " has schema version " + version +
                                       ", but this Sluice uses version " +
                                       std::to_string(kSchemaVersion));
   }
+  store->warnings_ = DescribeDrops(dir, log->drops(), *replayed);
+  store->impl_->replayed = std::move(replayed);
   return store;
+}
+
+Status StateStore::Repair(const std::string& dir) {
+  const std::filesystem::path db_dir = std::filesystem::path(dir) / "db";
+  std::error_code ec;
+  if (!std::filesystem::exists(db_dir / "CURRENT", ec) &&
+      !std::filesystem::exists(db_dir / "IDENTITY", ec)) {
+    return Status::NotFound("no Sluice state in " + dir + " to repair");
+  }
+  // The lock file tells whether a daemon or `sluice run` has the store open (RepairDB takes
+  // it too; this is for a message that says what to do).
+  rocksdb::FileLock* lock = nullptr;
+  rocksdb::Status locked = rocksdb::Env::Default()->LockFile((db_dir / "LOCK").string(), &lock);
+  if (!locked.ok()) {
+    return Status::FailedPrecondition("state dir " + dir +
+                                      " is in use by another Sluice process; stop it first (" +
+                                      locked.ToString() + ")");
+  }
+  rocksdb::Env::Default()->UnlockFile(lock).PermitUncheckedError();
+  StatusOr<std::string> copy = CopyAside(dir, db_dir, /*logs_only=*/false);
+  if (!copy.ok()) return copy.status();
+  rocksdb::DBOptions db_options;
+  db_options.info_log = std::make_shared<InfoLog>((db_dir / "LOG").string());
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.OptimizeForSmallDb();
+  rocksdb::Status s = rocksdb::RepairDB(db_dir.string(), db_options, Descriptors(cf_options));
+  if (!s.ok()) {
+    return Status::IoError("cannot repair the state store in " + dir + ": " + s.ToString() +
+                           "; the files as they were are in " + *copy);
+  }
+  // The schema version is written at creation; if the table that held it was lost, the
+  // records left are still of this schema (repair keeps records, not formats).
+  StatusOr<std::unique_ptr<StateStore>> reopened = Open(dir);
+  if (!reopened.ok() && reopened.status().code() == Status::Code::kCorruption) {
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DBOptions write_options = db_options;
+    write_options.create_missing_column_families = true;
+    s = rocksdb::DB::Open(write_options, db_dir.string(), Descriptors(cf_options), &handles, &raw);
+    if (s.ok()) {
+      rocksdb::WriteOptions sync;
+      sync.sync = true;
+      s = raw->Put(sync, handles[1], "schema_version", std::to_string(kSchemaVersion));
+      for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+      delete raw;
+    }
+    if (!s.ok())
+      return Status::IoError("cannot repair the state store in " + dir + ": " + s.ToString() +
+                             "; the files as they were are in " + *copy);
+    reopened = Open(dir);
+  }
+  if (!reopened.ok()) {
+    return Status::IoError("the state store in " + dir +
+                           " was repaired but still does not open: " + reopened.status().message() +
+                           "; the files as they were are in " + *copy);
+  }
+  return Status::Ok();
 }
 
 Status CheckRunId(std::string_view run_id) {

@@ -30,6 +30,13 @@
 namespace sluice {
 namespace {
 
+// A frame's JSON text. Strings a plugin gave (metric and output names, manifest text, error
+// messages) may hold bytes that are not UTF-8, which nlohmann's dump throws on: they are sent
+// with U+FFFD in their place instead of killing the worker.
+std::string Frame(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 using nlohmann::json;
 using protocol::Type;
 
@@ -151,7 +158,7 @@ class RemoteStepHost : public StepHost {
       Log(SLUICE_LOG_WARNING, "a metric without a name was ignored");
       return;
     }
-    conn_->Send(Type::kMetric, json{{"name", name}, {"value", value}, {"step", step}}.dump());
+    conn_->Send(Type::kMetric, Frame(json{{"name", name}, {"value", value}, {"step", step}}));
   }
   bool Cancelled() override { return cancelled_->load(); }
   bool Call(const std::string& method, const std::string& request, std::string* response) override {
@@ -238,7 +245,7 @@ class RemoteStepHost : public StepHost {
         message["artifact"] = object.id;
         message["size"] = object.size;
         if (object.kind == "dir") message["files"] = object.files;
-        return conn_->Send(Type::kOutput, message.dump());
+        return conn_->Send(Type::kOutput, Frame(message));
       }
       // No artifact store (a launch that does not name one): outputs outlive the try and the
       // scratch dir does not, so anything outside the output dir is copied in.
@@ -261,7 +268,7 @@ class RemoteStepHost : public StepHost {
       Log(SLUICE_LOG_ERROR, "output \"" + name + "\" has unknown kind " + std::to_string(kind));
       return false;
     }
-    return conn_->Send(Type::kOutput, message.dump());
+    return conn_->Send(Type::kOutput, Frame(message));
   }
 
  private:
@@ -384,7 +391,7 @@ int RunWorker(int fd) {
         conn.Send(Type::kScanning, json{{"file", file}}.dump());
         return true;
       });
-      conn.Send(Type::kCatalog, catalog.ToJson().dump());
+      conn.Send(Type::kCatalog, Frame(catalog.ToJson()));
       continue;
     }
     if (job.type != Type::kRun) continue;
@@ -524,7 +531,7 @@ int RunServingWorker(int fd) {
       StatusOr<std::unique_ptr<PluginLibrary>> loaded = PluginLibrary::Load(file);
       if (!loaded.ok()) {
         reply["error"] = loaded.status().message();
-        if (!conn.Send(Type::kLoaded, reply.dump())) return 1;
+        if (!conn.Send(Type::kLoaded, Frame(reply))) return 1;
         continue;
       }
       lib = libraries.emplace(file, std::move(*loaded)).first;
@@ -542,7 +549,7 @@ int RunServingWorker(int fd) {
     }
     reply["seconds"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (!conn.Send(Type::kLoaded, reply.dump())) return 1;
+    if (!conn.Send(Type::kLoaded, Frame(reply))) return 1;
   }
   return 0;
 }

@@ -18,7 +18,7 @@ namespace {
 
 using nlohmann::json;
 
-TEST_CASE("Api.Routes.EveryRouteTimesEveryRole" * doctest::timeout(120)) {
+TEST_CASE("Api.Routes.EveryRouteTimesEveryRole" * testing::Timeout(120)) {
   testing::TempDir dir;
   testing::WriteFile(dir.file("dags/d.toml"),
                      "[dag]\nid = \"d\"\n[[task]]\nid = \"a\"\nplugin = \"core.noop\"\n");

@@ -29,7 +29,7 @@ Reply Call(unsigned short port, http::verb verb, const std::string& target,
   return {reply.status, json::parse(reply.body)};
 }
 
-TEST_CASE("Api.Serve.HealthDagsTriggerRunsAndErrors" * doctest::timeout(90)) {
+TEST_CASE("Api.Serve.HealthDagsTriggerRunsAndErrors" * testing::Timeout(90)) {
   testing::TempDir dir;
   testing::WriteFile(dir.file("dags/greet.toml"), R"([dag]
 id = "greet"
@@ -48,7 +48,7 @@ params = { command = "echo hello {{ params.name }}" }
        "127.0.0.1:" + std::to_string(port), "--allow-unauthenticated"},
       dir.file("serve.log"));
   Reply health;
-  for (int i = 0; i < 100 && health.status != 200; ++i) {
+  for (int i = 0; i < 100 * testing::TimeScale() && health.status != 200; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     health = Call(port, http::verb::get, "/api/v1/health");
   }
@@ -75,7 +75,7 @@ params = { command = "echo hello {{ params.name }}" }
   CHECK(created.body["run"]["triggered_by"].get<std::string>().rfind("local:127.0.0.1:", 0) == 0);
 
   Reply run;
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 100 * testing::TimeScale(); ++i) {
     run = Call(port, http::verb::get, "/api/v1/runs/" + run_id);
     if (run.status == 200 && run.body["run"]["state"] == "success") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

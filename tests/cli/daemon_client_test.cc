@@ -55,7 +55,7 @@ json TaskOf(const json& body, const std::string& task) {
 using testing::DaemonPort;
 using testing::WaitFor;
 
-TEST_CASE("Daemon.Client.TokensCancelClearBackfillPauseMetrics" * doctest::timeout(120)) {
+TEST_CASE("Daemon.Client.TokensCancelClearBackfillPauseMetrics" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   testing::WriteFile(dir.file("dags/sched.toml"), R"([dag]
@@ -266,7 +266,7 @@ depends_on = ["check"]
   CHECK_FALSE(std::filesystem::exists(daemon_file));
 }
 
-TEST_CASE("Daemon.Backfill.SurvivesKill9WithOneRunPerSlot" * doctest::timeout(120)) {
+TEST_CASE("Daemon.Backfill.SurvivesKill9WithOneRunPerSlot" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   testing::WriteFile(dir.file("dags/daily.toml"), R"([dag]
@@ -323,7 +323,7 @@ retry_delay = "1s"
   CHECK(WIFEXITED(status));
 }
 
-TEST_CASE("Daemon.Auth.FirstStartMakesAnAdminTokenForTheCli" * doctest::timeout(60)) {
+TEST_CASE("Daemon.Auth.FirstStartMakesAnAdminTokenForTheCli" * testing::Timeout(60)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   testing::WriteFile(dir.file("dags/a.toml"),
@@ -349,7 +349,7 @@ TEST_CASE("Daemon.Auth.FirstStartMakesAnAdminTokenForTheCli" * doctest::timeout(
   waitpid(pid, nullptr, 0);
 }
 
-TEST_CASE("Daemon.Mlops.ModelsArtifactsMetricsThroughTheApi" * doctest::timeout(120)) {
+TEST_CASE("Daemon.Mlops.ModelsArtifactsMetricsThroughTheApi" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   testing::WriteFile(dir.file("dags/toy.toml"), R"(

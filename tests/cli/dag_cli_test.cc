@@ -10,14 +10,14 @@ namespace {
 
 using testing::RunSluice;
 
-TEST_CASE("Cli.DagValidate.ValidFolderExitsZero" * doctest::timeout(60)) {
+TEST_CASE("Cli.DagValidate.ValidFolderExitsZero" * testing::Timeout(60)) {
   auto r = RunSluice({"dag", "validate", testing::SourcePath("dags")});
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("hello.toml: ok (DAG \"hello\"") != std::string::npos);
   CHECK(r.out.find("0 invalid") != std::string::npos);
 }
 
-TEST_CASE("Cli.DagValidate.InvalidFilePrintsPositionQuoteAndHint" * doctest::timeout(60)) {
+TEST_CASE("Cli.DagValidate.InvalidFilePrintsPositionQuoteAndHint" * testing::Timeout(60)) {
   const std::string file = testing::DataPath("dags/invalid/unknown_dependency_typo.toml");
   auto r = RunSluice({"dag", "validate", file});
   CHECK(r.exit_code == 1);
@@ -30,7 +30,7 @@ TEST_CASE("Cli.DagValidate.InvalidFilePrintsPositionQuoteAndHint" * doctest::tim
   CHECK(r.out.find("\033[") == std::string::npos);  // NO_COLOR is set by RunSluice
 }
 
-TEST_CASE("Cli.DagValidate.MixedArgumentsReportEveryFile" * doctest::timeout(60)) {
+TEST_CASE("Cli.DagValidate.MixedArgumentsReportEveryFile" * testing::Timeout(60)) {
   auto r = RunSluice({"dag", "validate", "--format", "json", testing::SourcePath("dags/hello.toml"),
                       testing::DataPath("dags/invalid/many_errors_at_once.toml")});
   CHECK(r.exit_code == 1);
@@ -46,7 +46,7 @@ TEST_CASE("Cli.DagValidate.MixedArgumentsReportEveryFile" * doctest::timeout(60)
   CHECK(j["errors"] == 5);
 }
 
-TEST_CASE("Cli.DagValidate.DuplicateIdsAcrossArguments" * doctest::timeout(60)) {
+TEST_CASE("Cli.DagValidate.DuplicateIdsAcrossArguments" * testing::Timeout(60)) {
   testing::TempDir dir;
   const std::string body = "[dag]\nid = \"dup\"\n[[task]]\nid = \"a\"\nplugin = \"core.noop\"\n";
   testing::WriteFile(dir.file("one.toml"), body);
@@ -57,7 +57,7 @@ TEST_CASE("Cli.DagValidate.DuplicateIdsAcrossArguments" * doctest::timeout(60)) 
                    dir.file("one.toml")) != std::string::npos);
 }
 
-TEST_CASE("Cli.DagValidate.BadUsageExitsTwo" * doctest::timeout(60)) {
+TEST_CASE("Cli.DagValidate.BadUsageExitsTwo" * testing::Timeout(60)) {
   auto missing = RunSluice({"dag", "validate", "/nonexistent.toml"});
   CHECK(missing.exit_code == 2);
   CHECK(missing.err.find("/nonexistent.toml") != std::string::npos);
@@ -73,7 +73,7 @@ TEST_CASE("Cli.DagValidate.BadUsageExitsTwo" * doctest::timeout(60)) {
   CHECK(unknown.exit_code == 2);
 }
 
-TEST_CASE("Cli.DagShow.TextJsonDot" * doctest::timeout(60)) {
+TEST_CASE("Cli.DagShow.TextJsonDot" * testing::Timeout(60)) {
   const std::string file = testing::SourcePath("dags/hello.toml");
   auto text = RunSluice({"dag", "show", file});
   CHECK(text.exit_code == 0);
@@ -96,14 +96,14 @@ TEST_CASE("Cli.DagShow.TextJsonDot" * doctest::timeout(60)) {
   CHECK(dot.out.find("{ rank=same; \"greet\"; \"count\"; }") != std::string::npos);
 }
 
-TEST_CASE("Cli.DagShow.InvalidFileShowsErrorsAndExitsOne" * doctest::timeout(60)) {
+TEST_CASE("Cli.DagShow.InvalidFileShowsErrorsAndExitsOne" * testing::Timeout(60)) {
   auto r = RunSluice({"dag", "show", testing::DataPath("dags/invalid/cycle_two_tasks.toml")});
   CHECK(r.exit_code == 1);
   CHECK(r.out.empty());
   CHECK(r.err.find("dependency cycle: b -> a -> b") != std::string::npos);
 }
 
-TEST_CASE("Cli.Help.ListsCommandsAndVersion" * doctest::timeout(60)) {
+TEST_CASE("Cli.Help.ListsCommandsAndVersion" * testing::Timeout(60)) {
   auto help = RunSluice({"--help"});
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("dag") != std::string::npos);
@@ -126,7 +126,7 @@ TEST_CASE("Cli.Help.ListsCommandsAndVersion" * doctest::timeout(60)) {
 namespace sluice {
 namespace {
 
-TEST_CASE("Cli.CronNext.PrintsUtcTimesOnePerLine" * doctest::timeout(30)) {
+TEST_CASE("Cli.CronNext.PrintsUtcTimesOnePerLine" * testing::Timeout(30)) {
   auto r = testing::RunSluice({"cron", "next", "30 2 * * *", "--tz", "Europe/Berlin", "--from",
                                "2026-03-28T00:00:00Z", "--count", "3"});
   CHECK(r.exit_code == 0);
@@ -150,7 +150,7 @@ TEST_CASE("Cli.CronNext.PrintsUtcTimesOnePerLine" * doctest::timeout(30)) {
 namespace sluice {
 namespace {
 
-TEST_CASE("Cli.DagNext.ShowsUpcomingIntervals" * doctest::timeout(30)) {
+TEST_CASE("Cli.DagNext.ShowsUpcomingIntervals" * testing::Timeout(30)) {
   testing::TempDir dir;
   testing::WriteFile(dir.file("future.toml"), R"([dag]
 id = "future"

@@ -93,7 +93,7 @@ bool Cached(const std::string& state, const std::string& run, const std::string&
   return !Task(state, run, task)["cached_from"].is_null();
 }
 
-TEST_CASE("Cli.Mlops.LineageAcrossThreeStepsAndReadOnlyInputs" * doctest::timeout(120)) {
+TEST_CASE("Cli.Mlops.LineageAcrossThreeStepsAndReadOnlyInputs" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   testing::WriteFile(dir.file("chain.toml"), kChainDag);
@@ -154,7 +154,7 @@ TEST_CASE("Cli.Mlops.LineageAcrossThreeStepsAndReadOnlyInputs" * doctest::timeou
   CHECK(std::filesystem::is_empty(state + "/work"));
 }
 
-TEST_CASE("Cli.Mlops.CacheHitsAndMisses" * doctest::timeout(180)) {
+TEST_CASE("Cli.Mlops.CacheHitsAndMisses" * testing::Timeout(180)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   testing::WriteFile(dir.file("chain.toml"), kChainDag);
@@ -213,7 +213,7 @@ TEST_CASE("Cli.Mlops.CacheHitsAndMisses" * doctest::timeout(180)) {
   CHECK(!Cached(state, hit, "deploy"));
 }
 
-TEST_CASE("Cli.Mlops.MetricsAndCompare" * doctest::timeout(120)) {
+TEST_CASE("Cli.Mlops.MetricsAndCompare" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   testing::WriteFile(dir.file("toy.toml"), kModelDag);
@@ -259,7 +259,7 @@ TEST_CASE("Cli.Mlops.MetricsAndCompare" * doctest::timeout(120)) {
   CHECK(one.exit_code == 2);
 }
 
-TEST_CASE("Cli.Mlops.RegistryGatesPromoteRollbackAndKill9" * doctest::timeout(180)) {
+TEST_CASE("Cli.Mlops.RegistryGatesPromoteRollbackAndKill9" * testing::Timeout(180)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   testing::WriteFile(dir.file("toy.toml"), kModelDag);
@@ -311,7 +311,7 @@ TEST_CASE("Cli.Mlops.RegistryGatesPromoteRollbackAndKill9" * doctest::timeout(18
                             kMlopsV1, "--param", "auc=0.99", "--param", "hold=1"},
                            out);
   bool registered = false;
-  for (int i = 0; i < 300 && !registered; ++i) {
+  for (int i = 0; i < 300 * testing::TimeScale() && !registered; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     auto list = RunSluice({"models", "list", "--json", "--state-dir", state});
     registered = list.exit_code == 0 && json::parse(list.out)[0]["latest_version"] == 3;
@@ -336,7 +336,7 @@ TEST_CASE("Cli.Mlops.RegistryGatesPromoteRollbackAndKill9" * doctest::timeout(18
   CHECK(promote_back.exit_code == 0);
 }
 
-TEST_CASE("Cli.Mlops.DeleteRunThenGc" * doctest::timeout(120)) {
+TEST_CASE("Cli.Mlops.DeleteRunThenGc" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   testing::WriteFile(dir.file("chain.toml"), kChainDag);
@@ -377,7 +377,7 @@ TEST_CASE("Cli.Mlops.DeleteRunThenGc" * doctest::timeout(120)) {
   CHECK(Cached(state, LatestRun(state), "sum"));
 }
 
-TEST_CASE("Cli.Mlops.ArtifactsAndCacheSurviveKill9" * doctest::timeout(120)) {
+TEST_CASE("Cli.Mlops.ArtifactsAndCacheSurviveKill9" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   std::string dag = kChainDag;
@@ -394,7 +394,7 @@ TEST_CASE("Cli.Mlops.ArtifactsAndCacheSurviveKill9" * doctest::timeout(120)) {
                                        dir.file("run.out"));
   // Wait until sum's output is recorded (it is committed with sum's success).
   bool summed = false;
-  for (int i = 0; i < 400 && !summed; ++i) {
+  for (int i = 0; i < 400 * testing::TimeScale() && !summed; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     auto list = RunSluice({"artifacts", "list", "--json", "--state-dir", state});
     if (list.exit_code != 0) continue;

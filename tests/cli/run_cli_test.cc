@@ -24,7 +24,7 @@ std::string OnlyRunId(const std::string& state_dir) {
   return j[0]["run_id"];
 }
 
-TEST_CASE("Cli.Run.HelloSucceedsAndLeavesLogsAndEvents" * doctest::timeout(60)) {
+TEST_CASE("Cli.Run.HelloSucceedsAndLeavesLogsAndEvents" * testing::Timeout(60)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   auto r = RunSluice({"run", testing::SourcePath("dags/hello.toml"), "--state-dir", state,
@@ -59,7 +59,7 @@ TEST_CASE("Cli.Run.HelloSucceedsAndLeavesLogsAndEvents" * doctest::timeout(60)) 
   CHECK(no_task.err.find("has no task \"nope\"") != std::string::npos);
 }
 
-TEST_CASE("Cli.Run.FailedRunExitsOneWithReasons" * doctest::timeout(60)) {
+TEST_CASE("Cli.Run.FailedRunExitsOneWithReasons" * testing::Timeout(60)) {
   testing::TempDir dir;
   testing::WriteFile(dir.file("fail.toml"), R"([dag]
 id = "fails"
@@ -82,7 +82,7 @@ depends_on = ["crash"]
   CHECK(r.out.find("of DAG fails: failed") != std::string::npos);
 }
 
-TEST_CASE("Cli.Run.ShellAndTouchSteps" * doctest::timeout(60)) {
+TEST_CASE("Cli.Run.ShellAndTouchSteps" * testing::Timeout(60)) {
   testing::TempDir dir;
   // Plain commands skip the shell; anything with shell syntax or a builtin goes through sh.
   // Both must behave as sh would, exit codes and "not found" included.
@@ -132,7 +132,7 @@ params = { path = "{{ dag.folder }}/no/such/dir/file" }
   CHECK(r.out.find("touch_nowhere  failed: the step failed: cannot touch") != std::string::npos);
 }
 
-TEST_CASE("Cli.Run.BadInputExitsTwoAndRecordsNothing" * doctest::timeout(60)) {
+TEST_CASE("Cli.Run.BadInputExitsTwoAndRecordsNothing" * testing::Timeout(60)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   auto invalid = RunSluice(
@@ -167,7 +167,7 @@ params = { comand = "echo", env = "A=1" }
   CHECK(runs.out.find("no runs") != std::string::npos);
 }
 
-TEST_CASE("Cli.DagValidate.ChecksParamsAgainstPlugins" * doctest::timeout(60)) {
+TEST_CASE("Cli.DagValidate.ChecksParamsAgainstPlugins" * testing::Timeout(60)) {
   testing::TempDir dir;
   testing::WriteFile(dir.file("p.toml"), R"([dag]
 id = "p"
@@ -191,7 +191,7 @@ plugin = "vendor.thing"
   CHECK(skip.exit_code == 0);
 }
 
-TEST_CASE("Cli.Run.Kill9ThenResumeFinishesWithoutRedoingSuccess" * doctest::timeout(120)) {
+TEST_CASE("Cli.Run.Kill9ThenResumeFinishesWithoutRedoingSuccess" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   const std::string marker = dir.file("b-finished");
@@ -220,7 +220,7 @@ depends_on = ["b"]
                                  dir.file("first.log"));
   // Wait until b is running, as the state (read-only, beside the writer) shows it.
   bool b_running = false;
-  for (int i = 0; i < 200 && !b_running; ++i) {
+  for (int i = 0; i < 200 * testing::TimeScale() && !b_running; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
     auto runs = RunSluice({"runs", "list", "--json", "--state-dir", state});
     if (runs.exit_code != 0 || json::parse(runs.out).empty()) continue;
@@ -263,7 +263,7 @@ depends_on = ["b"]
   CHECK(again.err.find("already ended") != std::string::npos);
 }
 
-TEST_CASE("Cli.Plugins.ListAndShow" * doctest::timeout(60)) {
+TEST_CASE("Cli.Plugins.ListAndShow" * testing::Timeout(60)) {
   auto list = RunSluice({"plugins", "list"});
   CHECK(list.exit_code == 0);
   CHECK(list.out.find("core.shell") != std::string::npos);

@@ -214,7 +214,7 @@ std::string RandomField(std::mt19937& rng, int low, int high, std::set<int>* val
   return out;
 }
 
-TEST_CASE("Cron.Next.AgreesWithABruteForceReferenceOnRandomExpressions" * doctest::timeout(120)) {
+TEST_CASE("Cron.Next.AgreesWithABruteForceReferenceOnRandomExpressions" * testing::Timeout(120)) {
   std::mt19937 rng(20261127);
   int checked = 0;
   for (int round = 0; round < 400; ++round) {

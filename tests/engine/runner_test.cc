@@ -114,7 +114,7 @@ std::string Task(const std::string& id, const std::string& extra = "") {
   return "[[task]]\nid = \"" + id + "\"\nplugin = \"core.noop\"\n" + extra;
 }
 
-TEST_CASE("Runner.TriggerRules.Table" * doctest::timeout(60)) {
+TEST_CASE("Runner.TriggerRules.Table" * testing::Timeout(60)) {
   // Two upstream tasks end as given; the table says what happens to the downstream task.
   // Upstream outcomes: S success, F failed, K skipped. Expected downstream outcome for the
   // pairs SS, SF, FF, SK, KK, FK: r = it runs, u = upstream_failed, s = skipped.
@@ -165,7 +165,7 @@ TEST_CASE("Runner.TriggerRules.Table" * doctest::timeout(60)) {
   }
 }
 
-TEST_CASE("Runner.TriggerRules.OneSuccessFiresEarlyAndAlwaysFiresAtOnce" * doctest::timeout(30)) {
+TEST_CASE("Runner.TriggerRules.OneSuccessFiresEarlyAndAlwaysFiresAtOnce" * testing::Timeout(30)) {
   Harness h;
   h.Trigger("[dag]\nid = \"early\"\n" + Task("a") + Task("b") +
             Task("first", "depends_on = [\"a\", \"b\"]\ntrigger_rule = \"one_success\"\n") +
@@ -176,7 +176,7 @@ TEST_CASE("Runner.TriggerRules.OneSuccessFiresEarlyAndAlwaysFiresAtOnce" * docte
   CHECK(h.IsRunning("b"));
 }
 
-TEST_CASE("Runner.Retries.ExponentialBackoffOnTheInjectedClock" * doctest::timeout(30)) {
+TEST_CASE("Runner.Retries.ExponentialBackoffOnTheInjectedClock" * testing::Timeout(30)) {
   Harness h;
   h.Trigger("[dag]\nid = \"retry\"\n" +
             Task("t",
@@ -222,7 +222,7 @@ TEST_CASE("Runner.Retries.ExponentialBackoffOnTheInjectedClock" * doctest::timeo
   CHECK(events.back().to == "failed");
 }
 
-TEST_CASE("Runner.When.SkipsRunsOrFailsOnUpstreamOutputs" * doctest::timeout(30)) {
+TEST_CASE("Runner.When.SkipsRunsOrFailsOnUpstreamOutputs" * testing::Timeout(30)) {
   Harness h;
   h.Trigger("[dag]\nid = \"when\"\n[params]\nmin = 0.9\n" + Task("eval") +
             Task("deploy", "depends_on = [\"eval\"]\nwhen = \"eval.auc >= params.min\"\n") +
@@ -236,7 +236,7 @@ TEST_CASE("Runner.When.SkipsRunsOrFailsOnUpstreamOutputs" * doctest::timeout(30)
   CHECK(h.Latest("broken").reason.find("has no output \"missing\"") != std::string::npos);
 }
 
-TEST_CASE("Runner.Inputs.ResolveToUpstreamOutputsAndTemplatesRender" * doctest::timeout(30)) {
+TEST_CASE("Runner.Inputs.ResolveToUpstreamOutputsAndTemplatesRender" * testing::Timeout(30)) {
   Harness h;
   h.Trigger(
       "[dag]\nid = \"io\"\n[params]\nname = \"x\"\nrate = 0.5\n" + Task("prep") +
@@ -262,7 +262,7 @@ TEST_CASE("Runner.Inputs.ResolveToUpstreamOutputsAndTemplatesRender" * doctest::
         std::string::npos);
 }
 
-TEST_CASE("Runner.Dispatch.PriorityThenOrderAndPoolSlots" * doctest::timeout(30)) {
+TEST_CASE("Runner.Dispatch.PriorityThenOrderAndPoolSlots" * testing::Timeout(30)) {
   {
     Harness h(/*capacity=*/1);
     h.Trigger("[dag]\nid = \"prio\"\n" + Task("low", "priority = 1\n") +
@@ -286,7 +286,7 @@ TEST_CASE("Runner.Dispatch.PriorityThenOrderAndPoolSlots" * doctest::timeout(30)
   }
 }
 
-TEST_CASE("Runner.RunState.FailedLeafFailsTheRun" * doctest::timeout(30)) {
+TEST_CASE("Runner.RunState.FailedLeafFailsTheRun" * testing::Timeout(30)) {
   Harness h;
   // b fails, but cleanup (all_done) is the only leaf and succeeds: the run succeeds.
   h.Trigger("[dag]\nid = \"leaf\"\n" + Task("a") + Task("b", "depends_on = [\"a\"]\n") +
@@ -307,7 +307,7 @@ TEST_CASE("Runner.RunState.FailedLeafFailsTheRun" * doctest::timeout(30)) {
   CHECK(h2.finished_->state == RunState::kFailed);
 }
 
-TEST_CASE("Runner.Resume.InFlightTriesAreFailedTriesAndSucceededTasksStay" * doctest::timeout(30)) {
+TEST_CASE("Runner.Resume.InFlightTriesAreFailedTriesAndSucceededTasksStay" * testing::Timeout(30)) {
   Harness h;
   const std::string dag = "[dag]\nid = \"crash\"\n[defaults]\nretries = 1\nretry_delay = \"0s\"\n" +
                           Task("a") + Task("b", "depends_on = [\"a\"]\n") +
@@ -341,7 +341,7 @@ TEST_CASE("Runner.Resume.InFlightTriesAreFailedTriesAndSucceededTasksStay" * doc
 
 // Issue 15: a resume that ended the run (its only in-flight task had no retry left) recorded
 // "failed", then "failed -> running: resumed", and left the run running with an ended_at.
-TEST_CASE("Runner.Resume.ThatEndsTheRunLeavesItEnded" * doctest::timeout(30)) {
+TEST_CASE("Runner.Resume.ThatEndsTheRunLeavesItEnded" * testing::Timeout(30)) {
   Harness h;
   h.Trigger("[dag]\nid = \"end\"\n" + Task("a") + Task("b", "depends_on = [\"a\"]\nretries = 0\n"));
   h.Finish("a", Kind::kSuccess);
@@ -406,7 +406,7 @@ TEST_CASE("Runner.Params.OverridesAreCheckedAgainstTheDeclaredOnes") {
   CHECK_FALSE(ResolveRunParams(spec, {"novalue"}).ok());
 }
 
-TEST_CASE("Runner.Cancel.SkipsWhatHasNotStartedAndStopsWhatRuns" * doctest::timeout(30)) {
+TEST_CASE("Runner.Cancel.SkipsWhatHasNotStartedAndStopsWhatRuns" * testing::Timeout(30)) {
   Harness h;
   h.Trigger("[dag]\nid = \"c\"\n" + Task("a") + Task("slow") + Task("b", "depends_on = [\"a\"]\n") +
             Task("cleanup", "depends_on = [\"a\"]\ntrigger_rule = \"all_done\"\n"));
@@ -437,7 +437,7 @@ TEST_CASE("Runner.Cancel.SkipsWhatHasNotStartedAndStopsWhatRuns" * doctest::time
   CHECK(again.message().find("already ended") != std::string::npos);
 }
 
-TEST_CASE("Runner.Clear.RerunsATaskAndItsDownstreamWithNewTries" * doctest::timeout(30)) {
+TEST_CASE("Runner.Clear.RerunsATaskAndItsDownstreamWithNewTries" * testing::Timeout(30)) {
   Harness h;
   const std::string dag = "[dag]\nid = \"cl\"\n" + Task("a") +
                           Task("b", "depends_on = [\"a\"]\nretries = 1\nretry_delay = \"1s\"\n") +
@@ -495,7 +495,7 @@ TEST_CASE("Runner.Clear.RerunsATaskAndItsDownstreamWithNewTries" * doctest::time
   CHECK(h.store_->FindTry("cl", h.run_.run_id, "b", 0)->try_number == 4);
 }
 
-TEST_CASE("Runner.Clear.OnlyFailedAndRunningTasksAreRefused" * doctest::timeout(30)) {
+TEST_CASE("Runner.Clear.OnlyFailedAndRunningTasksAreRefused" * testing::Timeout(30)) {
   Harness h;
   h.Trigger("[dag]\nid = \"of\"\n" + Task("ok") + Task("bad") + Task("slow"));
   h.Finish("ok", Kind::kSuccess);
@@ -514,7 +514,7 @@ TEST_CASE("Runner.Clear.OnlyFailedAndRunningTasksAreRefused" * doctest::timeout(
   CHECK(h.State("ok") == TaskState::kSuccess);
 }
 
-TEST_CASE("Runner.DagrunTimeout.CancelsTheRun" * doctest::timeout(30)) {
+TEST_CASE("Runner.DagrunTimeout.CancelsTheRun" * testing::Timeout(30)) {
   Harness h;
   h.Trigger("[dag]\nid = \"t\"\ndagrun_timeout = \"10s\"\n" + Task("slow") +
             Task("after", "depends_on = [\"slow\"]\n"));

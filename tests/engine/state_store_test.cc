@@ -5,6 +5,7 @@
 #include <rocksdb/db.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "fault_env.h"
 #include "test_util.h"
@@ -431,6 +432,133 @@ TEST_CASE("StateStore.Faults.AReadErrorIsAnErrorNotAShortList") {
   CHECK_FALSE((*reread)->ListRuns("a", 10).ok());
   env.fail_reads = false;
   CHECK(testing::Must((*reread)->ListTries("a", "r")).size() == 3);
+}
+
+// The newest file in `db` whose name ends with `suffix` (or starts with it, for MANIFEST-).
+std::filesystem::path NewestFile(const std::string& state, const std::string& part) {
+  std::filesystem::path newest;
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(state) / "db")) {
+    const std::string name = e.path().filename().string();
+    if (name.find(part) == std::string::npos) continue;
+    if (newest.empty() || name > newest.filename().string()) newest = e.path();
+  }
+  return newest;
+}
+
+void CommitRuns(const std::string& state, int from, int to) {
+  auto store = StateStore::Open(state);
+  REQUIRE_MESSAGE(store.ok(), store.status().message());
+  for (int i = from; i < to; ++i) {
+    StateStore::Batch batch;  // one commit each: one log record each
+    batch.PutRun(
+        Run("a", "r" + std::to_string(i), "2026-01-01T00:00:0" + std::to_string(i) + ".000000Z"));
+    REQUIRE((*store)->Commit(&batch).ok());
+  }
+}
+
+// Issue 15: a cut-short write-ahead log lost the newest run, and `runs list` said nothing.
+TEST_CASE("StateStore.Damage.ACutShortLogIsNamedAtOpenAndCopiedAside") {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  CommitRuns(state, 0, 5);
+  const std::filesystem::path wal = NewestFile(state, ".log");
+  REQUIRE_FALSE(wal.empty());
+  std::filesystem::resize_file(wal, std::filesystem::file_size(wal) - 40);
+
+  {
+    auto reader = StateStore::OpenReadOnly(state);
+    REQUIRE_MESSAGE(reader.ok(), reader.status().message());
+    REQUIRE((*reader)->open_warnings().size() == 1);
+    const std::string& warning = (*reader)->open_warnings()[0];
+    INFO(warning);
+    CHECK(warning.find(state) != std::string::npos);
+    CHECK(warning.find("db/" + wal.filename().string() + " is damaged") != std::string::npos);
+    CHECK(warning.find("bytes of it could not be read and were dropped") != std::string::npos);
+    // The schema version and r0..r3 were read; r4's commit was in the dropped part.
+    CHECK(warning.find("after 5 commits") != std::string::npos);
+    CHECK((*reader)->HasRun("a", "r3"));
+    CHECK_FALSE((*reader)->HasRun("a", "r4"));
+  }
+  {
+    auto writer = StateStore::Open(state);
+    REQUIRE_MESSAGE(writer.ok(), writer.status().message());
+    REQUIRE((*writer)->open_warnings().size() == 1);
+    const std::string& warning = (*writer)->open_warnings()[0];
+    INFO(warning);
+    const std::string marker = "a copy of the damaged log is in ";
+    const size_t at = warning.find(marker);
+    REQUIRE(at != std::string::npos);
+    const std::filesystem::path copy =
+        std::filesystem::path(warning.substr(at + marker.size())) / wal.filename();
+    CHECK(std::filesystem::exists(copy));
+    CHECK(std::filesystem::file_size(copy) > 0);
+    CHECK((*writer)->HasRun("a", "r3"));
+  }
+  // The writer replayed what could be read; the next open is clean.
+  auto again = StateStore::Open(state);
+  REQUIRE(again.ok());
+  CHECK((*again)->open_warnings().empty());
+  CHECK((*again)->HasRun("a", "r3"));
+}
+
+TEST_CASE("StateStore.Damage.AGarbledLogRecordIsNamedAtOpen") {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  CommitRuns(state, 0, 5);
+  const std::filesystem::path wal = NewestFile(state, ".log");
+  {
+    std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(wal) / 2));
+    f.write("\xff\xff\xff\xff\xff\xff\xff\xff", 8);
+  }
+  auto reader = StateStore::OpenReadOnly(state);
+  REQUIRE_MESSAGE(reader.ok(), reader.status().message());
+  REQUIRE((*reader)->open_warnings().size() == 1);
+  CHECK((*reader)->open_warnings()[0].find("is damaged (Corruption") != std::string::npos);
+  CHECK((*reader)->HasRun("a", "r0"));
+  CHECK_FALSE((*reader)->HasRun("a", "r4"));
+}
+
+// Issue 15: a cut-short MANIFEST was reported as "written by an older Sluice", and the advice
+// (open it with a writer) then failed. It is damage, found before a writer touches the files,
+// and `StateStore::Repair` gets back what the table files hold.
+TEST_CASE("StateStore.Damage.ACutShortManifestIsDamageAndRepairGetsTheRunsBack") {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  CommitRuns(state, 0, 5);
+  { REQUIRE(StateStore::Open(state).ok()); }  // replays the log into table files
+  { REQUIRE(StateStore::Open(state).ok()); }
+  const std::filesystem::path manifest = NewestFile(state, "MANIFEST-");
+  REQUIRE_FALSE(manifest.empty());
+  std::filesystem::resize_file(manifest, std::filesystem::file_size(manifest) / 2);
+  auto tables = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(state) / "db"))
+      n += e.path().extension() == ".sst";
+    return n;
+  };
+  const int tables_before = tables();
+  REQUIRE(tables_before > 0);
+
+  for (bool writer : {false, true}) {
+    CAPTURE(writer);
+    auto opened = writer ? StateStore::Open(state) : StateStore::OpenReadOnly(state);
+    REQUIRE_FALSE(opened.ok());
+    const std::string& message = opened.status().message();
+    INFO(message);
+    CHECK(opened.status().code() == Status::Code::kCorruption);
+    CHECK(message.find("the state store in " + state + " is damaged") != std::string::npos);
+    CHECK(message.find("Sluice changed nothing") != std::string::npos);
+    CHECK(message.find("sluice state repair --state-dir " + state) != std::string::npos);
+    CHECK(message.find("older Sluice") == std::string::npos);
+    CHECK(tables() == tables_before);  // nothing was deleted
+  }
+
+  REQUIRE_MESSAGE(StateStore::Repair(state).ok(), StateStore::Repair(state).message());
+  auto repaired = StateStore::Open(state);
+  REQUIRE_MESSAGE(repaired.ok(), repaired.status().message());
+  for (int i = 0; i < 5; ++i) CHECK((*repaired)->HasRun("a", "r" + std::to_string(i)));
+  CHECK(std::filesystem::exists(std::filesystem::path(state) / "damaged"));
 }
 
 }  // namespace

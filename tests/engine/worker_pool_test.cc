@@ -59,7 +59,9 @@ class PoolHarness {
   // Runs the loop until `done` holds (or a generous deadline passes).
   template <typename F>
   void RunUntil(F done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    const auto deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::milliseconds(static_cast<int64_t>(30000 * testing::TimeScale()));
     while (!done() && std::chrono::steady_clock::now() < deadline) {
       io.restart();
       io.run_for(std::chrono::milliseconds(20));
@@ -94,7 +96,7 @@ class PoolHarness {
   std::unique_ptr<LocalWorkerPool> pool;
 };
 
-TEST_CASE("WorkerPool.Scan.FindsCoreAndSurvivesAPluginThatCrashesOnLoad" * doctest::timeout(60)) {
+TEST_CASE("WorkerPool.Scan.FindsCoreAndSurvivesAPluginThatCrashesOnLoad" * testing::Timeout(60)) {
   PoolHarness h(1);
   std::optional<StatusOr<PluginCatalog>> result;
   h.pool->ScanPlugins({SLUICE_PLUGIN_DIR, std::string(SLUICE_TEST_PLUGIN_DIR) + "/crash_on_load"},
@@ -109,7 +111,7 @@ TEST_CASE("WorkerPool.Scan.FindsCoreAndSurvivesAPluginThatCrashesOnLoad" * docte
   CHECK(catalog.problems[0].file.find("test_crash_on_load.so") != std::string::npos);
 }
 
-TEST_CASE("WorkerPool.Run.SuccessWithLogsMetricsOutputs" * doctest::timeout(60)) {
+TEST_CASE("WorkerPool.Run.SuccessWithLogsMetricsOutputs" * testing::Timeout(60)) {
   PoolHarness h(1);
   h.Launch("ok", "core.shell",
            {{"command", "echo marker-out; echo err >&2; echo data > result.txt"},
@@ -126,7 +128,7 @@ TEST_CASE("WorkerPool.Run.SuccessWithLogsMetricsOutputs" * doctest::timeout(60))
   CHECK(h.collector.pids["ok"] > 0);
 }
 
-TEST_CASE("WorkerPool.Run.CrashesAreFailedTriesAndWorkersAreReplaced" * doctest::timeout(60)) {
+TEST_CASE("WorkerPool.Run.CrashesAreFailedTriesAndWorkersAreReplaced" * testing::Timeout(60)) {
   PoolHarness h(1);
   h.Launch("segv", "core.fail", {{"mode", "segfault"}});
   TaskOutcome segv = h.Wait("segv");
@@ -150,7 +152,7 @@ TEST_CASE("WorkerPool.Run.CrashesAreFailedTriesAndWorkersAreReplaced" * doctest:
   CHECK(h.collector.pids["after"] != h.collector.pids["segv"]);
 }
 
-TEST_CASE("WorkerPool.Run.TimeoutKillsTheProcessGroup" * doctest::timeout(60)) {
+TEST_CASE("WorkerPool.Run.TimeoutKillsTheProcessGroup" * testing::Timeout(60)) {
   PoolHarness h(1);
   // A shell that leaves a grandchild behind: the whole group must die with the worker.
   const std::string marker = h.dir.file("grandchild-alive");
@@ -169,7 +171,18 @@ TEST_CASE("WorkerPool.Run.TimeoutKillsTheProcessGroup" * doctest::timeout(60)) {
   CHECK_FALSE(std::filesystem::exists(marker));
 }
 
-TEST_CASE("WorkerPool.Run.MegabytesOfOutputArriveWhole" * doctest::timeout(60)) {
+// Issue 15: the worker serialized plugin-given names with nlohmann's dump, which throws on
+// bytes that are not UTF-8: the worker died. They arrive with U+FFFD instead.
+TEST_CASE("WorkerPool.Run.NamesThatAreNotUtf8DoNotKillTheWorker" * testing::Timeout(60)) {
+  PoolHarness h(1);
+  h.Launch("bad", "core.fail", {{"mode", "bad_utf8"}, {"message", ""}});
+  const TaskOutcome outcome = h.Wait("bad");
+  CHECK_MESSAGE(outcome.kind == TaskOutcome::Kind::kSuccess, outcome.message);
+  CHECK(h.collector.metrics["bad"].count("loss\xef\xbf\xbd") == 1);
+  CHECK(h.collector.outputs["bad"].contains("caf\xef\xbf\xbd"));
+}
+
+TEST_CASE("WorkerPool.Run.MegabytesOfOutputArriveWhole" * testing::Timeout(60)) {
   PoolHarness h(2);
   h.Launch("flood", "core.fail", {{"mode", "flood"}, {"bytes", 8 << 20}});
   h.Launch("printf", "core.shell", {{"command", "yes marker | head -c 3000000"}});
@@ -179,7 +192,7 @@ TEST_CASE("WorkerPool.Run.MegabytesOfOutputArriveWhole" * doctest::timeout(60)) 
   CHECK(h.collector.lines["printf"] == 3000000 / 7 + 1);  // "marker\n" is 7 bytes; one partial line
 }
 
-TEST_CASE("WorkerPool.Cancel.StopsACooperativeStepAndKillsAStubbornOne" * doctest::timeout(60)) {
+TEST_CASE("WorkerPool.Cancel.StopsACooperativeStepAndKillsAStubbornOne" * testing::Timeout(60)) {
   PoolHarness h(2);
   h.Launch("sleepy", "core.sleep", {{"seconds", 30}});
   h.Launch("stubborn", "core.fail", {{"mode", "hang"}});
@@ -200,7 +213,7 @@ TEST_CASE("WorkerPool.Cancel.StopsACooperativeStepAndKillsAStubbornOne" * doctes
 namespace sluice {
 namespace {
 
-TEST_CASE("WorkerPool.Limits.MemoryCpuAndFilesApplyToOneTryOnly" * doctest::timeout(60)) {
+TEST_CASE("WorkerPool.Limits.MemoryCpuAndFilesApplyToOneTryOnly" * testing::Timeout(60)) {
   PoolHarness h(1);
   auto launch = [&](const std::string& key, json params, ResourceLimits limits) {
     TaskLaunch l;
@@ -251,7 +264,7 @@ namespace {
 // the inbox of the worker running the long one while the other worker sat idle. An idle
 // worker now takes back tries that wait behind a running one: every short try ends before
 // the long one, and none of them starts on the long one's worker after it.
-TEST_CASE("WorkerPool.Dispatch.NoTryWaitsBehindALongOneWhileAWorkerIsIdle" * doctest::timeout(60)) {
+TEST_CASE("WorkerPool.Dispatch.NoTryWaitsBehindALongOneWhileAWorkerIsIdle" * testing::Timeout(60)) {
   PoolHarness h(2);
   h.Launch("long", "core.sleep", {{"seconds", 4}});
   for (int i = 0; i < 40; ++i)
@@ -270,7 +283,7 @@ TEST_CASE("WorkerPool.Dispatch.NoTryWaitsBehindALongOneWhileAWorkerIsIdle" * doc
   CHECK(behind == 0);
 }
 
-TEST_CASE("WorkerPool.Heartbeat.AStoppedWorkerIsKilledAsLost" * doctest::timeout(60)) {
+TEST_CASE("WorkerPool.Heartbeat.AStoppedWorkerIsKilledAsLost" * testing::Timeout(60)) {
   PoolHarness h(1, std::chrono::milliseconds(1500));
   h.Launch("frozen", "core.sleep", {{"seconds", 30}});
   h.RunUntil([&] { return h.collector.pids.count("frozen") > 0; });

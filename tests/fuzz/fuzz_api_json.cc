@@ -1,6 +1,6 @@
 // Fuzz target: what the API does with a JSON body before it acts on it: the bounded parse,
 // then the checks a trigger body's params and tags go through, and the record decoders the
-// state store applies to stored values. JsonDepth must agree with the parsed tree's depth.
+// state store applies to stored values. JsonDepth must bound the parsed tree's depth.
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -35,7 +35,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   sluice::StatusOr<nlohmann::json> body = sluice::ParseJson(text, "the body");
   if (!body.ok()) return 0;
   if (TreeDepth(*body) > sluice::kMaxJsonDepth) __builtin_trap();
-  if (TreeDepth(*body) != sluice::JsonDepth(text, sluice::kMaxJsonDepth)) __builtin_trap();
+  // The text's depth bounds the tree's: what the pre-parse check measured is never less than
+  // what the walks below meet.
+  if (TreeDepth(*body) > sluice::JsonDepth(text, sluice::kMaxJsonDepth)) __builtin_trap();
   const nlohmann::json& j = *body;
   if (j.is_object()) {
     if (j.contains("params") && j["params"].is_object()) {

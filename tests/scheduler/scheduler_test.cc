@@ -84,7 +84,7 @@ class Loop {
 
 const std::string kHourly = "schedule = \"@hourly\"\nstart_date = 2026-01-02T00:00:00Z\n";
 
-TEST_CASE("Scheduler.Catchup.AllLatestNone" * doctest::timeout(30)) {
+TEST_CASE("Scheduler.Catchup.AllLatestNone" * testing::Timeout(30)) {
   Loop loop;
   loop.Dag("all", "[dag]\nid = \"all\"\n" + kHourly + "catchup = \"all\"\n");
   loop.Dag("latest", "[dag]\nid = \"latest\"\n" + kHourly + "catchup = \"latest\"\n");
@@ -98,7 +98,7 @@ TEST_CASE("Scheduler.Catchup.AllLatestNone" * doctest::timeout(30)) {
   CHECK(loop.Runs("all").size() == 4);
 }
 
-TEST_CASE("Scheduler.Pause.StopsRunsAndUnpauseFollowsCatchup" * doctest::timeout(30)) {
+TEST_CASE("Scheduler.Pause.StopsRunsAndUnpauseFollowsCatchup" * testing::Timeout(30)) {
   Loop loop;
   loop.Dag("all", "[dag]\nid = \"all\"\n" + kHourly + "catchup = \"all\"\n");
   loop.Dag("none", "[dag]\nid = \"none\"\n" + kHourly + "catchup = \"none\"\n");
@@ -132,7 +132,7 @@ TEST_CASE("Scheduler.Pause.StopsRunsAndUnpauseFollowsCatchup" * doctest::timeout
   CHECK(events[1].actor == "api:bob");
 }
 
-TEST_CASE("Scheduler.Limits.EndDateAndMaxActiveRuns" * doctest::timeout(30)) {
+TEST_CASE("Scheduler.Limits.EndDateAndMaxActiveRuns" * testing::Timeout(30)) {
   Loop loop;
   loop.Dag("ended", "[dag]\nid = \"ended\"\n" + kHourly +
                         "end_date = 2026-01-02T01:00:00Z\ncatchup = \"all\"\n");
@@ -159,7 +159,7 @@ TEST_CASE("Scheduler.Limits.EndDateAndMaxActiveRuns" * doctest::timeout(30)) {
   CHECK(loop.Runs("two").size() == 3);
 }
 
-TEST_CASE("Scheduler.Prepare.LaunchedAtTheBoundaryOrMadeAfresh" * doctest::timeout(30)) {
+TEST_CASE("Scheduler.Prepare.LaunchedAtTheBoundaryOrMadeAfresh" * testing::Timeout(30)) {
   Loop loop;
   loop.rescan = Duration::zero();  // every pass rescans, so an edited file is seen at once
   for (const char* id : {"a", "paused", "taken", "edited"}) {

@@ -41,7 +41,8 @@ Status CheckJsonLimits(std::string_view text, std::string_view what,
                        const JsonLimits& limits = JsonLimits());
 
 // Parses `text`. InvalidArgument when it is larger or deeper than `limits` (the message names
-// the limit and the byte offset) or is not JSON (nlohmann's message, with its offset).
+// the limit and the byte offset), is not JSON (nlohmann's message, with its offset), or gives
+// one key twice in an object (which nlohmann would silently resolve to the last).
 // `what` names the text in messages: "the body", "frame kMetric", "the file x.json".
 StatusOr<nlohmann::json> ParseJson(std::string_view text, std::string_view what,
                                    const JsonLimits& limits = JsonLimits());

@@ -242,6 +242,20 @@ class StateStore {
 
   const std::string& dir() const { return dir_; }
 
+  // What opening had to give up, one sentence each, for the caller to print or log: RocksDB
+  // drops the unreadable end of a damaged write-ahead log (point-in-time recovery), and each
+  // warning names the log, the bytes dropped and the commits kept. Empty on a clean open.
+  // A writer's open also keeps a copy of the damaged logs under `<dir>/damaged/`, which the
+  // warning names. Damage that loses more than a log's end (a MANIFEST that no longer lists
+  // data, a table file that does not read) fails the open with Corruption instead, before
+  // anything is written.
+  const std::vector<std::string>& open_warnings() const { return warnings_; }
+
+  // Rebuilds a damaged store from its intact files (RocksDB's RepairDB), after copying the
+  // whole database folder to `<dir>/damaged/<time>/db`. Records that were only in damaged
+  // files are lost. Must not run while another process has the store open.
+  static Status Repair(const std::string& dir);
+
   // Writes the batch durably (fsync unless Options::sync is off) and clears it. With
   // `durable` false it is written without an fsync of its own: it becomes durable with the
   // next durable commit (the log is one sequence), or is lost in a crash before that.
@@ -310,6 +324,7 @@ class StateStore {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string dir_;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace sluice
