@@ -49,6 +49,10 @@ StatusOr<ChildProcess> SpawnChild(std::vector<std::string> command) {
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, out[1], 2);
   posix_spawn_file_actions_adddup2(&actions, child_sock, 3);
+  // Nothing else of the parent's: a descriptor opened without O_CLOEXEC (Asio opens its
+  // listening and accepted sockets so) would live on in the worker and in every task it starts,
+  // and keep the daemon's port bound after the daemon dies.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Its own process group: a timeout or crash kills the worker and everything it started.

@@ -1,5 +1,7 @@
 #include "sluice/http_server.h"
 
+#include <fcntl.h>
+
 #include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -55,6 +57,11 @@ HttpRequest Convert(const http::request<http::string_body>& req) {
     out.authorization = std::string(it->value());
   return out;
 }
+
+// Asio opens sockets without O_CLOEXEC. A process this one starts keeps none of them
+// (SpawnChild also closes every descriptor it does not pass), so that the port and the
+// connections end with the daemon.
+void KeepInThisProcess(int fd) { fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC); }
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -168,9 +175,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     auto self = shared_from_this();
     acceptor.async_accept([self](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
-      if (!ec)
+      if (!ec) {
+        KeepInThisProcess(socket.native_handle());
         std::make_shared<Session>(std::move(socket), self->handler, self->options.max_body_bytes)
             ->Read();
+      }
       self->Accept();
     });
   }
@@ -201,6 +210,7 @@ Status HttpServer::Start() {
                                    "\" is not an IP address");
   const tcp::endpoint endpoint(address, impl_->options.port);
   impl_->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) KeepInThisProcess(impl_->acceptor.native_handle());
   if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) impl_->acceptor.bind(endpoint, ec);
   if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
