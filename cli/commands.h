@@ -33,6 +33,7 @@ void AddClientCommands(CLI::App& app, int* exit_code);
 // REQUIRES: after AddStateCommands (it adds to `runs`).
 void AddMlopsCommands(CLI::App& app, int* exit_code);
 void AddModelCommands(CLI::App& app, int* exit_code);
+void AddStepCommands(CLI::App& app, int* exit_code);
 
 }  // namespace sluice::cli
 

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   AddClientCommands(app, &exit_code);
   AddMlopsCommands(app, &exit_code);
   AddModelCommands(app, &exit_code);
+  AddStepCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);
@@ -53,7 +54,16 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    // One line that names the command, says what is wrong and where help is: the last line
+    // of a failed `sluice step ...` becomes its task's reason.
+    std::string command = "sluice";
+    for (CLI::App* at = &app;;) {
+      const std::vector<CLI::App*> parsed = at->get_subcommands();
+      if (parsed.empty()) break;
+      at = parsed.front();
+      command += " " + at->get_name();
+    }
+    std::fprintf(stderr, "%s: %s (see `%s --help`)\n", command.c_str(), e.what(), command.c_str());
     return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sluice: internal error: %s\n", e.what());

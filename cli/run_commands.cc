@@ -176,12 +176,19 @@ std::string FormatMetric(double v) {
   return text;
 }
 
-// A predict request for a served model folder: one row of the training medians (and most
-// frequent levels) from its preprocess.json, or "" when the folder has none.
+// A predict request for a served model folder: its card's example row, or one row of the
+// training medians (and most frequent levels) from its preprocess.json; "" when it has neither.
 std::string ExampleRequest(const std::string& state_dir, const std::string& artifact) {
-  const std::filesystem::path file =
-      ArtifactStore(ArtifactStore::RootFor(state_dir)).PathOf(artifact, "dir") / "preprocess.json";
-  std::ifstream in(file);
+  const std::filesystem::path dir =
+      ArtifactStore(ArtifactStore::RootFor(state_dir)).PathOf(artifact, "dir");
+  // A model card's own example row (a Python model's, from ctx.output_model), else one made of
+  // the train plugin's imputation values (the training medians and modes).
+  std::ifstream card_file(dir / "sluice-model.json");
+  const json card = json::parse(card_file, nullptr, false);
+  if (card.is_object() && card.contains("example") && card["example"].is_object()) {
+    return json{{"rows", {card["example"]}}}.dump();
+  }
+  std::ifstream in(dir / "preprocess.json");
   const json pre = json::parse(in, nullptr, false);
   if (pre.is_discarded() || !pre.contains("columns")) return "";
   json row = json::object();
@@ -322,7 +329,7 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
   const bool tty = isatty(fileno(stdout)) == 1 && term != nullptr && std::string(term) != "dumb";
 
   // The state store first: a resumed run brings its own DAG.
-  StatusOr<std::unique_ptr<StateStore>> opened = StateStore::Open(options.state_dir);
+  StatusOr<std::unique_ptr<StateStore>> opened = OpenStateStore(options.state_dir);
   if (!opened.ok()) {
     std::fprintf(stderr, "sluice run: %s\n", opened.status().message().c_str());
     return kExitUsage;

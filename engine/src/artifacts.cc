@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <set>
 #include <unordered_set>
 
@@ -410,13 +412,73 @@ json LineageTree(const StateStore& store, const std::string& artifact, bool up, 
 }
 
 std::string StepCacheKey(const std::string& step, const std::string& plugin_version,
-                         const json& params, const json& input_ids) {
+                         const json& params, const json& input_ids, const json& code) {
   const json key = {{"v", 1},
                     {"step", step},
                     {"plugin_version", plugin_version},
                     {"params", params},
                     {"inputs", input_ids}};
-  return Sha256Hex(key.dump(-1, ' ', false, json::error_handler_t::replace));
+  if (code.is_null()) return Sha256Hex(key.dump(-1, ' ', false, json::error_handler_t::replace));
+  json with_code = key;
+  with_code["code"] = code;
+  return Sha256Hex(with_code.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+namespace {
+
+// A code file's SHA-256, remembered while its inode, size and mtime stay the same: an
+// interpreter is megabytes, and every cached python try would hash it again.
+StatusOr<std::string> CodeFileHash(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Sha256File(path.string());
+  const std::string stamp = std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+                            std::to_string(st.st_mtim.tv_sec) + "." +
+                            std::to_string(st.st_mtim.tv_nsec);
+  static std::mutex mutex;
+  static std::map<std::string, std::pair<std::string, std::string>> known;  // path -> stamp, hash
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = known.find(path.string());
+    if (it != known.end() && it->second.first == stamp) return it->second.second;
+  }
+  StatusOr<std::string> hash = Sha256File(path.string());
+  if (hash.ok()) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (known.size() > 4096) known.clear();
+    known[path.string()] = {stamp, *hash};
+  }
+  return hash;
+}
+
+}  // namespace
+
+json CodeHashes(const std::vector<std::string>& code_params, const json& params,
+                const std::string& dag_dir,
+                const std::map<std::string, std::string>& code_defaults) {
+  json hashes;
+  auto add = [&](const json& value) {
+    if (!value.is_string() || value.get<std::string>().empty()) return;
+    std::filesystem::path path(value.get<std::string>());
+    if (path.is_relative() && !dag_dir.empty()) path = std::filesystem::path(dag_dir) / path;
+    StatusOr<std::string> hash = CodeFileHash(path);
+    // Keyed by the path as written, not where it resolved: a copied checkout (another DAG
+    // folder) still hits the cache when the files are the same.
+    hashes[value.get<std::string>()] = hash.ok() ? *hash : "missing";
+  };
+  for (const std::string& name : code_params) {
+    if (!params.contains(name)) {
+      // What the step uses instead (the default interpreter): a new Python is a new result.
+      if (auto d = code_defaults.find(name); d != code_defaults.end()) add(json(d->second));
+      continue;
+    }
+    const json& value = params[name];
+    if (value.is_array()) {
+      for (const json& item : value) add(item);
+    } else {
+      add(value);
+    }
+  }
+  return hashes;
 }
 
 // ---------------------------------------------------------------------------------------------

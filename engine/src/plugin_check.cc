@@ -1,5 +1,8 @@
 #include "sluice/plugin_check.h"
 
+#include <filesystem>
+
+#include "sluice/script_manifest.h"
 #include "sluice/suggest.h"
 #include "sluice/template.h"
 
@@ -50,6 +53,118 @@ json StaticValue(const json& value, const json& dag_params) {
   return value;
 }
 
+std::string Joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) out += (i ? ", " : "") + names[i];
+  return out;
+}
+
+bool Contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// A task of a step whose script declares its params (python.function): checks the task's
+// other params and its inputs against the script's declaration, read without running it.
+void CheckAgainstScript(const Dag& dag, const TaskSpec& task, const StepManifest& step,
+                        Diagnostics* diagnostics) {
+  const std::string& file = dag.spec().source_path;
+  const json& given = task.params.value(step.script_manifest_param, json());
+  if (!given.is_string()) return;  // the step's own check reports a missing script param
+  const std::string script = given.get<std::string>();
+  if (script.find("{{") != std::string::npos) return;  // known only when the run renders it
+  auto at = [&](const std::string& param) {
+    auto v = task.param_value_pos.find(param);
+    if (v != task.param_value_pos.end()) return v->second;
+    auto k = task.param_pos.find(param);
+    return k == task.param_pos.end() ? task.pos : k->second;
+  };
+  const std::filesystem::path folder = std::filesystem::path(file).parent_path();
+  std::filesystem::path path(script);
+  if (path.is_relative()) path = folder / path;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    diagnostics->Error(file, at(step.script_manifest_param),
+                       "task \"" + task.id + "\": script " + script + " does not exist",
+                       "a relative script path is relative to the DAG file's folder (" +
+                           (folder.empty() ? std::string(".") : folder.string()) + ")");
+    return;
+  }
+  const json& named = task.params.value(step.script_manifest_function_param, json(""));
+  if (!named.is_string()) return;  // the step's own check reports the type
+  const std::string function = named.get<std::string>();
+  if (function.find("{{") != std::string::npos) return;
+  StatusOr<ScriptManifest> read = ReadScriptManifest(step.script_manifest_command, path, function);
+  if (!read.ok()) {
+    diagnostics->Warning(file, at(step.script_manifest_param),
+                         "task \"" + task.id + "\": its params were not checked against " + script +
+                             ": " + read.status().message(),
+                         "");
+    return;
+  }
+  const ScriptManifest& m = *read;
+  if (!m.error.empty()) {
+    const bool no_function = m.error.rfind("has no function", 0) == 0;
+    std::string where = script;
+    if (m.line > 0) where += ":" + std::to_string(m.line) + ":" + std::to_string(m.column);
+    std::string hint;
+    if (no_function) hint = DidYouMean(function, m.candidates);
+    if (hint.empty() && !m.candidates.empty()) hint = "it has: " + Joined(m.candidates);
+    diagnostics->Error(
+        file, at(no_function ? step.script_manifest_function_param : step.script_manifest_param),
+        "task \"" + task.id + "\": " + where + " " + m.error, hint);
+    return;
+  }
+  const std::string fn = m.function + "() in " + script;
+  std::vector<std::string> declared;
+  for (const ScriptManifest::Param& p : m.params) declared.push_back(p.name);
+  for (const auto& item : task.params.items()) {
+    if (step.FindParam(item.key()) != nullptr || !m.params_known) continue;
+    const ScriptManifest::Param* param = m.FindParam(item.key());
+    auto key_pos = task.param_pos.find(item.key());
+    const SourcePos pos = key_pos == task.param_pos.end() ? task.pos : key_pos->second;
+    if (param == nullptr) {
+      if (m.any_arguments || Contains(m.arguments, item.key())) continue;
+      std::vector<std::string> known = declared;
+      for (const std::string& a : m.arguments) {
+        if (!Contains(known, a) && !Contains(m.inputs, a)) known.push_back(a);
+      }
+      std::string hint = DidYouMean(item.key(), known);
+      if (hint.empty()) hint = known.empty() ? "it declares none" : "it declares: " + Joined(known);
+      diagnostics->Error(file, pos,
+                         "task \"" + task.id + "\": " + fn + " has no param \"" + item.key() + "\"",
+                         hint);
+      continue;
+    }
+    const json value = StaticValue(item.value(), dag.spec().params);
+    if (param->type == "any" || value.is_null() || Matches(value, param->type)) continue;
+    diagnostics->Error(file, at(item.key()),
+                       "task \"" + task.id + "\": param \"" + item.key() + "\" must be " +
+                           param->type + ", not " + TypeOf(value),
+                       "declared at " + script + ":" + std::to_string(param->line) + ":" +
+                           std::to_string(param->column) + " with default " +
+                           param->default_value.dump());
+  }
+  if (!m.inputs_known) return;
+  std::vector<std::string> given_inputs;
+  for (const TaskSpec::Input& in : task.inputs) {
+    given_inputs.push_back(in.name);
+    if (Contains(m.inputs, in.name) || Contains(m.arguments, in.name) || m.any_arguments) continue;
+    std::string hint = DidYouMean(in.name, m.inputs);
+    if (hint.empty()) {
+      hint = m.inputs.empty() ? "it declares no inputs" : "it declares: " + Joined(m.inputs);
+    }
+    diagnostics->Error(file, task.pos,
+                       "task \"" + task.id + "\": " + fn + " has no input \"" + in.name + "\"",
+                       hint);
+  }
+  for (const std::string& name : m.inputs) {
+    if (Contains(given_inputs, name)) continue;
+    diagnostics->Error(file, task.pos,
+                       "task \"" + task.id + "\": " + fn + " needs input \"" + name + "\"",
+                       "add inputs = { " + name + " = \"TASK.OUTPUT\" }");
+  }
+}
+
 }  // namespace
 
 void CheckDagAgainstPlugins(const Dag& dag, const PluginCatalog& catalog,
@@ -76,6 +191,7 @@ void CheckDagAgainstPlugins(const Dag& dag, const PluginCatalog& catalog,
       auto key_pos = task.param_pos.find(item.key());
       SourcePos pos = key_pos == task.param_pos.end() ? task.pos : key_pos->second;
       const ParamManifest* param = step->FindParam(item.key());
+      if (param == nullptr && step->any_params) continue;
       if (param == nullptr) {
         std::string hint = DidYouMean(item.key(), declared);
         if (hint.empty()) {
@@ -98,6 +214,7 @@ void CheckDagAgainstPlugins(const Dag& dag, const PluginCatalog& catalog,
             param->doc.empty() ? std::string() : "\"" + item.key() + "\": " + param->doc);
       }
     }
+    if (!step->script_manifest_command.empty()) CheckAgainstScript(dag, task, *step, diagnostics);
     for (const ParamManifest& param : step->params) {
       if (param.required && !task.params.contains(param.name)) {
         diagnostics->Error(

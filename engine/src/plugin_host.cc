@@ -66,6 +66,27 @@ StatusOr<PluginManifest> ParsePluginManifest(const std::string& json_text,
     step.description = StringField(s, "description");
     step.cacheable = s.value("cacheable", true);
     step.any_inputs = s.value("any_inputs", false);
+    step.any_params = s.value("any_params", false);
+    if (s.contains("code_params") && s["code_params"].is_array()) {
+      for (const json& name : s["code_params"]) {
+        if (name.is_string()) step.code_params.push_back(name.get<std::string>());
+      }
+    }
+    if (s.contains("code_defaults") && s["code_defaults"].is_object()) {
+      for (const auto& [name, file] : s["code_defaults"].items()) {
+        if (file.is_string()) step.code_defaults[name] = file.get<std::string>();
+      }
+    }
+    if (s.contains("script_manifest") && s["script_manifest"].is_object()) {
+      const json& sm = s["script_manifest"];
+      step.script_manifest_param = StringField(sm, "script");
+      step.script_manifest_function_param = StringField(sm, "function");
+      if (sm.contains("command") && sm["command"].is_array()) {
+        for (const json& arg : sm["command"]) {
+          if (arg.is_string()) step.script_manifest_command.push_back(arg.get<std::string>());
+        }
+      }
+    }
     if (step.name.rfind(m.name + ".", 0) != 0 || step.name.size() <= m.name.size() + 1) {
       return Status::InvalidArgument("manifest: step \"" + step.name + "\" must be named \"" +
                                      m.name + ".<step>\"");
@@ -170,10 +191,22 @@ json StepToJson(const StepManifest& s) {
   for (const auto& o : s.outputs) {
     outputs.push_back({{"name", o.name}, {"kind", o.kind}, {"doc", o.doc}});
   }
-  return {{"name", s.name},           {"description", s.description},
-          {"cacheable", s.cacheable}, {"any_inputs", s.any_inputs},
-          {"params", params},         {"inputs", inputs},
-          {"outputs", outputs}};
+  json step = {{"name", s.name},
+               {"description", s.description},
+               {"cacheable", s.cacheable},
+               {"any_inputs", s.any_inputs},
+               {"any_params", s.any_params},
+               {"code_params", s.code_params},
+               {"params", params},
+               {"inputs", inputs},
+               {"outputs", outputs}};
+  if (!s.code_defaults.empty()) step["code_defaults"] = s.code_defaults;
+  if (!s.script_manifest_command.empty()) {
+    step["script_manifest"] = {{"script", s.script_manifest_param},
+                               {"function", s.script_manifest_function_param},
+                               {"command", s.script_manifest_command}};
+  }
+  return step;
 }
 
 }  // namespace

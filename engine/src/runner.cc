@@ -396,7 +396,14 @@ StatusOr<std::unique_ptr<Runner::PreparedRun>> Runner::Prepare(TriggerRequest re
   json params = dag.spec().params;
   for (const auto& item : request.params.items()) params[item.key()] = item.value();
   r.params = std::move(params);
-  r.dag_path = dag.spec().source_path;
+  // Absolute: a resume from another folder, and the steps that resolve relative paths
+  // against the DAG's folder (dag_dir in the try request), must find the same file.
+  std::error_code absolute_error;
+  const std::filesystem::path absolute =
+      std::filesystem::absolute(dag.spec().source_path, absolute_error);
+  r.dag_path = absolute_error || dag.spec().source_path.empty()
+                   ? dag.spec().source_path
+                   : absolute.lexically_normal().string();
   r.dag_source = std::move(request.dag_source);
   r.triggered_by = request.triggered_by.empty() ? options_.actor : request.triggered_by;
   r.no_cache = request.no_cache;
@@ -1042,7 +1049,12 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
   }
   const StepManifest* step = catalog_->FindStep(spec.plugin);
   if (spec.cache && step != nullptr && step->cacheable) {
-    rec.cache_key = StepCacheKey(spec.plugin, rec.plugin_version, params, rec.inputs);
+    // The files a step's code params name (a script, its modules) are part of what it
+    // computes: an edit to them must not be served from the cache.
+    const json code = CodeHashes(step->code_params, params,
+                                 std::filesystem::path(run->record.dag_path).parent_path().string(),
+                                 step->code_defaults);
+    rec.cache_key = StepCacheKey(spec.plugin, rec.plugin_version, params, rec.inputs, code);
     if (!run->record.no_cache && ServeFromCache(run, task)) return;
   }
   RecordTask(run, task, from, "dispatched to a worker");
@@ -1058,6 +1070,7 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
                     {"inputs", std::move(inputs)},
                     {"scratch_dir", (try_dir / "tmp").string()},
                     {"output_dir", (try_dir / "out").string()},
+                    {"dag_dir", std::filesystem::path(run->record.dag_path).parent_path().string()},
                     {"run",
                      {{"dag_id", run->record.dag_id},
                       {"run_id", run->record.run_id},

@@ -8,12 +8,9 @@
 //
 // It is built exactly as a third-party plugin is, against <sluice/step.h> only.
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sluice/step.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -24,6 +21,8 @@
 #include <set>
 #include <thread>
 #include <vector>
+
+#include "common/child_step.h"
 
 namespace {
 
@@ -39,38 +38,6 @@ class Noop : public sluice::sdk::Step {
     const json outputs = ctx.Param<json>("outputs");
     for (const auto& [name, value] : outputs.items()) ctx.OutputValue(name, value);
   }
-};
-
-// Forwards complete lines from a pipe to the log; keeps a partial last line for later.
-class LineForwarder {
- public:
-  LineForwarder(Context& ctx, sluice::sdk::LogLevel level) : ctx_(ctx), level_(level) {}
-  // Returns false at end of file.
-  bool Read(int fd) {
-    char buf[65536];
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
-    if (n <= 0) {
-      Flush();
-      return false;
-    }
-    pending_.append(buf, static_cast<size_t>(n));
-    size_t start = 0;
-    for (size_t nl; (nl = pending_.find('\n', start)) != std::string::npos; start = nl + 1) {
-      ctx_.Log(level_, std::string_view(pending_).substr(start, nl - start));
-    }
-    pending_.erase(0, start);
-    return true;
-  }
-  void Flush() {
-    if (!pending_.empty()) ctx_.Log(level_, pending_);
-    pending_.clear();
-  }
-
- private:
-  Context& ctx_;
-  sluice::sdk::LogLevel level_;
-  std::string pending_;
 };
 
 // The words of `command` when it is a plain command line that the shell would only split on
@@ -102,28 +69,22 @@ std::vector<std::string> PlainCommand(const std::string& command) {
 class Shell : public sluice::sdk::Step {
  public:
   void Run(Context& ctx) override {
-    const std::string command = ctx.Param<std::string>("command");
+    sluice::plugins::ChildCommand child;
+    child.command = ctx.Param<std::string>("command");
     const json env = ctx.Param<json>("env");
-    std::string dir = ctx.Param<std::string>("working_dir", "");
-    if (dir.empty()) dir = ctx.scratch_dir().string();
-
-    int out[2], err[2];
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-      throw StepError(std::string("cannot create pipes: ") + std::strerror(errno));
-    }
-    // Build everything the child needs before spawning it.
-    std::vector<std::string> env_strings;
+    child.working_dir = ctx.Param<std::string>("working_dir", "");
+    if (child.working_dir.empty()) child.working_dir = ctx.scratch_dir().string();
     for (const auto& [key, value] : env.items()) {
-      env_strings.push_back(key + "=" +
-                            (value.is_string() ? value.get<std::string>() : value.dump()));
+      child.env.push_back(key + "=" +
+                          (value.is_string() ? value.get<std::string>() : value.dump()));
     }
     const sluice::sdk::RunInfo& run = ctx.run();
-    env_strings.push_back("SLUICE_DAG_ID=" + run.dag_id);
-    env_strings.push_back("SLUICE_RUN_ID=" + run.run_id);
-    env_strings.push_back("SLUICE_TASK_ID=" + run.task_id);
-    env_strings.push_back("SLUICE_TRY_NUMBER=" + std::to_string(run.try_number));
-    env_strings.push_back("SLUICE_IDEMPOTENCY_KEY=" + run.idempotency_key);
-    env_strings.push_back("SLUICE_OUTPUT_DIR=" + ctx.output_dir().string());
+    child.env.push_back("SLUICE_DAG_ID=" + run.dag_id);
+    child.env.push_back("SLUICE_RUN_ID=" + run.run_id);
+    child.env.push_back("SLUICE_TASK_ID=" + run.task_id);
+    child.env.push_back("SLUICE_TRY_NUMBER=" + std::to_string(run.try_number));
+    child.env.push_back("SLUICE_IDEMPOTENCY_KEY=" + run.idempotency_key);
+    child.env.push_back("SLUICE_OUTPUT_DIR=" + ctx.output_dir().string());
     // Inputs as SLUICE_INPUT_<NAME>: the read-only path of a file or directory, or the JSON
     // text of a value (a string value as it is).
     for (const auto& [name, input] : ctx.inputs().items()) {
@@ -134,118 +95,53 @@ class Shell : public sluice::sdk::Step {
                    : '_';
       }
       const json& value = input.contains("path") ? input["path"] : input.value("value", json());
-      env_strings.push_back(var + "=" +
-                            (value.is_string() ? value.get<std::string>() : value.dump()));
+      child.env.push_back(var + "=" +
+                          (value.is_string() ? value.get<std::string>() : value.dump()));
     }
-
-    // The environment: ours first, then the worker's entries we do not override.
-    std::vector<char*> envp;
-    for (std::string& e : env_strings) envp.push_back(e.data());
-    for (char** e = environ; *e != nullptr; ++e) {
-      std::string_view entry(*e);
-      std::string_view key = entry.substr(0, entry.find('='));
-      bool overridden = false;
-      for (const std::string& ours : env_strings) {
-        if (std::string_view(ours).substr(0, ours.find('=')) == key) overridden = true;
-      }
-      if (!overridden) envp.push_back(*e);
-    }
-    envp.push_back(nullptr);
     // A plain command runs without the shell, unless `env` sets PATH (posix_spawnp searches
     // the worker's PATH, the shell would search the new one).
-    std::vector<std::string> words = PlainCommand(command);
-    if (env.contains("PATH")) words.clear();
-    std::vector<char*> argv;
-    if (words.empty()) {
-      for (const char* a : {"sh", "-c"}) argv.push_back(const_cast<char*>(a));
-      argv.push_back(const_cast<char*>(command.c_str()));
-    } else {
-      for (std::string& w : words) argv.push_back(w.data());
-    }
-    argv.push_back(nullptr);
+    child.argv = PlainCommand(child.command);
+    if (env.contains("PATH")) child.argv.clear();
+    child.shell = child.argv.empty();
+    child.grace = std::chrono::milliseconds(
+        static_cast<int64_t>(ctx.Param<double>("kill_grace_seconds") * 1000));
 
-    // posix_spawn, not fork: glibc starts the child with vfork semantics (no copy of the
-    // worker's page tables, which grow with every plugin library it has loaded), so a short
-    // command costs one exec, not a fork of a large process.
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
-    posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    // The command starts with default signal handling and no blocked signals, whatever the
-    // worker has set.
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGCHLD}) sigaddset(&defaults, sig);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    pid_t pid = -1;
-    const int rc = words.empty()
-                       ? posix_spawn(&pid, "/bin/sh", &actions, &attr, argv.data(), envp.data())
-                       : posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-      for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
-      if (!words.empty() && (rc == ENOENT || rc == EACCES) && std::filesystem::is_directory(dir)) {
-        throw StepError("command exited with code 127 (command not found?): " + words[0]);
+    sluice::plugins::ChildResult result;
+    try {
+      result = sluice::plugins::RunChild(ctx, child);
+    } catch (const StepError& e) {
+      // The message that a user of this step met before the runner was shared.
+      const std::string text = e.what();
+      if (!child.shell && text.find("not found on PATH") != std::string::npos) {
+        throw StepError("command exited with code 127 (command not found?): " + child.argv[0]);
       }
-      throw StepError(std::string("cannot start the command in ") + dir + ": " + std::strerror(rc) +
-                      (rc == ENOENT ? " (does working_dir exist?)" : ""));
+      throw;
     }
-    close(out[1]);
-    close(err[1]);
-    LineForwarder stdout_lines(ctx, sluice::sdk::LogLevel::kInfo);
-    LineForwarder stderr_lines(ctx, sluice::sdk::LogLevel::kWarning);
-    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-    int open_fds = 2;
-    bool cancelled = false;
-    while (open_fds > 0) {
-      int ready = poll(fds, 2, 200);
-      if (ready < 0 && errno != EINTR) break;
-      for (int i = 0; i < 2 && ready > 0; ++i) {
-        if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-        LineForwarder& forwarder = i == 0 ? stdout_lines : stderr_lines;
-        if (!forwarder.Read(fds[i].fd)) {
-          close(fds[i].fd);
-          fds[i].fd = -1;
-          --open_fds;
-        }
-      }
-      if (!cancelled && ctx.cancelled()) {
-        cancelled = true;
-        kill(pid, SIGTERM);
-      }
+    if (result.signal != 0) {
+      throw StepError("command was killed by signal " + std::to_string(result.signal) + " (" +
+                      strsignal(result.signal) + ")");
     }
-    for (pollfd& p : fds) {
-      if (p.fd >= 0) close(p.fd);
+    if (result.exit_code == 127)
+      throw StepError("command exited with code 127 (command not found?)");
+    if (result.exit_code != 0) {
+      // Its last stderr line says why, more often than not (a traceback's last line, a tool's
+      // error); the whole of it is in the log.
+      std::string why = result.last_error_line;
+      if (why.size() > 300) why = why.substr(0, 300) + "...";
+      throw StepError("command exited with code " + std::to_string(result.exit_code) +
+                      (why.empty() ? "" : ": " + why));
     }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (cancelled) throw StepError("cancelled; the command was sent SIGTERM");
-    if (WIFSIGNALED(status)) {
-      throw StepError("command was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
-                      strsignal(WTERMSIG(status)) + ")");
-    }
-    int code = WEXITSTATUS(status);
-    if (code == 127) throw StepError("command exited with code 127 (command not found?)");
-    if (code != 0) throw StepError("command exited with code " + std::to_string(code));
 
     const json outputs = ctx.Param<json>("outputs");
     for (const auto& [name, path] : outputs.items()) {
       std::filesystem::path p(path.get<std::string>());
-      if (p.is_relative()) p = std::filesystem::path(dir) / p;
+      if (p.is_relative()) p = std::filesystem::path(child.working_dir) / p;
       if (std::filesystem::is_directory(p))
         ctx.OutputDir(name, p);
       else
         ctx.OutputFile(name, p);
     }
+    if (result.skipped) ctx.Skip(result.skip_reason);
   }
 };
 
@@ -318,9 +214,15 @@ class Fail : public sluice::sdk::Step {
       for (int64_t written = 0; written < bytes; written += 100) ctx.Info(line);
       return;
     }
+    if (mode == "bad_utf8") {
+      // Names that are not UTF-8, as a careless plugin may give them.
+      ctx.Metric("loss\xff", 0.5);
+      ctx.OutputValue("caf\xe9", 1);
+      return;
+    }
     throw StepError("unknown mode \"" + mode +
                     "\" (use error, throw, throw_int, abort, segfault, exit, hang, flaky, flood, "
-                    "allocate, spin)");
+                    "allocate, spin, bad_utf8)");
   }
 };
 
@@ -331,7 +233,12 @@ sluice::sdk::Plugin Describe() {
              json::object());
   plugin.Add<Touch>("core.touch", "Creates a file or updates its modification time, in process")
       .Param("path", ParamType::kString, "The file");
-  plugin.Add<Shell>("core.shell", "Runs a shell command; stdout and stderr go to the task log")
+  plugin
+      .Add<Shell>("core.shell",
+                  "Runs a shell command; stdout and stderr stream into the task log, and the "
+                  "command reaches the step's context (metrics, outputs, tags, skip, the model "
+                  "registry) with `sluice step` or the socket in $SLUICE_STEP_SOCKET "
+                  "(docs/step-protocol.md)")
       .Param("command", ParamType::kString, "The command, run with /bin/sh -c")
       .Param("env", ParamType::kObject, "Extra environment variables", json::object())
       .Param("working_dir", ParamType::kString,
@@ -340,6 +247,15 @@ sluice::sdk::Plugin Describe() {
              "Files or directories the command writes, published as outputs: name -> path "
              "(relative to the working directory)",
              json::object())
+      .Param("kill_grace_seconds", ParamType::kNumber,
+             "When the try is cancelled, how long the command has after SIGTERM before SIGKILL",
+             10.0)
+      .Param("code_files", ParamType::kArray,
+             "Files the command's results depend on (the script it runs, its config), "
+             "relative to the DAG file's folder: their content is part of the cache key, so "
+             "that editing them invalidates cached results",
+             json::array())
+      .CodeParam("code_files")
       .AnyInputs();
   plugin.Add<Sleep>("core.sleep", "Waits, then succeeds; stops early when cancelled")
       .Param("seconds", ParamType::kNumber, "How long to wait");

@@ -107,7 +107,7 @@ struct Clients {
   }
 };
 
-TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * doctest::timeout(180)) {
+TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * testing::Timeout(180)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   const std::string dag = testing::SourcePath("dags/breast_cancer.toml");
@@ -281,7 +281,7 @@ inputs = { model = "make.model", metrics = "score.metrics" }
 params = { model = "echo" }
 )";
 
-TEST_CASE("Serving.MisbehavingPredictorsCostTheirRequestsOnly" * doctest::timeout(120)) {
+TEST_CASE("Serving.MisbehavingPredictorsCostTheirRequestsOnly" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   const std::string plugins = std::string(SLUICE_TEST_PLUGIN_DIR) + "/servetest";
@@ -335,6 +335,215 @@ TEST_CASE("Serving.MisbehavingPredictorsCostTheirRequestsOnly" * doctest::timeou
         std::string::npos);
 
   CHECK(daemon.Stop());
+}
+
+// How many `python -m sluice._serve` processes serve a model folder under `root` ([s]: not
+// the shell that runs pgrep, whose own command line holds the pattern).
+int PythonServers(const std::string& root) {
+  int count = 0;
+  if (FILE* p = popen(("pgrep -c -f '[s]luice._serve " + root + "'").c_str(), "r")) {
+    if (std::fscanf(p, "%d", &count) != 1) count = 0;
+    pclose(p);
+  }
+  return count;
+}
+
+// The first row of the Wine data set, without its label (class_0).
+json WineRows() {
+  json row = json::object();
+  std::ifstream in(testing::SourcePath("examples/data/wine.csv"));
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  std::vector<std::string> header;
+  std::stringstream h(line);
+  for (std::string cell; std::getline(h, cell, ',');) header.push_back(cell);
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  std::stringstream cells(line);
+  size_t i = 0;
+  for (std::string cell; std::getline(cells, cell, ','); ++i) {
+    if (header[i] != "cultivar") row[header[i]] = std::stod(cell);
+  }
+  return json::array({row});
+}
+
+TEST_CASE("Serving.PythonModelSwapsUnderLoadWithNoFailedRequest" * testing::Timeout(240)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  const std::string dag = testing::SourcePath("dags/wine_sklearn.toml");
+  // v1 in production; v2 (another split) registered but kept out by an impossible gate.
+  REQUIRE(RunSluice({"run", dag, "--state-dir", state, "-q"}).exit_code == 0);
+  REQUIRE(
+      RunSluice({"run", dag, "--state-dir", state, "-q", "-p", "seed=7", "-p", "min_accuracy=1.01"})
+          .exit_code == 0);
+  std::filesystem::create_directories(dir.file("dags"));
+  ServingDaemon daemon({"serve", "--dags", dir.file("dags"), "--state-dir", state, "--listen",
+                        "127.0.0.1:0", "--allow-unauthenticated", "--serving-workers", "2"},
+                       dir.file("serve.log"));
+  const unsigned short port = testing::DaemonPort(state);
+  INFO(testing::ReadFile(dir.file("serve.log")));
+  const std::string predict = "/api/v1/models/wine_sklearn/predict";
+  const std::string one = json{{"rows", WineRows()}}.dump();
+
+  testing::HttpReply r = HttpCall(port, "POST", predict, "", one);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  json answer = json::parse(r.body);
+  CHECK(answer["version"] == 1);
+  CHECK(answer["classes"] == json::array({"class_0", "class_1", "class_2"}));
+  CHECK(answer["predictions"] == json::array({"class_0"}));  // the first row's cultivar
+  CHECK(answer["probabilities"][0].size() == 3);
+  // The predictor's own 400s.
+  json wrong = WineRows();
+  wrong[0]["proline"] = "lots";
+  r = HttpCall(port, "POST", predict, "", json{{"rows", wrong}}.dump());
+  CHECK(r.status == 400);
+  CHECK_MESSAGE(Message(r).find("column \"proline\" must be a number") != std::string::npos,
+                r.body);
+  wrong = WineRows();
+  wrong[0].erase("hue");
+  r = HttpCall(port, "POST", predict, "", json{{"rows", wrong}}.dump());
+  CHECK(r.status == 400);
+  CHECK_MESSAGE(Message(r).find("column \"hue\" is missing") != std::string::npos, r.body);
+  r = HttpCall(port, "POST", predict, "", R"({"rows": []})");
+  CHECK(r.status == 400);
+
+  // Load from 4 clients while production moves to v2.
+  Clients clients;
+  std::atomic<int> failures{0};
+  std::atomic<int> answered{0};
+  std::mutex seen_mutex;
+  std::set<int> seen;
+  std::string first_failure;
+  for (int c = 0; c < 4; ++c) {
+    clients.threads.emplace_back([&] {
+      while (!clients.stop) {
+        testing::HttpReply reply = HttpCall(port, "POST", predict, "", one);
+        std::lock_guard<std::mutex> lock(seen_mutex);
+        if (reply.status != 200) {
+          if (failures++ == 0) first_failure = std::to_string(reply.status) + " " + reply.body;
+          continue;
+        }
+        ++answered;
+        seen.insert(json::parse(reply.body)["version"].get<int>());
+      }
+    });
+  }
+  auto serving = [&] {
+    return json::parse(HttpCall(port, "GET", "/api/v1/models/wine_sklearn/serving").body);
+  };
+  CHECK(testing::WaitFor([&] { return answered > 100; }));
+  REQUIRE(RunSluice({"models", "promote", "wine_sklearn", "2", "--alias", "production",
+                     "--state-dir", state})
+              .exit_code == 0);
+  CHECK(testing::WaitFor([&] { return serving()["aliases"]["production"]["version"] == 2; }));
+  const int before = answered;
+  CHECK(testing::WaitFor([&] { return answered > before + 100; }));
+  clients.stop = true;
+  for (std::thread& t : clients.threads) t.join();
+  clients.threads.clear();
+  CHECK_MESSAGE(failures == 0, first_failure);
+  CHECK(seen == std::set<int>{1, 2});
+  // v1's Python processes are gone once it is unloaded: one per worker serves v2.
+  CHECK(testing::WaitFor([&] { return PythonServers(state) == 2; }));
+
+  CHECK(daemon.Stop());
+  CHECK(testing::WaitFor([&] { return PythonServers(state) == 0; }));
+}
+
+// A Python model whose predict(rows) misbehaves on request, and the step that registers it.
+constexpr const char* kPythonEchoPredictor = R"(import os, sys, time
+from sluice import BadRequest
+
+def predict(rows):
+    do = rows[0].get("do", "")
+    if do == "sleep":
+        time.sleep(60)
+    if do == "exit":
+        os._exit(3)
+    if do == "raise":
+        raise RuntimeError("boom")
+    if do == "bad":
+        raise BadRequest("bad row")
+    if do == "print":
+        print("noise on stdout")
+    if do == "nan":
+        return [float("nan")]
+    return [r.get("x", 0) * 2 for r in rows]
+)";
+
+constexpr const char* kPythonEchoStep = R"(from sluice import step
+
+@step(outputs=["model"])
+def make(ctx):
+    import os
+    os.makedirs("m")
+    ctx.output_model("model", "m", predict="echo_predict.py", example={"x": 1})
+    ctx.register_model("pyecho", output="model", alias="production", flavor="python")
+)";
+
+TEST_CASE("Serving.MisbehavingPythonPredictorsCostTheirRequestsOnly" * testing::Timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  testing::WriteFile(dir.file("echo_predict.py"), kPythonEchoPredictor);
+  testing::WriteFile(dir.file("make.py"), kPythonEchoStep);
+  testing::WriteFile(dir.file("pyecho.toml"),
+                     "[dag]\nid = \"pyecho\"\n[[task]]\nid = \"make\"\nplugin = "
+                     "\"python.function\"\nparams = { script = \"make.py\" }\n");
+  const testing::CommandResult made =
+      RunSluice({"run", dir.file("pyecho.toml"), "--state-dir", state, "-q"});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.err);
+  std::filesystem::create_directories(dir.file("dags"));
+  ServingDaemon daemon(
+      {"serve", "--dags", dir.file("dags"), "--state-dir", state, "--listen", "127.0.0.1:0",
+       "--allow-unauthenticated", "--serving-workers", "2", "--predict-timeout", "1s"},
+      dir.file("serve.log"));
+  const unsigned short port = testing::DaemonPort(state);
+  INFO(testing::ReadFile(dir.file("serve.log")));
+  const std::string predict = "/api/v1/models/pyecho/predict";
+  auto answered = [&] {
+    testing::HttpReply ok = HttpCall(port, "POST", predict, "", R"({"rows": [{"x": 2}]})");
+    return ok.status == 200 && json::parse(ok.body)["predictions"] == json::array({4});
+  };
+  REQUIRE(answered());
+
+  testing::HttpReply r = HttpCall(port, "POST", predict, "", R"({"rows": [{"do": "bad"}]})");
+  CHECK(r.status == 400);
+  CHECK(Message(r) == "bad row");
+  r = HttpCall(port, "POST", predict, "", R"({"rows": [{"do": "raise"}]})");
+  CHECK(r.status == 500);
+  CHECK(Message(r) == "RuntimeError: boom");
+  CHECK(testing::ReadFile(dir.file("serve.log")).find("Traceback") != std::string::npos);
+  r = HttpCall(port, "POST", predict, "", R"({"rows": [{"do": "nan"}]})");
+  CHECK(r.status == 500);
+  CHECK_MESSAGE(Message(r).find("not JSON") != std::string::npos, r.body);
+  // print() goes to the daemon's log, not into the answer.
+  r = HttpCall(port, "POST", predict, "", R"({"rows": [{"do": "print", "x": 1}]})");
+  CHECK_MESSAGE(r.status == 200, r.body);
+  CHECK(testing::WaitFor([&] {
+    return testing::ReadFile(dir.file("serve.log")).find("noise on stdout") != std::string::npos;
+  }));
+  CHECK(answered());
+
+  // Python exiting mid-request costs that request; the next one starts it again.
+  r = HttpCall(port, "POST", predict, "", R"({"rows": [{"do": "exit"}]})");
+  CHECK(r.status == 500);
+  CHECK_MESSAGE(Message(r).find("exited while answering") != std::string::npos, r.body);
+  CHECK(testing::WaitFor(answered));
+
+  // A hang gets 504 after the timeout; its worker, and the Python under it, are killed.
+  r = HttpCall(port, "POST", predict, "", R"({"rows": [{"do": "sleep"}]})");
+  CHECK(r.status == 504);
+  CHECK(testing::WaitFor(answered));
+  CHECK(testing::WaitFor([&] {
+    const json w =
+        json::parse(HttpCall(port, "GET", "/api/v1/models/pyecho/serving").body)["workers"];
+    return w["running"] == 2 && w["ready"] == 2;
+  }));
+  CHECK(testing::WaitFor([&] { return PythonServers(state) == 2; }));  // none left behind
+
+  CHECK(daemon.Stop());
+  CHECK(testing::WaitFor([&] { return PythonServers(state) == 0; }));
 }
 
 }  // namespace

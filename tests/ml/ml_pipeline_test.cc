@@ -58,12 +58,9 @@ std::string OutputPath(const std::string& state, const Finished& f, const std::s
 
 std::string Dag(const std::string& name) { return testing::SourcePath("dags/" + name); }
 
-// Runs tests/ml/reference.py on the last run's dataset and models.
-json Reference(const std::string& state, const Finished& f) {
-  const std::string command = "/usr/bin/python3 " + testing::SourcePath("tests/ml/reference.py") +
-                              " " + OutputPath(state, f, "prepare", "dataset") + " " +
-                              OutputPath(state, f, "train_logistic", "model") + " " +
-                              OutputPath(state, f, "train_xgboost", "model") + " 2>&1";
+// Runs a reference script with /usr/bin/python3 (where Debian's scikit-learn is); its JSON.
+json RunReference(const std::string& script_and_args) {
+  const std::string command = "/usr/bin/python3 " + script_and_args + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string text;
@@ -73,6 +70,14 @@ json Reference(const std::string& state, const Finished& f) {
   REQUIRE_MESSAGE(WIFEXITED(status), text);
   REQUIRE_MESSAGE(WEXITSTATUS(status) == 0, text);
   return json::parse(text);
+}
+
+// Runs tests/ml/reference.py on the last run's dataset and models.
+json Reference(const std::string& state, const Finished& f) {
+  return RunReference(testing::SourcePath("tests/ml/reference.py") + " " +
+                      OutputPath(state, f, "prepare", "dataset") + " " +
+                      OutputPath(state, f, "train_logistic", "model") + " " +
+                      OutputPath(state, f, "train_xgboost", "model"));
 }
 
 void CheckAgainstReference(const std::string& state, const Finished& f) {
@@ -92,7 +97,7 @@ void CheckAgainstReference(const std::string& state, const Finished& f) {
   }
 }
 
-TEST_CASE("MlPipeline.BreastCancer.QualityBarsReferenceAndPromotion" * doctest::timeout(120)) {
+TEST_CASE("MlPipeline.BreastCancer.QualityBarsReferenceAndPromotion" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   testing::CommandResult r = RunSluice({"run", Dag("breast_cancer.toml"), "--state-dir", state});
@@ -132,7 +137,7 @@ TEST_CASE("MlPipeline.BreastCancer.QualityBarsReferenceAndPromotion" * doctest::
   CHECK(r.out.find("model breast_cancer: 2 versions, production = v1") != std::string::npos);
 }
 
-TEST_CASE("MlPipeline.Wine.MulticlassQualityBarAndReference" * doctest::timeout(120)) {
+TEST_CASE("MlPipeline.Wine.MulticlassQualityBarAndReference" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   testing::CommandResult r = RunSluice({"run", Dag("wine_multiclass.toml"), "--state-dir", state});
@@ -145,7 +150,76 @@ TEST_CASE("MlPipeline.Wine.MulticlassQualityBarAndReference" * doctest::timeout(
   CheckAgainstReference(state, f);
 }
 
-TEST_CASE("MlPipeline.Dataprep.SchemaReportNamesRowsAndColumns" * doctest::timeout(60)) {
+// Issue 16's example: the Wine pipeline in Python end to end. Its metrics equal scikit-learn's
+// own on the same split (tests/ml/wine_sklearn_reference.py, written apart from the steps);
+// the better model is registered and in production; a second run with the same code and data
+// is served from the cache and registers nothing new; a worse split does not reach production.
+TEST_CASE("MlPipeline.WineSklearn.PythonEndToEndEqualsScikitLearn" * testing::Timeout(180)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  testing::CommandResult r = RunSluice({"run", Dag("wine_sklearn.toml"), "--state-dir", state});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  Finished f = LastRun(state, "wine_sklearn");
+  const json ref = RunReference(testing::SourcePath("tests/ml/wine_sklearn_reference.py") + " " +
+                                testing::SourcePath("examples/data/wine.csv"));
+  INFO("reference: " << ref.dump());
+  CHECK(Last(f, "prepare", "rows_train") == ref["rows_train"].get<double>());
+  CHECK(Last(f, "prepare", "rows_test") == ref["rows_test"].get<double>());
+  for (const char* model : {"logistic", "forest"}) {
+    const std::string task = std::string("evaluate_") + model;
+    for (const char* metric : {"accuracy", "f1_macro", "log_loss"}) {
+      CHECK_MESSAGE(
+          Last(f, task, metric) == doctest::Approx(ref[model][metric].get<double>()).epsilon(1e-12),
+          task << " " << metric);
+    }
+    // The value output the deploy step gated on is the same figure.
+    CHECK(f.tries.at(task).outputs.at("metrics")["value"]["log_loss"].get<double>() ==
+          doctest::Approx(ref[model]["log_loss"].get<double>()).epsilon(1e-12));
+  }
+  // The forest's out-of-bag learning curve, one point per 20 trees.
+  const json& curve = f.tracking["tasks"]["train_forest"]["summary"]["oob_accuracy"];
+  CHECK(curve["count"] == 10);
+
+  // The better (higher accuracy, then lower log loss) is v1, in production.
+  const std::string better =
+      ref["logistic"]["accuracy"].get<double>() > ref["forest"]["accuracy"].get<double>() ||
+              (ref["logistic"]["accuracy"] == ref["forest"]["accuracy"] &&
+               ref["logistic"]["log_loss"].get<double>() <= ref["forest"]["log_loss"].get<double>())
+          ? "train_logistic"
+          : "train_forest";
+  {
+    auto store = testing::Must(StateStore::OpenReadOnly(state));
+    ModelRegistry registry(store.get());
+    const ModelVersion v = testing::Must(registry.Resolve("wine_sklearn", "production"));
+    CHECK(v.version == 1);
+    CHECK(v.task_id == better);
+    CHECK(v.tags.value("flavor", "") == "python");
+    CHECK(v.metrics["log_loss"].get<double>() ==
+          doctest::Approx(
+              ref[better == "train_logistic" ? "logistic" : "forest"]["log_loss"].get<double>())
+              .epsilon(1e-12));
+  }
+  CHECK(r.out.find("query it: curl") != std::string::npos);  // the card's example row
+
+  // Again: prepare and both trainers come from the cache; nothing new is registered.
+  r = RunSluice({"run", Dag("wine_sklearn.toml"), "--state-dir", state});
+  REQUIRE(r.exit_code == 0);
+  f = LastRun(state, "wine_sklearn");
+  for (const char* task : {"prepare", "train_logistic", "train_forest"}) {
+    CHECK_MESSAGE(!f.tries.at(task).cached_from.empty(), task);
+  }
+  // Another split behind an impossible gate: registered as v2, production stays v1.
+  r = RunSluice({"run", Dag("wine_sklearn.toml"), "--state-dir", state, "-p", "seed=7", "-p",
+                 "min_accuracy=1.01"});
+  REQUIRE(r.exit_code == 0);
+  auto store = testing::Must(StateStore::OpenReadOnly(state));
+  ModelRegistry registry(store.get());
+  CHECK(testing::Must(registry.GetModel("wine_sklearn")).latest_version == 2);
+  CHECK(testing::Must(registry.Resolve("wine_sklearn", "production")).version == 1);
+}
+
+TEST_CASE("MlPipeline.Dataprep.SchemaReportNamesRowsAndColumns" * testing::Timeout(60)) {
   testing::TempDir dir;
   testing::WriteFile(dir.file("data.csv"),
                      "size,color,label\n"
@@ -178,7 +252,7 @@ params = { path = "{{ dag.folder }}/data.csv", target = "label", schema = { min_
         std::string::npos);
 }
 
-TEST_CASE("MlPipeline.Deploy.GateTypoIsAnErrorNotASkip" * doctest::timeout(60)) {
+TEST_CASE("MlPipeline.Deploy.GateTypoIsAnErrorNotASkip" * testing::Timeout(60)) {
   testing::TempDir dir;
   const std::string dag = testing::ReadFile(Dag("breast_cancer.toml"));
   const std::string gate = "\"auc >= production.auc - 0.002\"";
@@ -198,7 +272,7 @@ TEST_CASE("MlPipeline.Deploy.GateTypoIsAnErrorNotASkip" * doctest::timeout(60)) 
   CHECK(f.tries.at("deploy").reason.find("gate \"aucc >= 0.9\" names aucc") != std::string::npos);
 }
 
-TEST_CASE("MlPipeline.DriftWatch.RetrainsOnDriftOnly" * doctest::timeout(120)) {
+TEST_CASE("MlPipeline.DriftWatch.RetrainsOnDriftOnly" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
   // Nothing to watch yet: a clear failure, not a crash.
@@ -260,7 +334,7 @@ std::string SyntheticCsv(int rows, double red_share, unsigned seed) {
 }
 
 TEST_CASE("MlPipeline.Regression.CategoricalMissingValuesAndCategoricalDrift" *
-          doctest::timeout(120)) {
+          testing::Timeout(120)) {
   testing::TempDir dir;
   testing::WriteFile(dir.file("train.csv"), SyntheticCsv(400, 1.0 / 3, 1));
   testing::WriteFile(dir.file("batch.csv"), SyntheticCsv(200, 0.8, 2));  // mostly red now

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -123,10 +124,22 @@ StatusOr<std::vector<LineageEdge>> Consumers(const StateStore& store, const std:
 nlohmann::json LineageTree(const StateStore& store, const std::string& artifact, bool up,
                            int depth);
 
-// The step-cache key of a try: the step, its plugin and version, the rendered params and the
-// ids of the artifacts it reads. Equal keys mean the same computation.
+// The step-cache key of a try: the step, its plugin and version, the rendered params, the
+// ids of the artifacts it reads and, when not null, `code`: {path: content hash} of the files
+// its code params name (a script and the files it imports). Equal keys mean the same
+// computation.
 std::string StepCacheKey(const std::string& step, const std::string& plugin_version,
-                         const nlohmann::json& params, const nlohmann::json& input_ids);
+                         const nlohmann::json& params, const nlohmann::json& input_ids,
+                         const nlohmann::json& code = nullptr);
+
+// {path: content hash} of every file that the params named in `code_params` hold (a string
+// or an array of strings, relative to `dag_dir`), keyed by the path as written; a file that
+// cannot be read hashes as "missing", so that it changes the key rather than failing the
+// run here (the step reports it). A code param the task leaves out hashes the file
+// `code_defaults` names for it, if any (the step's own default). Null when none is set.
+nlohmann::json CodeHashes(const std::vector<std::string>& code_params, const nlohmann::json& params,
+                          const std::string& dag_dir,
+                          const std::map<std::string, std::string>& code_defaults = {});
 
 // Garbage collection: objects and records that no try of a kept run, no cache entry and no
 // model version refers to. With `dry_run`, nothing is removed.

@@ -37,6 +37,18 @@ struct StepManifest {
   std::string description;
   bool cacheable = true;
   bool any_inputs = false;  // takes inputs of any name, besides the declared ones
+  bool any_params = false;  // takes params of any name, besides the declared ones
+  // Params whose value names files (a path or a list of paths, relative to the DAG folder)
+  // whose content is part of the step's cache key: a script and the code it imports.
+  std::vector<std::string> code_params;
+  // A code param's file when the task leaves it out (python's default interpreter).
+  std::map<std::string, std::string> code_defaults;
+  // For a step whose script declares its own params (python.function): the task params
+  // naming the script and the function, and the reader command that prints the script's
+  // declaration (see script_manifest.h). Empty `script_manifest_command`: none.
+  std::string script_manifest_param;
+  std::string script_manifest_function_param;
+  std::vector<std::string> script_manifest_command;
   std::vector<ParamManifest> params;
   struct Input {
     std::string name;

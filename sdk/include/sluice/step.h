@@ -245,6 +245,11 @@ class Context {
   // Where to write files and directories that become outputs (any path works: outputs
   // elsewhere are copied here). Created on the first call.
   std::filesystem::path output_dir() const { return EnsureDir("output_dir"); }
+  // The folder of the DAG file the run came from: what a relative path in a task's params
+  // means (a script, a data file). Empty for an engine older than Sluice 1.1's.
+  std::filesystem::path dag_dir() const {
+    return std::filesystem::path(request_.value("dag_dir", ""));
+  }
 
   void OutputFile(const std::string& name, const std::filesystem::path& path) {
     Output(name, SLUICE_OUTPUT_FILE, path.string());
@@ -441,6 +446,34 @@ class StepSpec {
     any_inputs_ = true;
     return *this;
   }
+  // Takes params of any name besides the declared ones (a step that hands them on, such as
+  // the python step, whose script declares its own). Declared params are still checked.
+  StepSpec& AnyParams() {
+    any_params_ = true;
+    return *this;
+  }
+  // Marks param `name` (a path, or an array of paths, relative to the DAG file's folder) as
+  // code: the content of the files it names is part of the step cache key, so that editing
+  // a script invalidates the results it cached.
+  // `default_file`: what the step uses when the task leaves the param out (the python step's
+  // default interpreter), hashed in its place.
+  StepSpec& CodeParam(std::string name, std::string default_file = "") {
+    if (!default_file.empty()) code_defaults_[name] = std::move(default_file);
+    code_params_.push_back(std::move(name));
+    return *this;
+  }
+  // For steps whose script declares its own params, inputs and outputs (the python step's
+  // @step): `command` + [script, function] prints that declaration as JSON without running
+  // the script (docs/plugin-sdk.md#script-manifests), so that `sluice dag validate` checks
+  // the task against it. `script_param` and `function_param` name the task params that
+  // hold the script (relative to the DAG file's folder) and the function.
+  StepSpec& ScriptManifest(std::string script_param, std::string function_param,
+                           std::vector<std::string> command) {
+    script_manifest_ = {{"script", std::move(script_param)},
+                        {"function", std::move(function_param)},
+                        {"command", std::move(command)}};
+    return *this;
+  }
   // For steps with effects outside their outputs (deploying, notifying): never served
   // from the step cache.
   StepSpec& NotCacheable() {
@@ -469,10 +502,18 @@ class StepSpec {
     for (const OutputSpec& o : outputs_) {
       outputs.push_back({{"name", o.name}, {"kind", OutputKindName(o.kind)}, {"doc", o.doc}});
     }
-    return {{"name", name_},           {"description", description_},
-            {"cacheable", cacheable_}, {"any_inputs", any_inputs_},
-            {"params", params},        {"inputs", inputs},
-            {"outputs", outputs}};
+    nlohmann::json step = {{"name", name_},
+                           {"description", description_},
+                           {"cacheable", cacheable_},
+                           {"any_inputs", any_inputs_},
+                           {"any_params", any_params_},
+                           {"code_params", code_params_},
+                           {"params", params},
+                           {"inputs", inputs},
+                           {"outputs", outputs}};
+    if (!script_manifest_.is_null()) step["script_manifest"] = script_manifest_;
+    if (!code_defaults_.empty()) step["code_defaults"] = code_defaults_;
+    return step;
   }
 
  private:
@@ -484,6 +525,10 @@ class StepSpec {
   std::vector<OutputSpec> outputs_;
   bool cacheable_ = true;
   bool any_inputs_ = false;
+  bool any_params_ = false;
+  std::vector<std::string> code_params_;
+  nlohmann::json script_manifest_;                           // null, or {script, function, command}
+  nlohmann::json code_defaults_ = nlohmann::json::object();  // code param -> default file
 };
 
 // A plugin: a name, a version and its steps.
