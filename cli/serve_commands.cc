@@ -254,8 +254,14 @@ int RunServe(ServeOptions o) {
   const std::string daemon_file = (std::filesystem::path(o.state_dir) / "daemon.json").string();
   int exit_code = kExitOk;
   if (!StartWithPlugins(pool, io, o.plugin_dirs, "serve", &catalog, &exit_code, [&] {
-        Status s = scheduler.Start();
-        if (s.ok()) s = server.Start();
+        // The port first: a daemon that cannot listen must not have scheduled anything (it
+        // used to catch up owed intervals, then fail to bind and leave those runs running).
+        // No request is served before the scheduler has started: both happen in this handler.
+        Status s = server.Start();
+        if (s.ok()) {
+          s = scheduler.Start();
+          if (!s.ok()) server.Stop();
+        }
         if (!s.ok()) {
           std::fprintf(stderr, "sluice serve: %s\n", s.message().c_str());
           exit_code = kExitUsage;

@@ -176,6 +176,38 @@ TEST_CASE("Cli.Serve.WorkersAndTasksHoldNoneOfTheDaemonsSockets" * testing::Time
   CHECK_MESSAGE(up, testing::ReadFile(dir.file("serve2.log")));
 }
 
+// A daemon whose port is taken stops before it schedules anything: it used to catch up owed
+// intervals first, then fail to bind, and leave those runs "running" in the state dir.
+TEST_CASE("Cli.Serve.ATakenPortFailsBeforeAnyRunIsCreated" * testing::Timeout(60)) {
+  testing::TempDir dir;
+  const auto now = std::chrono::floor<std::chrono::minutes>(std::chrono::system_clock::now());
+  testing::WriteFile(dir.file("dags/every_minute.toml"),
+                     "[dag]\nid = \"every_minute\"\nschedule = \"* * * * *\"\nstart_date = " +
+                         FormatTimeUtc(std::chrono::sys_seconds(now - std::chrono::minutes(5))) +
+                         "\ncatchup = \"all\"\n[[task]]\nid = \"a\"\nplugin = \"core.noop\"\n");
+  // The port is held by another daemon, on a state dir of its own.
+  const std::string other = dir.file("other");
+  std::filesystem::create_directories(dir.file("none"));
+  int holder = testing::SpawnSluice(
+      {"serve", "--dags", dir.file("none"), "--state-dir", other, "--listen", "127.0.0.1:0"},
+      dir.file("holder.log"));
+  const unsigned short port = testing::DaemonPort(other);
+
+  auto r = testing::RunSluice({"serve", "--dags", dir.file("dags"), "--state-dir",
+                               dir.file("state"), "--listen",
+                               "127.0.0.1:" + std::to_string(port)});
+  kill(holder, SIGTERM);
+  int status = 0;
+  waitpid(holder, &status, 0);
+  CHECK(r.exit_code == 2);
+  CHECK_MESSAGE(r.err.find("in use") != std::string::npos, r.err);
+  // Nothing was scheduled: the state dir holds no run.
+  auto listed = testing::RunSluice(
+      {"runs", "list", "--json", "--limit", "1000", "--state-dir", dir.file("state")});
+  REQUIRE_MESSAGE(listed.exit_code == 0, listed.err);
+  CHECK_MESSAGE(json::parse(listed.out).empty(), listed.out);
+}
+
 TEST_CASE("Cli.Serve.MissingDagFolderIsAClearError" * testing::Timeout(60)) {
   testing::TempDir dir;
   auto r =
