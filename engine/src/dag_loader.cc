@@ -168,7 +168,7 @@ const std::vector<std::string> kRootKeys = {"dag", "defaults", "params", "task"}
 const std::vector<std::string> kDagKeys = {
     "id",       "description",     "owner",         "tags",
     "schedule", "timezone",        "start_date",    "end_date",
-    "catchup",  "max_active_runs", "dagrun_timeout"};
+    "catchup",  "max_active_runs", "dagrun_timeout", "paused"};
 // Settings a task may inherit from [defaults].
 const std::vector<std::string> kDefaultsKeys = {"retries",  "retry_delay",  "retry_backoff",
                                                 "timeout",  "trigger_rule", "pool",
@@ -683,6 +683,7 @@ void Loader::ParseDagTable(const toml::table& root, DagSpec* spec) {
     spec->max_active_runs = static_cast<int>(*v);
   }
   spec->dagrun_timeout = GetDuration(dag, "dagrun_timeout", where, false);
+  if (auto v = GetBool(dag, "paused", where)) spec->paused = *v;
 }
 
 void Loader::CheckTemplates(const toml::node& node, std::string_view where) {

@@ -59,7 +59,11 @@ Status Scheduler::LoadControl() {
       store_->ListControl(std::string(kBackfillPrefix));
   if (!backfills.ok()) return backfills.status();
   for (auto& [key, value] : *dags) {
-    if (value.value("paused", false)) paused_[key.substr(kDagPrefix.size())] = value;
+    if (value.value("paused", false)) {
+      paused_[key.substr(kDagPrefix.size())] = value;
+    } else {
+      unpaused_.insert(key.substr(kDagPrefix.size()));
+    }
   }
   for (auto& [key, value] : *backfills) {
     const std::string id = key.substr(kBackfillPrefix.size());
@@ -74,20 +78,28 @@ Status Scheduler::LoadControl() {
   return Status::Ok();
 }
 
-bool Scheduler::paused(const std::string& dag_id) const { return paused_.count(dag_id) > 0; }
+bool Scheduler::paused(const std::string& dag_id) const {
+  if (paused_.count(dag_id) > 0) return true;
+  if (unpaused_.count(dag_id) > 0) return false;
+  const DagEntry* entry = FindDag(dag_id);
+  return entry != nullptr && entry->dag->spec().paused;
+}
 
 Status Scheduler::SetPaused(const std::string& dag_id, bool pause, const std::string& actor) {
   if (FindDag(dag_id) == nullptr) return Status::NotFound("no DAG \"" + dag_id + "\"");
   if (pause == paused(dag_id)) return Status::Ok();  // already so: nothing to record
   StateStore::Batch batch;
   json value = {{"paused", pause}, {"by", actor}, {"at", NowText()}};
-  batch.PutControl(std::string(kDagPrefix) + dag_id, pause ? value : json(nullptr));
+  // An unpause is kept as a record of its own: it outlives a file that says paused = true.
+  batch.PutControl(std::string(kDagPrefix) + dag_id, value);
   SLUICE_RETURN_IF_ERROR(RecordDagEvent(dag_id, pause ? "dag_paused" : "dag_unpaused",
                                         pause ? "paused" : "unpaused", actor, &batch));
   if (pause) {
     paused_[dag_id] = value;
+    unpaused_.erase(dag_id);
   } else {
     paused_.erase(dag_id);
+    unpaused_.insert(dag_id);
     for (auto& [path, entry] : dags_) {
       if (entry.dag && entry.dag->id() == dag_id) entry.next_fire.reset();
     }

@@ -208,6 +208,41 @@ TEST_CASE("Cli.Serve.ATakenPortFailsBeforeAnyRunIsCreated" * testing::Timeout(60
   CHECK_MESSAGE(json::parse(listed.out).empty(), listed.out);
 }
 
+// The README's `sluice serve --dags dags` on a fresh state dir: the scheduled examples run,
+// but drift_watch, which retrains and moves production, waits paused for an unpause. It used
+// to run at once (and on a state dir with a model, move production to a new version).
+TEST_CASE("Cli.Serve.TheShippedDagFolderMovesNoModelUnasked" * testing::Timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  int pid = testing::SpawnSluice({"serve", "--dags", testing::SourcePath("dags"), "--state-dir",
+                                  state, "--listen", "127.0.0.1:0", "--allow-unauthenticated"},
+                                 dir.file("serve.log"));
+  // nightly (catchup latest) gets its run at once: the scheduler has acted on the folder.
+  json runs = WaitForRuns(state, [](const json& r) {
+    for (const json& run : r) {
+      if (run["dag_id"] == "nightly") return true;
+    }
+    return false;
+  });
+  auto listed = testing::RunSluice({"dags", "list", "--json", "--state-dir", state});
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  size_t nightly = 0;
+  for (const json& run : runs) {
+    CHECK(run["dag_id"] != "drift_watch");
+    nightly += run["dag_id"] == "nightly";
+  }
+  CHECK_MESSAGE(nightly == 1, testing::ReadFile(dir.file("serve.log")));
+  REQUIRE_MESSAGE(listed.exit_code == 0, listed.err);
+  bool drift_paused = false;
+  const json dags = json::parse(listed.out);
+  for (const json& d : dags["dags"]) {
+    if (d.value("id", "") == "drift_watch") drift_paused = d.value("paused", false);
+  }
+  CHECK_MESSAGE(drift_paused, listed.out);
+}
+
 TEST_CASE("Cli.Serve.MissingDagFolderIsAClearError" * testing::Timeout(60)) {
   testing::TempDir dir;
   auto r =

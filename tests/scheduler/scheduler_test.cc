@@ -132,6 +132,34 @@ TEST_CASE("Scheduler.Pause.StopsRunsAndUnpauseFollowsCatchup" * testing::Timeout
   CHECK(events[1].actor == "api:bob");
 }
 
+// `paused = true` in [dag]: a daemon that first sees the DAG schedules nothing of it (the
+// drift example used to retrain and move production as soon as `sluice serve --dags dags`
+// started). One unpause ends that for good, across restarts; a pause after it still holds.
+TEST_CASE("Scheduler.Pause.PausedInTheFileHoldsUntilUnpausedOnce" * testing::Timeout(30)) {
+  Loop loop;
+  loop.Dag("held", "[dag]\nid = \"held\"\n" + kHourly + "catchup = \"all\"\npaused = true\n");
+  loop.Start();  // 03:00: three intervals are owed
+  CHECK(loop.scheduler_->paused("held"));
+  CHECK(loop.Runs("held").empty());
+  loop.At(std::chrono::minutes(60));
+  CHECK(loop.Runs("held").empty());
+  loop.Start();  // a restart: still paused, by the file
+  CHECK(loop.Runs("held").empty());
+
+  REQUIRE(loop.scheduler_->SetPaused("held", false, "api:bob").ok());
+  loop.scheduler_->Tick();
+  loop.Settle();
+  CHECK(loop.Runs("held").size() == 4);  // catchup = all: 00:00 .. 03:00
+  loop.Start();  // the unpause outlives the restart; the file still says paused = true
+  CHECK_FALSE(loop.scheduler_->paused("held"));
+  loop.At(std::chrono::minutes(60));
+  CHECK(loop.Runs("held").size() == 5);
+
+  REQUIRE(loop.scheduler_->SetPaused("held", true, "api:alice").ok());
+  loop.Start();
+  CHECK(loop.scheduler_->paused("held"));
+}
+
 TEST_CASE("Scheduler.Limits.EndDateAndMaxActiveRuns" * testing::Timeout(30)) {
   Loop loop;
   loop.Dag("ended", "[dag]\nid = \"ended\"\n" + kHourly +

@@ -121,6 +121,9 @@ struct DagSpec {
   std::optional<TimePoint> end_date;
   CatchupPolicy catchup = CatchupPolicy::kLatest;
   int max_active_runs = 16;
+  // Paused when a daemon first sees it, until someone unpauses it (Airflow's
+  // dags_are_paused_at_creation, per DAG): for DAGs whose runs change what others rely on.
+  bool paused = false;
   std::optional<Duration> dagrun_timeout;
   nlohmann::json params = nlohmann::json::object();  // defaults, overridable per trigger
   std::vector<TaskSpec> tasks;                       // in file order

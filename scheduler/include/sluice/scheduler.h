@@ -101,7 +101,8 @@ class Scheduler {
   // Pausing stops new scheduled and backfill runs of a DAG; runs in progress go on (cancel
   // them to stop them). Manual triggers still work. The flag is kept in the state store with
   // who set it, and survives restarts. On unpause, missed intervals follow the catchup policy
-  // (with catchup = "none", intervals that ended while paused are not run).
+  // (with catchup = "none", intervals that ended while paused are not run). A DAG whose file
+  // says `paused = true` is paused until it is unpaused once; that unpause is kept too.
   Status SetPaused(const std::string& dag_id, bool paused, const std::string& actor);
   bool paused(const std::string& dag_id) const;
 
@@ -153,6 +154,7 @@ class Scheduler {
   std::chrono::sys_seconds started_;
   Metrics* metrics_ = nullptr;
   std::map<std::string, nlohmann::json> paused_;  // dag id -> {by, at}
+  std::set<std::string> unpaused_;  // DAGs unpaused by someone: their file's `paused` is spent
   std::map<std::string, std::chrono::sys_seconds> unpaused_at_;
   std::map<std::string, nlohmann::json> backfills_;  // id -> record
   std::set<std::string> held_;  // DAGs with intervals owed but no max_active_runs slot free
