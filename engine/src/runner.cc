@@ -911,6 +911,27 @@ std::string DagFolder(const std::string& dag_path) {
   return ec ? std::string() : p.lexically_normal().parent_path().string();
 }
 
+// Params as the step cache sees them: the DAG folder in any string (what {{ dag.folder }}
+// rendered to) is written as "{{ dag.folder }}" again, so that a copied checkout, the same
+// DAG and data in another folder, finds the results cached by the first.
+json FolderFreeParams(const json& params, const std::string& folder) {
+  if (folder.empty() || folder == "/") return params;
+  if (params.is_string()) {
+    std::string text = params.get<std::string>();
+    for (size_t at = 0; (at = text.find(folder, at)) != std::string::npos;) {
+      text.replace(at, folder.size(), "{{ dag.folder }}");
+      at += std::string_view("{{ dag.folder }}").size();
+    }
+    return text;
+  }
+  if (params.is_array() || params.is_object()) {
+    json out = params;
+    for (auto& item : out) item = FolderFreeParams(item, folder);
+    return out;
+  }
+  return params;
+}
+
 }  // namespace
 
 json Runner::TemplateContext(const RunRt& run, const TaskSpec& task) const {
@@ -1054,7 +1075,9 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
     const json code = CodeHashes(step->code_params, params,
                                  std::filesystem::path(run->record.dag_path).parent_path().string(),
                                  step->code_defaults);
-    rec.cache_key = StepCacheKey(spec.plugin, rec.plugin_version, params, rec.inputs, code);
+    rec.cache_key =
+        StepCacheKey(spec.plugin, rec.plugin_version,
+                     FolderFreeParams(params, DagFolder(run->record.dag_path)), rec.inputs, code);
     if (!run->record.no_cache && ServeFromCache(run, task)) return;
   }
   RecordTask(run, task, from, "dispatched to a worker");

@@ -137,6 +137,30 @@ TEST_CASE("MlPipeline.BreastCancer.QualityBarsReferenceAndPromotion" * testing::
   CHECK(r.out.find("model breast_cancer: 2 versions, production = v1") != std::string::npos);
 }
 
+// The step cache keys on what a step computes, not on where the checkout is: the same DAG
+// and data in a copied folder reuse every cached result. The key used to hold the absolute
+// path that {{ dag.folder }} renders to, so a copy cached nothing; and the evaluations, which
+// docs/ml-pipeline.md says are cached, had no cache = true.
+TEST_CASE("MlPipeline.BreastCancer.ACopiedCheckoutHitsTheCache" * testing::Timeout(120)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  const std::string copy = dir.file("checkout");
+  std::filesystem::create_directories(copy + "/dags");
+  std::filesystem::create_directories(copy + "/examples/data");
+  std::filesystem::copy_file(Dag("breast_cancer.toml"), copy + "/dags/breast_cancer.toml");
+  std::filesystem::copy_file(testing::SourcePath("examples/data/breast_cancer_wisconsin.csv"),
+                             copy + "/examples/data/breast_cancer_wisconsin.csv");
+  testing::CommandResult r = RunSluice({"run", Dag("breast_cancer.toml"), "--state-dir", state});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.out << r.err);
+  r = RunSluice({"run", copy + "/dags/breast_cancer.toml", "--state-dir", state});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.out << r.err);
+  const Finished f = LastRun(state, "breast_cancer");
+  for (const char* task : {"prepare", "train_xgboost", "train_logistic", "evaluate_xgboost",
+                           "evaluate_logistic"}) {
+    CHECK_MESSAGE(!f.tries.at(task).cached_from.is_null(), std::string(task) << " ran again:\n" << r.out);
+  }
+}
+
 TEST_CASE("MlPipeline.Wine.MulticlassQualityBarAndReference" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
