@@ -295,6 +295,28 @@ struct PluginLibrary::Impl {
   const sluice_plugin* table = nullptr;
 };
 
+namespace {
+
+// The dynamic loader's reason from Boost.DLL's exception text, "boost::dll::shared_library::
+// load() failed (dlerror system message: PATH: REASON): ERRNO TEXT": REASON alone. The errno
+// text is whatever errno held, not the cause ("Bad file descriptor" for a text file).
+std::string LoaderReason(const std::exception& e, const std::string& path) {
+  std::string what = e.what();
+  const std::string marker = "dlerror system message: ";
+  const size_t start = what.find(marker);
+  const size_t end = what.rfind("): ");
+  if (start == std::string::npos || end == std::string::npos || end < start) return what;
+  std::string reason = what.substr(start + marker.size(), end - start - marker.size());
+  if (reason.rfind(path + ": ", 0) == 0) reason.erase(0, path.size() + 2);
+  if (reason.find("file too short") != std::string::npos ||
+      reason.find("invalid ELF header") != std::string::npos) {
+    reason += " (is it a shared library built for this machine?)";
+  }
+  return reason;
+}
+
+}  // namespace
+
 PluginLibrary::PluginLibrary() : impl_(std::make_unique<Impl>()) {}
 PluginLibrary::~PluginLibrary() = default;
 
@@ -305,7 +327,7 @@ StatusOr<std::unique_ptr<PluginLibrary>> PluginLibrary::Load(const std::string& 
     lib->impl_->library.load(path,
                              boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
   } catch (const std::exception& e) {
-    return Status::InvalidArgument(path + ": cannot load the library: " + e.what());
+    return Status::InvalidArgument(path + ": cannot load the library: " + LoaderReason(e, path));
   }
   if (!lib->impl_->library.has(SLUICE_PLUGIN_ENTRY_NAME)) {
     return Status::InvalidArgument(

@@ -140,6 +140,19 @@ TEST_CASE("PluginHost.Refuses.WithFileAndReason") {
   }
 }
 
+// A file named .so that is no library: the loader's own reason, once, without the stale errno
+// Boost.DLL appended ("...file too short): Bad file descriptor").
+TEST_CASE("PluginHost.Refuses.ATextFileNamedSoWithTheLoadersReason") {
+  testing::TempDir dir;
+  testing::WriteFile(dir.file("fake.so"), "not a library\n");
+  StatusOr<std::unique_ptr<PluginLibrary>> lib = PluginLibrary::Load(dir.file("fake.so"));
+  REQUIRE_FALSE(lib.ok());
+  const std::string message = lib.status().message();
+  CHECK(message == dir.file("fake.so") +
+                       ": cannot load the library: file too short (is it a shared library built "
+                       "for this machine?)");
+}
+
 TEST_CASE("PluginHost.Refuses.TwoPluginsWithOneName") {
   PluginCatalog catalog = ScanPlugins({TestPlugins("duplicate")});
   REQUIRE(catalog.plugins.size() == 1);

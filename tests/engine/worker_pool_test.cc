@@ -133,7 +133,7 @@ TEST_CASE("WorkerPool.Run.CrashesAreFailedTriesAndWorkersAreReplaced" * testing:
   h.Launch("segv", "core.fail", {{"mode", "segfault"}});
   TaskOutcome segv = h.Wait("segv");
   CHECK(segv.kind == TaskOutcome::Kind::kCrashed);
-  CHECK(segv.message == "the worker running the step killed by signal 11 (Segmentation fault)");
+  CHECK(segv.message == "the worker running the step was killed by signal 11 (Segmentation fault)");
 
   h.Launch("abort", "core.fail", {{"mode", "abort"}});
   CHECK(h.Wait("abort").message.find("signal 6 (Aborted)") != std::string::npos);
@@ -201,6 +201,7 @@ TEST_CASE("WorkerPool.Cancel.StopsACooperativeStepAndKillsAStubbornOne" * testin
   h.pool->Cancel("stubborn");
   TaskOutcome sleepy = h.Wait("sleepy");
   CHECK(sleepy.kind == TaskOutcome::Kind::kCancelled);
+  CHECK(sleepy.message == "cancelled");  // once, not "cancelled: cancelled"
   TaskOutcome stubborn = h.Wait("stubborn");
   CHECK(stubborn.kind == TaskOutcome::Kind::kCancelled);
   CAPTURE(stubborn.message);
