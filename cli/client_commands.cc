@@ -416,8 +416,14 @@ void AddClientCommands(CLI::App& app, int* exit_code) {
   CLI::App* backfill = app.add_subcommand(
       "backfill", "Have the daemon run a DAG for every schedule interval in a date range");
   backfill->add_option("dag", o->dag, "DAG id")->required();
-  backfill->add_option("--from", o->from, "First logical date (ISO 8601), inclusive")->required();
-  backfill->add_option("--to", o->to, "Last logical date (ISO 8601), inclusive")->required();
+  backfill->add_option("--from", o->from,
+                       "First logical date (ISO 8601), inclusive; a date alone (2026-01-01) is "
+                       "that whole day in the DAG's time zone")
+      ->required();
+  backfill->add_option("--to", o->to,
+                       "Last logical date (ISO 8601), inclusive; a date alone takes in every "
+                       "slot of that day in the DAG's time zone")
+      ->required();
   backfill
       ->add_option("--reprocess", o->reprocess,
                    "Slots that have a run: none (skip them), failed (rerun failed runs), "

@@ -787,6 +787,10 @@ HttpResponse Api::CreateBackfill(const std::string& dag_id, const HttpRequest& r
                        "\" is not an ISO 8601 time (e.g. 2026-01-01T00:00:00Z)");
     }
     (std::string(field) == "from" ? backfill.from : backfill.to) = *t;
+    // A bare date (2026-11-13) means that whole day in the DAG's time zone.
+    const std::string& text = body[field].get_ref<const std::string&>();
+    const bool date_only = text.size() == 10 && text[4] == '-' && text[7] == '-';
+    (std::string(field) == "from" ? backfill.from_is_date : backfill.to_is_date) = date_only;
   }
   backfill.reprocess = body.value("reprocess", "none");
   backfill.max_active_runs = body.value("max_active_runs", 0);

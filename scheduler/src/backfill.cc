@@ -12,6 +12,7 @@
 // backfill is cleared. Creating is idempotent (the run id is the slot), so nothing is lost
 // and nothing is done twice.
 #include <date/date.h>
+#include <date/tz.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -131,10 +132,21 @@ StatusOr<json> Scheduler::CreateBackfill(const BackfillRequest& request) {
   StatusOr<const date::time_zone*> zone = FindTimeZone(spec.timezone);
   if (!zone.ok()) return zone.status();
   const sys_seconds now = std::chrono::floor<std::chrono::seconds>(clock_->Now());
+  // A date is a whole day where the DAG lives: from its local midnight to the last second
+  // before the next one.
+  auto local_midnight = [&](sys_seconds utc_date) {
+    const date::local_days day{std::chrono::floor<date::days>(utc_date).time_since_epoch()};
+    return std::chrono::floor<std::chrono::seconds>(
+        (*zone)->to_sys(date::local_seconds(day), date::choose::earliest));
+  };
+  const sys_seconds from = request.from_is_date ? local_midnight(request.from) : request.from;
+  const sys_seconds to = request.to_is_date
+                             ? local_midnight(request.to + date::days(1)) - std::chrono::seconds(1)
+                             : request.to;
 
   json items = json::array();
-  std::optional<DataInterval> interval = FirstInterval(*spec.cron, *zone, request.from);
-  for (; interval && interval->start <= request.to;
+  std::optional<DataInterval> interval = FirstInterval(*spec.cron, *zone, from);
+  for (; interval && interval->start <= to;
        interval = NextInterval(*spec.cron, *zone, *interval)) {
     if (items.size() == kMaxBackfillIntervals) {
       return Status::InvalidArgument("the range holds more than " +
@@ -174,12 +186,12 @@ StatusOr<json> Scheduler::CreateBackfill(const BackfillRequest& request) {
   }
   if (items.empty()) {
     return Status::InvalidArgument(
-        "no interval of DAG \"" + spec.id + "\" starts between " + FormatTimeUtc(request.from) +
-        " and " + FormatTimeUtc(request.to) + " (schedule \"" + spec.schedule.value_or("") + "\")");
+        "no interval of DAG \"" + spec.id + "\" starts between " + FormatTimeUtc(from) +
+        " and " + FormatTimeUtc(to) + " (schedule \"" + spec.schedule.value_or("") + "\")");
   }
   json backfill = {{"dag_id", spec.id},
-                   {"from", FormatTimeUtc(request.from)},
-                   {"to", FormatTimeUtc(request.to)},
+                   {"from", FormatTimeUtc(from)},
+                   {"to", FormatTimeUtc(to)},
                    {"reprocess", request.reprocess},
                    {"max_active_runs",
                     request.max_active_runs > 0 ? request.max_active_runs : spec.max_active_runs},
@@ -309,8 +321,15 @@ bool Scheduler::AdvanceBackfill(json& backfill) {
   }
   const size_t limit = backfill.value("max_active_runs", 1);
   bool changed = false;
-  const bool can_start = !paused(dag_id) && FindDag(dag_id) != nullptr;
-  while (can_start && next < items.size() && active < limit) {
+  const DagEntry* entry = FindDag(dag_id);
+  const bool can_start = !paused(dag_id) && entry != nullptr;
+  // The DAG's own max_active_runs caps all of its runs together: scheduled, manual, and every
+  // backfill's. The backfill's limit can only be lower.
+  size_t dag_active = runner_->active_runs(dag_id);
+  const size_t dag_limit =
+      entry != nullptr ? static_cast<size_t>(entry->dag->spec().max_active_runs) : 0;
+  while (can_start && next < items.size() && active < limit &&
+         (dag_active < dag_limit || items[next]["action"] == "skip")) {
     json& item = items[next++];
     backfill["next"] = next;
     changed = true;
@@ -325,6 +344,7 @@ bool Scheduler::AdvanceBackfill(json& backfill) {
     }
     ActOnBackfillItem(backfill, item, /*recovering=*/false);
     ++active;
+    ++dag_active;
   }
   if (next == items.size() && active == 0) {
     backfill["state"] = "done";

@@ -16,6 +16,7 @@ namespace {
 
 using testing::FakeExecutor;
 using testing::ManualClock;
+using nlohmann::json;
 
 // A scheduler over one DAG folder, a runner and a store, all restartable as a crash would.
 class Loop {
@@ -158,6 +159,56 @@ TEST_CASE("Scheduler.Pause.PausedInTheFileHoldsUntilUnpausedOnce" * testing::Tim
   REQUIRE(loop.scheduler_->SetPaused("held", true, "api:alice").ok());
   loop.Start();
   CHECK(loop.scheduler_->paused("held"));
+}
+
+// `--to 2026-11-13` (a date) takes in that whole day in the DAG's time zone: the 02:30
+// Berlin slot of the last day used to be left out, since the date meant 00:00 UTC.
+TEST_CASE("Scheduler.Backfill.DatesAreWholeDaysInTheDagsTimeZone" * testing::Timeout(30)) {
+  Loop loop;
+  loop.Dag("berlin",
+           "[dag]\nid = \"berlin\"\nschedule = \"30 2 * * *\"\ntimezone = \"Europe/Berlin\"\n"
+           "start_date = 2025-12-01\ncatchup = \"none\"\n");
+  loop.Start();  // 2026-01-02T03:00:00Z
+  Scheduler::BackfillRequest request;
+  request.dag_id = "berlin";
+  request.from = *ParseTimeUtc("2025-12-28");
+  request.to = *ParseTimeUtc("2025-12-31");
+  request.from_is_date = request.to_is_date = true;
+  request.dry_run = true;
+  StatusOr<json> plan = loop.scheduler_->CreateBackfill(request);
+  REQUIRE_MESSAGE(plan.ok(), plan.status().ToString());
+  std::vector<std::string> dates;
+  for (const json& item : (*plan)["items"]) dates.push_back(item["logical_date"]);
+  // 02:30 in Berlin is 01:30 UTC in winter.
+  CHECK(dates == std::vector<std::string>{"2025-12-28T01:30:00Z", "2025-12-29T01:30:00Z",
+                                          "2025-12-30T01:30:00Z", "2025-12-31T01:30:00Z"});
+  // A time is taken as it is: up to 01:00 UTC on the 31st leaves that day's slot out.
+  request.from_is_date = request.to_is_date = false;
+  request.to = *ParseTimeUtc("2025-12-31T01:00:00Z");
+  plan = loop.scheduler_->CreateBackfill(request);
+  REQUIRE(plan.ok());
+  CHECK((*plan)["items"].size() == 3);
+}
+
+// The DAG's max_active_runs is a ceiling on all of its runs together: a backfill allowed 2 at
+// a time on a DAG that allows 1 used to give it 3 active runs (its own 2 and the scheduled one).
+TEST_CASE("Scheduler.Backfill.TheDagsMaxActiveRunsCapsEveryRunTogether" * testing::Timeout(30)) {
+  Loop loop;
+  loop.Dag("one", "[dag]\nid = \"one\"\n" + kHourly + "catchup = \"latest\"\nmax_active_runs = 1\n");
+  loop.Start();  // 03:00: the latest interval (02:00) gets its scheduled run
+  REQUIRE(loop.runner_->active_runs("one") == 1);
+  Scheduler::BackfillRequest request;
+  request.dag_id = "one";
+  request.from = *ParseTimeUtc("2026-01-02T00:00:00Z");
+  request.to = *ParseTimeUtc("2026-01-02T01:00:00Z");
+  request.max_active_runs = 2;
+  StatusOr<json> created = loop.scheduler_->CreateBackfill(request);
+  REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+  loop.Settle();
+  loop.scheduler_->Tick();
+  loop.Settle();
+  CHECK(loop.runner_->active_runs("one") == 1);
+  CHECK(loop.Runs("one") == std::vector<std::string>{"02:00"});
 }
 
 TEST_CASE("Scheduler.Limits.EndDateAndMaxActiveRuns" * testing::Timeout(30)) {

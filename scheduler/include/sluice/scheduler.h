@@ -112,6 +112,10 @@ class Scheduler {
     std::string dag_id;
     std::chrono::sys_seconds from;  // logical dates from..to, inclusive
     std::chrono::sys_seconds to;
+    // `from` / `to` were given as dates (2026-11-13, read as 00:00 UTC): each then means that
+    // whole day in the DAG's time zone, from its first second to its last.
+    bool from_is_date = false;
+    bool to_is_date = false;
     std::string reprocess = "none";  // none | failed | all: what to do with slots that have a run
     int max_active_runs = 0;         // 0: the DAG's max_active_runs
     bool dry_run = false;            // plan only
