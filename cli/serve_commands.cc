@@ -14,6 +14,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "client.h"
 #include "commands.h"
@@ -48,7 +51,7 @@ struct ServeOptions {
 // outcomes.
 class RunLogger : public RunObserver {
  public:
-  explicit RunLogger(Metrics* metrics) : metrics_(metrics) {
+  RunLogger(Metrics* metrics, const StateStore* store) : metrics_(metrics), store_(store) {
     metrics_->Declare("sluice_runs_finished_total", "counter", "Runs that ended, by DAG and state");
     metrics_->Declare("sluice_task_instances_finished_total", "counter",
                       "Task instances that ended, by DAG and state");
@@ -56,16 +59,42 @@ class RunLogger : public RunObserver {
                       "Duration of task tries that ran, by DAG", Metrics::DurationBuckets());
   }
   void OnRunChanged(const RunRecord& run) override {
-    std::printf("%s  run %s of DAG %s: %s\n",
+    std::string why;
+    if (run.state == RunState::kFailed) {
+      // Which task failed, and why: the first failure, and how many more there were. The
+      // run's end can be told before its last task's, so they are read from the store.
+      std::vector<std::string> failed;
+      if (StatusOr<std::vector<TryRecord>> tries = store_->ListTries(run.dag_id, run.run_id);
+          tries.ok()) {
+        std::map<std::string, const TryRecord*> latest;
+        for (const TryRecord& t : *tries) {
+          const TryRecord*& at = latest[t.task_id];
+          if (at == nullptr || t.try_number >= at->try_number) at = &t;
+        }
+        for (const auto& [task, t] : latest) {
+          if (t->state == TaskState::kFailed) failed.push_back(Describe(*t));
+        }
+      }
+      if (!failed.empty()) why = ": " + failed.front();
+      if (failed.size() > 1) why += " (and " + std::to_string(failed.size() - 1) + " more)";
+    }
+    std::printf("%s  run %s of DAG %s: %s%s\n",
                 FormatTimestamp(std::chrono::system_clock::now()).c_str(), run.run_id.c_str(),
-                run.dag_id.c_str(), std::string(RunStateName(run.state)).c_str());
+                run.dag_id.c_str(), std::string(RunStateName(run.state)).c_str(), why.c_str());
     std::fflush(stdout);
+
     if (run.state == RunState::kSuccess || run.state == RunState::kFailed) {
       metrics_->Add("sluice_runs_finished_total",
                     {{"dag", run.dag_id}, {"state", std::string(RunStateName(run.state))}});
     }
   }
   void OnTaskChanged(const RunRecord& run, const TryRecord& task) override {
+    if (task.state == TaskState::kFailed || task.state == TaskState::kUpForRetry) {
+      std::printf("%s  run %s of DAG %s: %s\n",
+                  FormatTimestamp(std::chrono::system_clock::now()).c_str(),
+                  run.run_id.c_str(), run.dag_id.c_str(), Describe(task).c_str());
+      std::fflush(stdout);
+    }
     if (!IsTerminal(task.state)) return;
     metrics_->Add("sluice_task_instances_finished_total",
                   {{"dag", run.dag_id}, {"state", std::string(TaskStateName(task.state))}});
@@ -76,7 +105,13 @@ class RunLogger : public RunObserver {
   }
 
  private:
+  static std::string Describe(const TryRecord& t) {
+    return "task " + t.task_id + " " + std::string(TaskStateName(t.state)) + " (try " +
+           std::to_string(t.try_number) + ")" + (t.reason.empty() ? "" : ": " + t.reason);
+  }
+
   Metrics* metrics_;
+  const StateStore* store_;
 };
 
 // Creates the "admin" token and writes its secret to <state_dir>/admin-token, mode 0600.
@@ -201,7 +236,7 @@ int RunServe(ServeOptions o) {
   pool_options.workers = o.workers;
   LocalWorkerPool pool(io, pool_options, &runner);
   runner.AttachExecutor(&pool);
-  RunLogger logger(&metrics);
+  RunLogger logger(&metrics, store.get());
   runner.SetObserver(&logger);
   Scheduler::Options scheduler_options;
   scheduler_options.dags_dir = o.dags;

@@ -243,6 +243,29 @@ TEST_CASE("Cli.Serve.TheShippedDagFolderMovesNoModelUnasked" * testing::Timeout(
   CHECK_MESSAGE(drift_paused, listed.out);
 }
 
+// The daemon's log says which task failed a run, and why, not only "failed".
+TEST_CASE("Cli.Serve.TheLogNamesTheTaskThatFailedARunAndWhy" * testing::Timeout(60)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  testing::WriteFile(dir.file("dags/boom.toml"),
+                     "[dag]\nid = \"boom\"\n[[task]]\nid = \"fine\"\nplugin = \"core.noop\"\n"
+                     "[[task]]\nid = \"breaks\"\nplugin = \"core.shell\"\nretries = 1\n"
+                     "retry_delay = \"0s\"\nparams = { command = \"echo no disk >&2; exit 3\" }\n");
+  int pid = testing::SpawnSluice({"serve", "--dags", dir.file("dags"), "--state-dir", state,
+                                  "--listen", "127.0.0.1:0", "--allow-unauthenticated"},
+                                 dir.file("serve.log"));
+  const unsigned short port = testing::DaemonPort(state);
+  CHECK(testing::HttpCall(port, "POST", "/api/v1/dags/boom/runs", "", "{}").status == 201);
+  json runs = WaitForRuns(state, [](const json& r) { return !r.empty() && r[0]["state"] == "failed"; });
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const std::string log = testing::ReadFile(dir.file("serve.log"));
+  INFO(log);
+  CHECK(log.find(": failed: task breaks failed (try 2): ") != std::string::npos);
+  CHECK(log.find("exited with code 3") != std::string::npos);
+}
+
 TEST_CASE("Cli.Serve.MissingDagFolderIsAClearError" * testing::Timeout(60)) {
   testing::TempDir dir;
   auto r =
