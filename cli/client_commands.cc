@@ -2,7 +2,10 @@
 // cancel, tasks clear, backfill(s), tokens. They find the daemon with --server,
 // $SLUICE_SERVER, or the daemon.json of the state dir (see client.h).
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <map>
+#include <thread>
 
 #include "client.h"
 #include "commands.h"
@@ -38,6 +41,8 @@ struct ClientOptions {
   bool no_cache = false;
   std::vector<std::string> tags;
   std::string note;
+  bool wait = false;    // trigger: until the run ends
+  bool follow = false;  // trigger: and print each task's changes meanwhile
 };
 
 void AddConnection(CLI::App* cmd, ClientOptions* o) {
@@ -117,6 +122,8 @@ int DagsPause(const ClientOptions& o, bool pause) {
   return kExitOk;
 }
 
+int WaitForRun(const ClientOptions& o);
+
 int Trigger(const ClientOptions& o) {
   // --param NAME=VALUE: the value is JSON when it parses, text otherwise; the daemon checks
   // it against the DAG's declared params.
@@ -149,12 +156,25 @@ int Trigger(const ClientOptions& o) {
   if (!o.note.empty()) request["note"] = o.note;
   auto body = Call("trigger", o, "POST", "/api/v1/dags/" + UrlEncode(o.dag) + "/runs", &request);
   if (!body) return kExitFailed;
-  if (o.json) return Print(o, *body);
+  if (o.json && !o.wait && !o.follow) return Print(o, *body);
   const json& run = (*body)["run"];
+  if (o.json) {  // --wait --json: the ended run's JSON alone
+    ClientOptions watched = o;
+    watched.run_id = Text(run, "run_id");
+    watched.follow = false;
+    return WaitForRun(watched);
+  }
   std::printf("triggered run %s of DAG %s (%s)\n", Text(run, "run_id").c_str(), o.dag.c_str(),
               Text(run, "state").c_str());
-  std::printf("  follow it: sluice runs show %s\n", Text(run, "run_id").c_str());
-  return kExitOk;
+  if (!o.wait && !o.follow) {
+    std::printf("  watch it: sluice trigger ... --follow, or sluice runs show %s --dag %s\n",
+                Text(run, "run_id").c_str(), o.dag.c_str());
+    return kExitOk;
+  }
+  std::fflush(stdout);
+  ClientOptions watched = o;
+  watched.run_id = Text(run, "run_id");
+  return WaitForRun(watched);
 }
 
 std::string RunPath(const ClientOptions& o, const std::string& suffix) {
@@ -180,6 +200,40 @@ void PrintRun(const json& body) {
                     reason.empty() ? "-" : reason});
   }
   PrintTable(rows);
+}
+
+// trigger --wait / --follow: polls the run until it ends, printing (with --follow) each
+// task's new state as it is seen, then the run as `runs show` prints it. Exit 0 when the
+// run succeeded, 1 when it failed.
+int WaitForRun(const ClientOptions& o) {
+  std::map<std::string, std::string> seen;  // task -> "state/try"
+  for (;;) {
+    auto body = Call("trigger", o, "GET", RunPath(o, ""));
+    if (!body) return kExitFailed;
+    if (o.follow) {
+      for (const json& t : (*body)["tasks"]) {
+        const std::string now = Text(t, "state") + "/" + Text(t, "try_number");
+        std::string& before = seen[Text(t, "task_id")];
+        if (before == now) continue;
+        before = now;
+        const std::string reason = t.value("reason", "");
+        std::printf("  %s  %s (try %s)%s%s\n", Text(t, "task_id").c_str(),
+                    Text(t, "state").c_str(), Text(t, "try_number").c_str(),
+                    reason.empty() ? "" : ": ", reason.c_str());
+      }
+      std::fflush(stdout);
+    }
+    const std::string state = Text((*body)["run"], "state");
+    if (state == "success" || state == "failed") {
+      if (o.json) {
+        Print(o, *body);
+      } else {
+        PrintRun(*body);
+      }
+      return state == "success" ? kExitOk : kExitFailed;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 int RunsShow(const ClientOptions& o) {
@@ -382,8 +436,14 @@ void AddClientCommands(CLI::App& app, int* exit_code) {
                     "Recompute tasks with cache = true instead of reusing earlier results");
   trigger->add_option("--tag", o->tags, "Tag the run: NAME=VALUE (repeatable)");
   trigger->add_option("--note", o->note, "A note kept with the run");
+  trigger->add_flag("--wait", o->wait,
+                    "Wait for the run to end, then print it; exit 0 if it succeeded, 1 if not");
+  trigger->add_flag("-f,--follow", o->follow,
+                    "As --wait, printing each task's new state (and try, and reason) as it "
+                    "happens");
   trigger->footer(
       "Examples:\n  sluice trigger hello --param greeting=Hi\n"
+      "  sluice trigger hello --follow          # watch it to the end; exit 1 if it fails\n"
       "  sluice trigger nightly --no-cache --tag experiment=retrain --note \"new data\"");
   on(trigger, Trigger);
 

@@ -266,6 +266,38 @@ TEST_CASE("Cli.Serve.TheLogNamesTheTaskThatFailedARunAndWhy" * testing::Timeout(
   CHECK(log.find("exited with code 3") != std::string::npos);
 }
 
+// `sluice trigger --follow` watches the run to its end, as `argo submit --watch` does, and
+// its exit code is the run's; --wait --json prints the ended run alone. The hint it used to
+// give, "follow it: sluice runs show", followed nothing.
+TEST_CASE("Cli.Trigger.FollowAndWaitEndWithTheRunsOutcome" * testing::Timeout(60)) {
+  testing::TempDir dir;
+  const std::string state = dir.file("state");
+  testing::WriteFile(dir.file("dags/two.toml"),
+                     "[dag]\nid = \"two\"\n[params]\nfail = false\n[[task]]\nid = \"first\"\n"
+                     "plugin = \"core.sleep\"\nparams = { seconds = 1 }\n[[task]]\nid = \"second\"\n"
+                     "plugin = \"core.shell\"\ndepends_on = [\"first\"]\n"
+                     "params = { command = \"test {{ params.fail }} = false\" }\n");
+  int pid = testing::SpawnSluice({"serve", "--dags", dir.file("dags"), "--state-dir", state,
+                                  "--listen", "127.0.0.1:0", "--allow-unauthenticated"},
+                                 dir.file("serve.log"));
+  testing::DaemonPort(state);
+  auto ok = testing::RunSluice({"trigger", "two", "--follow", "--state-dir", state});
+  auto bad = testing::RunSluice({"trigger", "two", "-p", "fail=true", "--wait", "--state-dir", state});
+  auto quiet = testing::RunSluice({"trigger", "two", "--wait", "--json", "--state-dir", state});
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK_MESSAGE(ok.exit_code == 0, ok.out << ok.err);
+  CHECK(ok.out.find("  first  running (try 1)") != std::string::npos);
+  CHECK(ok.out.find("  second  success (try 1)") != std::string::npos);
+  CHECK(ok.out.find("of DAG two: success") != std::string::npos);
+  CHECK_MESSAGE(bad.exit_code == 1, bad.out << bad.err);
+  CHECK(bad.out.find("of DAG two: failed") != std::string::npos);
+  CHECK(bad.out.find("  first  running") == std::string::npos);  // --wait alone: no task lines
+  REQUIRE_MESSAGE(quiet.exit_code == 0, quiet.out << quiet.err);
+  CHECK(json::parse(quiet.out)["run"]["state"] == "success");
+}
+
 TEST_CASE("Cli.Serve.MissingDagFolderIsAClearError" * testing::Timeout(60)) {
   testing::TempDir dir;
   auto r =
