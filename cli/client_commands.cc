@@ -217,9 +217,8 @@ int WaitForRun(const ClientOptions& o) {
         if (before == now) continue;
         before = now;
         const std::string reason = t.value("reason", "");
-        std::printf("  %s  %s (try %s)%s%s\n", Text(t, "task_id").c_str(),
-                    Text(t, "state").c_str(), Text(t, "try_number").c_str(),
-                    reason.empty() ? "" : ": ", reason.c_str());
+        std::printf("  %s  %s (try %s)%s%s\n", Text(t, "task_id").c_str(), Text(t, "state").c_str(),
+                    Text(t, "try_number").c_str(), reason.empty() ? "" : ": ", reason.c_str());
       }
       std::fflush(stdout);
     }
@@ -476,13 +475,15 @@ void AddClientCommands(CLI::App& app, int* exit_code) {
   CLI::App* backfill = app.add_subcommand(
       "backfill", "Have the daemon run a DAG for every schedule interval in a date range");
   backfill->add_option("dag", o->dag, "DAG id")->required();
-  backfill->add_option("--from", o->from,
-                       "First logical date (ISO 8601), inclusive; a date alone (2026-01-01) is "
-                       "that whole day in the DAG's time zone")
+  backfill
+      ->add_option("--from", o->from,
+                   "First logical date (ISO 8601), inclusive; a date alone (2026-01-01) is "
+                   "that whole day in the DAG's time zone")
       ->required();
-  backfill->add_option("--to", o->to,
-                       "Last logical date (ISO 8601), inclusive; a date alone takes in every "
-                       "slot of that day in the DAG's time zone")
+  backfill
+      ->add_option("--to", o->to,
+                   "Last logical date (ISO 8601), inclusive; a date alone takes in every "
+                   "slot of that day in the DAG's time zone")
       ->required();
   backfill
       ->add_option("--reprocess", o->reprocess,

@@ -1,9 +1,91 @@
 // sluice: the command-line entry point. Subcommands live in *_commands.cc.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "commands.h"
+#include "sluice/suggest.h"
+
+namespace {
+
+// Long option names of `app` and of the commands above it (options fall through).
+std::vector<std::string> LongOptions(const CLI::App* app) {
+  std::vector<std::string> names;
+  for (; app != nullptr; app = app->get_parent()) {
+    for (const CLI::Option* opt : app->get_options()) {
+      for (const std::string& n : opt->get_lnames()) names.push_back("--" + n);
+    }
+  }
+  return names;
+}
+
+CLI::App* FindSubcommand(CLI::App* app, const std::string& name) {
+  for (CLI::App* sub : app->get_subcommands([](const CLI::App*) { return true; })) {
+    if (sub->check_name(name)) return sub;
+  }
+  return nullptr;
+}
+
+const CLI::Option* FindOption(const CLI::App* app, const std::string& name) {
+  for (; app != nullptr; app = app->get_parent()) {
+    if (const CLI::Option* opt = app->get_option_no_throw(name)) return opt;
+  }
+  return nullptr;
+}
+
+// Reads the command line as CLI11 will, to name what it does not know with a did-you-mean:
+// CLI11 alone says "A subcommand is required" for `sluice rnu` and "The following arguments
+// were not expected" for `--wrokers`. Empty when nothing is unknown.
+std::string UnknownWord(CLI::App& app, int argc, char** argv) {
+  CLI::App* at = &app;
+  std::string command = "sluice";
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == "--") break;
+    if (word.rfind("--", 0) == 0) {
+      const std::string name = word.substr(0, word.find('='));
+      const CLI::Option* opt = FindOption(at, name);
+      if (opt == nullptr) {
+        const std::string hint = sluice::DidYouMean(name, LongOptions(at));
+        return command + ": unknown option " + name + (hint.empty() ? "" : "; " + hint) +
+               " (see `" + command + " --help`)";
+      }
+      if (word.find('=') == std::string::npos && opt->get_type_size() != 0) ++i;  // its value
+      continue;
+    }
+    if (word.size() > 1 && word[0] == '-') {  // a short option: its value, if it takes one
+      const CLI::Option* opt = FindOption(at, word.substr(0, 2));
+      if (opt != nullptr && opt->get_type_size() != 0 && word.size() == 2) ++i;
+      continue;
+    }
+    std::vector<std::string> names;
+    for (const CLI::App* sub : at->get_subcommands([](const CLI::App*) { return true; })) {
+      names.push_back(sub->get_name());
+    }
+    if (names.empty()) continue;  // a positional argument of the command
+    // Among equally near names, one of the typo's length first: "runz" is "runs", not "run".
+    std::stable_sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
+      return (a.size() == word.size()) > (b.size() == word.size());
+    });
+    if (CLI::App* sub = FindSubcommand(at, word)) {
+      at = sub;
+      command += " " + word;
+      continue;
+    }
+    bool takes_positionals = false;
+    for (const CLI::Option* opt : at->get_options()) takes_positionals |= opt->get_positional();
+    if (takes_positionals) continue;
+    const std::string hint = sluice::DidYouMean(word, names);
+    return command + ": unknown command \"" + word + "\"" + (hint.empty() ? "" : "; " + hint) +
+           " (`" + command + " --help` lists the commands)";
+  }
+  return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace sluice::cli;
@@ -45,6 +127,38 @@ int main(int argc, char** argv) {
   AddModelCommands(app, &exit_code);
   AddStepCommands(app, &exit_code);
 
+  // `sluice version` and `sluice help [COMMAND...]`, as git and kubectl have them.
+  CLI::App* version = app.add_subcommand("version", "Print the version of Sluice");
+  version->callback([] { std::printf("sluice %s\n", SLUICE_VERSION); });
+  std::vector<std::string> help_words;
+  CLI::App* help = app.add_subcommand("help", "Describe a command: sluice help runs list");
+  help->add_option("command", help_words, "The command (and subcommand)");
+  help->callback([&] {
+    CLI::App* at = &app;
+    for (const std::string& word : help_words) {
+      CLI::App* sub = FindSubcommand(at, word);
+      if (sub == nullptr) {
+        std::vector<std::string> names;
+        for (const CLI::App* s : at->get_subcommands([](const CLI::App*) { return true; })) {
+          names.push_back(s->get_name());
+        }
+        const std::string hint = sluice::DidYouMean(word, names);
+        std::fprintf(stderr, "sluice help: no command \"%s\"%s\n", word.c_str(),
+                     hint.empty() ? "" : ("; " + hint).c_str());
+        exit_code = kExitUsage;
+        return;
+      }
+      at = sub;
+    }
+    std::string name = "sluice";
+    for (const std::string& word : help_words) name += " " + word;
+    std::printf("%s", at->get_formatter()->make_help(at, name, CLI::AppFormatMode::Normal).c_str());
+  });
+
+  if (std::string unknown = UnknownWord(app, argc, argv); !unknown.empty()) {
+    std::fprintf(stderr, "%s\n", unknown.c_str());
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

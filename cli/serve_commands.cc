@@ -91,8 +91,8 @@ class RunLogger : public RunObserver {
   void OnTaskChanged(const RunRecord& run, const TryRecord& task) override {
     if (task.state == TaskState::kFailed || task.state == TaskState::kUpForRetry) {
       std::printf("%s  run %s of DAG %s: %s\n",
-                  FormatTimestamp(std::chrono::system_clock::now()).c_str(),
-                  run.run_id.c_str(), run.dag_id.c_str(), Describe(task).c_str());
+                  FormatTimestamp(std::chrono::system_clock::now()).c_str(), run.run_id.c_str(),
+                  run.dag_id.c_str(), Describe(task).c_str());
       std::fflush(stdout);
     }
     if (!IsTerminal(task.state)) return;

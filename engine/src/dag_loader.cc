@@ -166,8 +166,8 @@ json ToJson(const toml::node& node) {
 
 const std::vector<std::string> kRootKeys = {"dag", "defaults", "params", "task"};
 const std::vector<std::string> kDagKeys = {
-    "id",       "description",     "owner",         "tags",
-    "schedule", "timezone",        "start_date",    "end_date",
+    "id",       "description",     "owner",          "tags",
+    "schedule", "timezone",        "start_date",     "end_date",
     "catchup",  "max_active_runs", "dagrun_timeout", "paused"};
 // Settings a task may inherit from [defaults].
 const std::vector<std::string> kDefaultsKeys = {"retries",  "retry_delay",  "retry_backoff",

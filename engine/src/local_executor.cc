@@ -335,10 +335,9 @@ void LocalWorkerPool::Impl::HandleFrame(const std::shared_ptr<Worker>& w, Type t
       if (was_cancelled) {
         // A step that saw the cancel says so itself ("cancelled", "cancelled; the command was
         // sent SIGTERM"): said once, not "cancelled: cancelled".
-        outcome = {TaskOutcome::Kind::kCancelled,
-                   message.rfind("cancelled", 0) == 0 ? message
-                   : message.empty()                  ? std::string("cancelled")
-                                                      : "cancelled: " + message};
+        outcome = {TaskOutcome::Kind::kCancelled, message.rfind("cancelled", 0) == 0 ? message
+                                                  : message.empty() ? std::string("cancelled")
+                                                                    : "cancelled: " + message};
       } else if (code == SLUICE_RESULT_SUCCESS) {
         outcome = {TaskOutcome::Kind::kSuccess, message};
       } else if (code == SLUICE_RESULT_SKIPPED) {
@@ -460,9 +459,8 @@ void LocalWorkerPool::Impl::HandleDeath(const std::shared_ptr<Worker>& w) {
     if (w->forced) {
       outcome = *w->forced;
     } else {
-      outcome = {TaskOutcome::Kind::kCrashed,
-                 std::string("the worker running the step ") + (WIFSIGNALED(status) ? "was " : "") +
-                     how};
+      outcome = {TaskOutcome::Kind::kCrashed, std::string("the worker running the step ") +
+                                                  (WIFSIGNALED(status) ? "was " : "") + how};
     }
     Finish(w, std::move(outcome));
   }

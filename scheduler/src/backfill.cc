@@ -146,8 +146,7 @@ StatusOr<json> Scheduler::CreateBackfill(const BackfillRequest& request) {
 
   json items = json::array();
   std::optional<DataInterval> interval = FirstInterval(*spec.cron, *zone, from);
-  for (; interval && interval->start <= to;
-       interval = NextInterval(*spec.cron, *zone, *interval)) {
+  for (; interval && interval->start <= to; interval = NextInterval(*spec.cron, *zone, *interval)) {
     if (items.size() == kMaxBackfillIntervals) {
       return Status::InvalidArgument("the range holds more than " +
                                      std::to_string(kMaxBackfillIntervals) +
@@ -185,9 +184,9 @@ StatusOr<json> Scheduler::CreateBackfill(const BackfillRequest& request) {
     items.push_back(std::move(item));
   }
   if (items.empty()) {
-    return Status::InvalidArgument(
-        "no interval of DAG \"" + spec.id + "\" starts between " + FormatTimeUtc(from) +
-        " and " + FormatTimeUtc(to) + " (schedule \"" + spec.schedule.value_or("") + "\")");
+    return Status::InvalidArgument("no interval of DAG \"" + spec.id + "\" starts between " +
+                                   FormatTimeUtc(from) + " and " + FormatTimeUtc(to) +
+                                   " (schedule \"" + spec.schedule.value_or("") + "\")");
   }
   json backfill = {{"dag_id", spec.id},
                    {"from", FormatTimeUtc(from)},

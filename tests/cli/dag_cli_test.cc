@@ -38,6 +38,41 @@ TEST_CASE("Cli.ShippedDags.EveryExampleRunsToSuccess" * testing::Timeout(120)) {
   CHECK(ran >= 3);  // hello, nightly, artifacts
 }
 
+// A typo in a command or an option is named, with a did-you-mean, as the DAG validator
+// does; CLI11 alone said "A subcommand is required" or "arguments were not expected".
+TEST_CASE("Cli.Usage.TyposGetDidYouMeanAndHelpAndVersionAreCommands" * testing::Timeout(60)) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const Case cases[] = {
+      {{"rnu"}, "sluice: unknown command \"rnu\"; did you mean \"run\"?"},
+      {{"runz", "list"}, "sluice: unknown command \"runz\"; did you mean \"runs\"?"},
+      {{"runs", "lst"}, "sluice runs: unknown command \"lst\"; did you mean \"list\"?"},
+      {{"run", "--wrokers", "2", "dags/hello.toml"},
+       "sluice run: unknown option --wrokers; did you mean \"--workers\"?"},
+      {{"help", "rnus"}, "sluice help: no command \"rnus\"; did you mean \"runs\"?"},
+  };
+  for (const Case& c : cases) {
+    auto r = RunSluice(c.args);
+    CHECK_MESSAGE(r.exit_code == 2, c.args[0]);
+    CHECK_MESSAGE(r.err.find(c.message) == 0, r.err);
+  }
+  auto version = RunSluice({"version"});
+  CHECK(version.exit_code == 0);
+  CHECK(version.out.rfind("sluice ", 0) == 0);
+  CHECK(version.out == RunSluice({"--version"}).out);
+  auto help = RunSluice({"help", "runs", "list"});
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("Usage: sluice runs list [OPTIONS]") != std::string::npos);
+  CHECK(help.out == RunSluice({"runs", "list", "--help"}).out);
+  // Words that are values, not commands, pass: a negative number, an option's value.
+  testing::TempDir dir;
+  auto run = RunSluice({"run", "--workers", "1", testing::SourcePath("dags/hello.toml"),
+                        "--state-dir", dir.file("state"), "-q", "-p", "greeting=-1"});
+  CHECK_MESSAGE(run.exit_code == 0, run.err);
+}
+
 TEST_CASE("Cli.DagValidate.InvalidFilePrintsPositionQuoteAndHint" * testing::Timeout(60)) {
   const std::string file = testing::DataPath("dags/invalid/unknown_dependency_typo.toml");
   auto r = RunSluice({"dag", "validate", file});

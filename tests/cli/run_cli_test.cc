@@ -74,10 +74,8 @@ depends_on = ["crash"]
 )");
   auto r = RunSluice({"run", dir.file("fail.toml"), "--state-dir", dir.file("state")});
   CHECK(r.exit_code == 1);
-  CHECK(
-      r.out.find(
-          "crash  failed: the worker running the step was killed by signal 11 (Segmentation fault)") !=
-      std::string::npos);
+  CHECK(r.out.find("crash  failed: the worker running the step was killed by signal 11 "
+                   "(Segmentation fault)") != std::string::npos);
   CHECK(r.out.find("after  upstream_failed") != std::string::npos);
   CHECK(r.out.find("of DAG fails: failed") != std::string::npos);
 }

@@ -194,8 +194,7 @@ TEST_CASE("Cli.Serve.ATakenPortFailsBeforeAnyRunIsCreated" * testing::Timeout(60
   const unsigned short port = testing::DaemonPort(other);
 
   auto r = testing::RunSluice({"serve", "--dags", dir.file("dags"), "--state-dir",
-                               dir.file("state"), "--listen",
-                               "127.0.0.1:" + std::to_string(port)});
+                               dir.file("state"), "--listen", "127.0.0.1:" + std::to_string(port)});
   kill(holder, SIGTERM);
   int status = 0;
   waitpid(holder, &status, 0);
@@ -256,7 +255,8 @@ TEST_CASE("Cli.Serve.TheLogNamesTheTaskThatFailedARunAndWhy" * testing::Timeout(
                                  dir.file("serve.log"));
   const unsigned short port = testing::DaemonPort(state);
   CHECK(testing::HttpCall(port, "POST", "/api/v1/dags/boom/runs", "", "{}").status == 201);
-  json runs = WaitForRuns(state, [](const json& r) { return !r.empty() && r[0]["state"] == "failed"; });
+  json runs =
+      WaitForRuns(state, [](const json& r) { return !r.empty() && r[0]["state"] == "failed"; });
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -272,17 +272,19 @@ TEST_CASE("Cli.Serve.TheLogNamesTheTaskThatFailedARunAndWhy" * testing::Timeout(
 TEST_CASE("Cli.Trigger.FollowAndWaitEndWithTheRunsOutcome" * testing::Timeout(60)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");
-  testing::WriteFile(dir.file("dags/two.toml"),
-                     "[dag]\nid = \"two\"\n[params]\nfail = false\n[[task]]\nid = \"first\"\n"
-                     "plugin = \"core.sleep\"\nparams = { seconds = 1 }\n[[task]]\nid = \"second\"\n"
-                     "plugin = \"core.shell\"\ndepends_on = [\"first\"]\n"
-                     "params = { command = \"test {{ params.fail }} = false\" }\n");
+  testing::WriteFile(
+      dir.file("dags/two.toml"),
+      "[dag]\nid = \"two\"\n[params]\nfail = false\n[[task]]\nid = \"first\"\n"
+      "plugin = \"core.sleep\"\nparams = { seconds = 1 }\n[[task]]\nid = \"second\"\n"
+      "plugin = \"core.shell\"\ndepends_on = [\"first\"]\n"
+      "params = { command = \"test {{ params.fail }} = false\" }\n");
   int pid = testing::SpawnSluice({"serve", "--dags", dir.file("dags"), "--state-dir", state,
                                   "--listen", "127.0.0.1:0", "--allow-unauthenticated"},
                                  dir.file("serve.log"));
   testing::DaemonPort(state);
   auto ok = testing::RunSluice({"trigger", "two", "--follow", "--state-dir", state});
-  auto bad = testing::RunSluice({"trigger", "two", "-p", "fail=true", "--wait", "--state-dir", state});
+  auto bad =
+      testing::RunSluice({"trigger", "two", "-p", "fail=true", "--wait", "--state-dir", state});
   auto quiet = testing::RunSluice({"trigger", "two", "--wait", "--json", "--state-dir", state});
   kill(pid, SIGTERM);
   int status = 0;

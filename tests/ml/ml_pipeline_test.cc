@@ -155,9 +155,10 @@ TEST_CASE("MlPipeline.BreastCancer.ACopiedCheckoutHitsTheCache" * testing::Timeo
   r = RunSluice({"run", copy + "/dags/breast_cancer.toml", "--state-dir", state});
   REQUIRE_MESSAGE(r.exit_code == 0, r.out << r.err);
   const Finished f = LastRun(state, "breast_cancer");
-  for (const char* task : {"prepare", "train_xgboost", "train_logistic", "evaluate_xgboost",
-                           "evaluate_logistic"}) {
-    CHECK_MESSAGE(!f.tries.at(task).cached_from.is_null(), std::string(task) << " ran again:\n" << r.out);
+  for (const char* task :
+       {"prepare", "train_xgboost", "train_logistic", "evaluate_xgboost", "evaluate_logistic"}) {
+    CHECK_MESSAGE(!f.tries.at(task).cached_from.is_null(), std::string(task) << " ran again:\n"
+                                                                             << r.out);
   }
 }
 

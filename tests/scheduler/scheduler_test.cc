@@ -14,9 +14,9 @@
 namespace sluice {
 namespace {
 
+using nlohmann::json;
 using testing::FakeExecutor;
 using testing::ManualClock;
-using nlohmann::json;
 
 // A scheduler over one DAG folder, a runner and a store, all restartable as a crash would.
 class Loop {
@@ -194,7 +194,8 @@ TEST_CASE("Scheduler.Backfill.DatesAreWholeDaysInTheDagsTimeZone" * testing::Tim
 // a time on a DAG that allows 1 used to give it 3 active runs (its own 2 and the scheduled one).
 TEST_CASE("Scheduler.Backfill.TheDagsMaxActiveRunsCapsEveryRunTogether" * testing::Timeout(30)) {
   Loop loop;
-  loop.Dag("one", "[dag]\nid = \"one\"\n" + kHourly + "catchup = \"latest\"\nmax_active_runs = 1\n");
+  loop.Dag("one",
+           "[dag]\nid = \"one\"\n" + kHourly + "catchup = \"latest\"\nmax_active_runs = 1\n");
   loop.Start();  // 03:00: the latest interval (02:00) gets its scheduled run
   REQUIRE(loop.runner_->active_runs("one") == 1);
   Scheduler::BackfillRequest request;
