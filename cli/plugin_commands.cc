@@ -97,10 +97,23 @@ int Show(const PluginOptions& o) {
     return kExitUsage;
   }
   if (o.json) {
-    for (const auto& p : catalog->ToJson()["plugins"]) {
-      if (p["name"] == plugin->name) std::printf("%s\n", p.dump(2).c_str());
+    // Held by name: iterating a member of the temporary ToJson() read freed memory (and
+    // printed nothing).
+    const json all = catalog->ToJson();
+    for (const json& p : all["plugins"]) {
+      if (p["name"] != plugin->name) continue;
+      if (only == nullptr) {
+        std::printf("%s\n", p.dump(2).c_str());
+        return kExitOk;
+      }
+      for (const json& step : p["steps"]) {
+        if (step["name"] == only->name) {
+          std::printf("%s\n", step.dump(2).c_str());
+          return kExitOk;
+        }
+      }
     }
-    return kExitOk;
+    return kExitFailed;
   }
   std::printf("plugin %s %s (ABI %u.%u)\n  %s\n  file: %s\n", plugin->name.c_str(),
               plugin->version.c_str(), plugin->abi_major, plugin->abi_minor,

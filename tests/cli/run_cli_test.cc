@@ -269,6 +269,15 @@ TEST_CASE("Cli.Plugins.ListAndShow" * testing::Timeout(60)) {
   CHECK(show.exit_code == 0);
   CHECK(show.out.find("command") != std::string::npos);
   CHECK(show.out.find("required") != std::string::npos);
+  // --json: the plugin's manifest, or the one step's (it printed nothing, exit 0).
+  auto plugin_json = RunSluice({"plugins", "show", "core", "--json"});
+  REQUIRE(plugin_json.exit_code == 0);
+  CHECK(json::parse(plugin_json.out)["name"] == "core");
+  CHECK(json::parse(plugin_json.out)["steps"].size() >= 4);
+  auto step_json = RunSluice({"plugins", "show", "core.shell", "--json"});
+  REQUIRE(step_json.exit_code == 0);
+  CHECK(json::parse(step_json.out)["name"] == "core.shell");
+  CHECK(step_json.out.find("\"command\"") != std::string::npos);
   auto typo = RunSluice({"plugins", "show", "core.shel"});
   CHECK(typo.exit_code == 2);
   CHECK(typo.err.find("did you mean \"core.shell\"?") != std::string::npos);
