@@ -5,12 +5,14 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "client.h"
 #include "commands.h"
 #include "common.h"
 #include "sluice/runner.h"
+#include "sluice/state_store.h"
 #include "sluice/tokens.h"
 
 namespace sluice::cli {
@@ -235,8 +237,32 @@ int WaitForRun(const ClientOptions& o) {
   }
 }
 
+// `runs show` without a daemon: the same JSON the API gives (GET /api/v1/runs/ID), read
+// from the state dir, as `runs list` does.
+std::optional<json> RunFromStore(const ClientOptions& o) {
+  StatusOr<std::unique_ptr<StateStore>> store = OpenStateStoreReadOnly(o.state_dir);
+  if (!store.ok()) {
+    std::fprintf(stderr, "sluice runs show: %s\n", store.status().message().c_str());
+    return std::nullopt;
+  }
+  StatusOr<RunRecord> run =
+      o.dag.empty() ? (*store)->FindRun(o.run_id) : (*store)->GetRun(o.dag, o.run_id);
+  StatusOr<std::vector<TryRecord>> tries =
+      run.ok() ? (*store)->ListTries(run->dag_id, run->run_id) : run.status();
+  if (!tries.ok()) {
+    std::fprintf(stderr, "sluice runs show: %s\n", tries.status().message().c_str());
+    return std::nullopt;
+  }
+  json record = run->ToJson();
+  record.erase("dag_source");
+  json tasks = json::array();
+  for (const TryRecord& t : *tries) tasks.push_back(t.ToJson());
+  return json{{"run", std::move(record)}, {"tasks", std::move(tasks)}};
+}
+
 int RunsShow(const ClientOptions& o) {
-  auto body = Call("runs show", o, "GET", RunPath(o, ""));
+  const bool daemon = FindServer(o.server, o.token, o.state_dir).has_value();
+  auto body = daemon ? Call("runs show", o, "GET", RunPath(o, "")) : RunFromStore(o);
   if (!body) return kExitFailed;
   if (o.json) return Print(o, *body);
   PrintRun(*body);
@@ -448,7 +474,8 @@ void AddClientCommands(CLI::App& app, int* exit_code) {
 
   // `runs list` is in state_commands.cc (it reads the store when no daemon runs).
   CLI::App* runs = app.get_subcommand("runs");
-  CLI::App* show = runs->add_subcommand("show", "A run and the latest try of each task");
+  CLI::App* show = runs->add_subcommand(
+      "show", "A run and every try of its tasks (from the state dir when no daemon owns it)");
   show->add_option("run", o->run_id, "Run id")->required()->check(RunIdProblem);
   show->add_option("--dag", o->dag, "The run's DAG, when several DAGs have a run with this id");
   on(show, RunsShow);

@@ -40,6 +40,17 @@ TEST_CASE("Cli.Run.HelloSucceedsAndLeavesLogsAndEvents" * testing::Timeout(60)) 
   auto count = RunSluice({"logs", run_id, "count", "--state-dir", state});
   CHECK(count.out.find("INFO  3\n") != std::string::npos);
 
+  // runs show reads the state dir when no daemon owns it, as runs list does (it refused).
+  auto shown = RunSluice({"runs", "show", run_id, "--state-dir", state});
+  CHECK_MESSAGE(shown.exit_code == 0, shown.err);
+  CHECK(shown.out.find("run " + run_id + " of DAG hello: success") != std::string::npos);
+  CHECK(shown.out.find("goodbye  1    success") != std::string::npos);
+  auto shown_json = RunSluice({"runs", "show", run_id, "--json", "--state-dir", state});
+  REQUIRE(shown_json.exit_code == 0);
+  CHECK(json::parse(shown_json.out)["run"]["state"] == "success");
+  CHECK(json::parse(shown_json.out)["tasks"].size() == 3);
+  CHECK(RunSluice({"runs", "show", "nope", "--state-dir", state}).exit_code == 1);
+
   auto tasks = RunSluice({"tasks", "list", run_id, "--json", "--state-dir", state});
   REQUIRE(tasks.exit_code == 0);
   json t = json::parse(tasks.out);
