@@ -192,9 +192,10 @@ void PrintRun(const json& body) {
   std::printf("  logical date %s, started %s, ended %s\n", Text(run, "logical_date").c_str(),
               Text(run, "started_at").c_str(), Text(run, "ended_at").c_str());
   std::vector<std::vector<std::string>> rows = {{"TASK", "TRY", "STATE", "DURATION", "REASON"}};
+  std::vector<std::string> whole;
   for (const json& t : body["tasks"]) {
-    std::string reason = t.value("reason", "");
-    if (reason.size() > 90) reason = reason.substr(0, 87) + "...";
+    std::string reason =
+        TableNote(Text(t, "task_id"), Text(t, "try_number"), t.value("reason", ""), &whole);
     rows.push_back({Text(t, "task_id"), Text(t, "try_number"), Text(t, "state"),
                     t.value("try_number", 0) > 0 && !t.value("started_at", "").empty()
                         ? FormatSeconds(t.value("duration_seconds", 0.0))
@@ -202,6 +203,7 @@ void PrintRun(const json& body) {
                     reason.empty() ? "-" : reason});
   }
   PrintTable(rows);
+  PrintWholeNotes(whole);
 }
 
 // trigger --wait / --follow: polls the run until it ends, printing (with --follow) each

@@ -3,6 +3,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -68,6 +69,19 @@ StatusOr<std::unique_ptr<StateStore>> OpenStateStore(const std::string& dir) {
 
 StatusOr<std::unique_ptr<StateStore>> OpenStateStoreReadOnly(const std::string& dir) {
   return Warned(StateStore::OpenReadOnly(dir));
+}
+
+std::string TableNote(const std::string& task, const std::string& try_number,
+                      const std::string& note, std::vector<std::string>* whole, size_t width) {
+  const size_t newline = note.find('\n');
+  if (note.size() <= width && newline == std::string::npos) return note;
+  whole->push_back(task + (try_number.empty() ? "" : " (try " + try_number + ")") + ": " + note);
+  const std::string suffix = "... (whole below)";
+  return note.substr(0, std::min(newline, width - suffix.size())) + suffix;
+}
+
+void PrintWholeNotes(const std::vector<std::string>& whole) {
+  for (const std::string& line : whole) std::printf("  %s\n", line.c_str());
 }
 
 StatusOr<PluginCatalog> LoadPluginCatalog(const std::vector<std::string>& extra_dirs) {

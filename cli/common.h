@@ -31,6 +31,13 @@ std::string CliActor(const std::string& command);
 StatusOr<std::unique_ptr<StateStore>> OpenStateStore(const std::string& dir);
 StatusOr<std::unique_ptr<StateStore>> OpenStateStoreReadOnly(const std::string& dir);
 
+// A task's note (its reason) for a table cell: whole when it fits `width`, else cut with
+// "... (whole below)" and kept in `whole` as "TASK (try N): NOTE", for PrintWholeNotes
+// after the table. Notes were cut at ~80 characters with no way to read the rest.
+std::string TableNote(const std::string& task, const std::string& try_number,
+                      const std::string& note, std::vector<std::string>* whole, size_t width = 72);
+void PrintWholeNotes(const std::vector<std::string>& whole);
+
 // Starts one worker, has it scan the plugin search path (with `extra_dirs` first) and
 // returns the catalog. Plugin code never runs in this process.
 StatusOr<PluginCatalog> LoadPluginCatalog(const std::vector<std::string>& extra_dirs);

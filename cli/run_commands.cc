@@ -295,6 +295,7 @@ void PrintSummary(StateStore& store, const std::string& state_dir, const RunReco
   std::printf("\n");
   if (dag.size() <= 50) {
     std::vector<std::vector<std::string>> rows = {{"TASK", "STATE", "TRIES", "DURATION", "NOTE"}};
+    std::vector<std::string> whole;
     for (uint32_t i : dag.topological_order()) {
       const std::string& id = dag.tasks()[i].id;
       auto it = latest.find(id);
@@ -304,11 +305,12 @@ void PrintSummary(StateStore& store, const std::string& state_dir, const RunReco
       }
       const TryRecord& t = it->second;
       std::string note = t.state == TaskState::kSuccess && t.cached_from.is_null() ? "" : t.reason;
-      if (note.size() > 80) note = note.substr(0, 77) + "...";
+      note = TableNote(id, "", note, &whole);
       rows.push_back({id, std::string(TaskStateName(t.state)), std::to_string(tries[id]),
                       t.try_number > 0 ? FormatSeconds(t.duration_seconds) : "-", note});
     }
     PrintTable(rows);
+    PrintWholeNotes(whole);
   } else {
     std::map<std::string, size_t> counts;
     for (const auto& [id, t] : latest) ++counts[std::string(TaskStateName(t.state))];

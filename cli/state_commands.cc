@@ -165,8 +165,9 @@ int TasksList(const StateOptions& o) {
   }
   std::vector<std::vector<std::string>> rows = {
       {"TASK", "TRY", "STATE", "STARTED", "DURATION", "REASON"}};
+  std::vector<std::string> whole;
   for (const TryRecord& t : tries) {
-    std::string reason = t.reason.size() > 90 ? t.reason.substr(0, 87) + "..." : t.reason;
+    std::string reason = TableNote(t.task_id, std::to_string(t.try_number), t.reason, &whole);
     rows.push_back({t.task_id, std::to_string(t.try_number), std::string(TaskStateName(t.state)),
                     t.started_at.empty() ? "-" : t.started_at,
                     t.try_number > 0 ? FormatSeconds(t.duration_seconds) : "-", reason});
@@ -174,6 +175,7 @@ int TasksList(const StateOptions& o) {
   std::printf("run %s of DAG %s: %s\n", run->run_id.c_str(), run->dag_id.c_str(),
               std::string(RunStateName(run->state)).c_str());
   PrintTable(rows);
+  PrintWholeNotes(whole);
   return kExitOk;
 }
 

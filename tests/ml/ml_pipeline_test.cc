@@ -135,6 +135,8 @@ TEST_CASE("MlPipeline.BreastCancer.QualityBarsReferenceAndPromotion" * testing::
         std::string::npos);
   CHECK(f.tries.at("deploy").reason.find("auc = ") != std::string::npos);
   CHECK(r.out.find("model breast_cancer: 2 versions, production = v1") != std::string::npos);
+  // The summary shows the whole note, gate and figures included (it was cut at ~80 columns).
+  CHECK(r.out.find("kept production at v1: gate \"auc >= 1.01") != std::string::npos);
 }
 
 // The step cache keys on what a step computes, not on where the checkout is: the same DAG
