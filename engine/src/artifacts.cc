@@ -408,7 +408,8 @@ json LineageNode(const StateStore& store, const std::string& id, bool up, int de
 
 json LineageTree(const StateStore& store, const std::string& artifact, bool up, int depth) {
   std::set<std::string> seen;
-  return LineageNode(store, artifact, up, depth, &seen);
+  // `depth` counts levels of tries; LineageNode counts levels of artifacts, one more.
+  return LineageNode(store, artifact, up, depth > 0 ? depth + 1 : 0, &seen);
 }
 
 std::string StepCacheKey(const std::string& step, const std::string& plugin_version,

@@ -142,6 +142,19 @@ TEST_CASE("Cli.Mlops.LineageAcrossThreeStepsAndReadOnlyInputs" * testing::Timeou
   REQUIRE(down["tries"].size() == 1);
   CHECK(down["tries"][0]["task_id"] == "sum");
   CHECK(down["tries"][0]["artifacts"][0]["tries"][0]["task_id"] == "report");
+  // --depth N follows N levels of tries: 1 is the report's own maker and what it read, no
+  // further (--depth 1 printed the root alone, and --depth 2 one level).
+  json one = Json(RunSluice({"artifacts", "lineage", report_id, "--up", "--depth", "1", "--json",
+                             "--state-dir", state}))["up"];
+  REQUIRE(one["tries"].size() == 1);
+  CHECK(one["tries"][0]["task_id"] == "report");
+  REQUIRE(one["tries"][0]["artifacts"].size() == 2);
+  for (const json& a : one["tries"][0]["artifacts"]) CHECK(a["tries"].empty());
+  json two = Json(RunSluice({"artifacts", "lineage", report_id, "--up", "--depth", "2", "--json",
+                             "--state-dir", state}))["up"];
+  size_t second_level = 0;
+  for (const json& a : two["tries"][0]["artifacts"]) second_level += a["tries"].size();
+  CHECK(second_level == 2);  // sum made total, make made folder
   auto text = RunSluice({"artifacts", "lineage", report_id.substr(0, 8), "--state-dir", state});
   CHECK(text.exit_code == 0);
   CHECK(text.out.find("made by chain/" + run_id + "/sum#1") != std::string::npos);
