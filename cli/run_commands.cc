@@ -211,6 +211,9 @@ void PrintResults(StateStore& store, const std::string& state_dir, const RunReco
   std::vector<std::string> tasks;
   std::map<std::string, std::map<std::string, double>> table;  // metric -> task -> value
   size_t hidden = 0;
+  size_t hidden_curves = 0;  // logged with steps
+  size_t hidden_dotted = 0;  // named a.b (per class, per feature, ...)
+  std::string dotted_example;
   std::set<std::string> models;
   for (const auto& [task, data] : (*tracking)["tasks"].items()) {
     bool shown = false;
@@ -219,6 +222,12 @@ void PrintResults(StateStore& store, const std::string& state_dir, const RunReco
       if (summary.contains("last_step") || name.find('.') != std::string::npos ||
           !summary["last"].is_number()) {
         ++hidden;
+        if (summary.contains("last_step")) {
+          ++hidden_curves;
+        } else if (name.find('.') != std::string::npos) {
+          ++hidden_dotted;
+          if (dotted_example.empty()) dotted_example = name;
+        }
         continue;
       }
       table[name][task] = summary["last"].get<double>();
@@ -251,8 +260,17 @@ void PrintResults(StateStore& store, const std::string& state_dir, const RunReco
     std::printf("\n");
     PrintTable(rows);
     if (hidden > 0) {
-      std::printf("(%zu more: learning curves and per-class figures; sluice metrics %s)\n", hidden,
-                  run.run_id.c_str());
+      // Say what is left out as what it is: a dotted name is not necessarily per class.
+      std::string what;
+      if (hidden_curves > 0) what += std::to_string(hidden_curves) + " logged per step";
+      if (hidden_dotted > 0) {
+        what += (what.empty() ? "" : ", ") + std::to_string(hidden_dotted) +
+                " with dotted names such as " + dotted_example;
+      }
+      const size_t other = hidden - hidden_curves - hidden_dotted;
+      if (other > 0) what += (what.empty() ? "" : ", ") + std::to_string(other) + " not numbers";
+      std::printf("(%zu more metrics in `sluice metrics %s`: %s)\n", hidden, run.run_id.c_str(),
+                  what.c_str());
     }
   }
   ModelRegistry registry(&store);

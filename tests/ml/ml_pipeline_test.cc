@@ -104,6 +104,10 @@ TEST_CASE("MlPipeline.BreastCancer.QualityBarsReferenceAndPromotion" * testing::
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("METRIC") != std::string::npos);
+  // What the table leaves out is named as what it is (it said "learning curves and per-class
+  // figures" of every dotted name).
+  CHECK(r.out.find(" logged per step, ") != std::string::npos);
+  CHECK(r.out.find(" with dotted names such as ") != std::string::npos);
   CHECK(r.out.find("model breast_cancer: 1 version, production = v1") != std::string::npos);
 
   Finished f = LastRun(state, "breast_cancer");
