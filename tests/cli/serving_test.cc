@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -98,13 +99,44 @@ class ServingDaemon {
 };
 
 // Stops and joins client threads however the test ends.
-struct Clients {
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> threads;
-  ~Clients() {
-    stop = true;
-    for (std::thread& t : threads) t.join();
+// `clients` threads sending the same predict request until Stop(): how many were answered,
+// the versions that answered, and the first failure.
+class PredictLoad {
+ public:
+  PredictLoad(unsigned short port, const std::string& path, const std::string& body,
+              int clients = 4) {
+    for (int c = 0; c < clients; ++c) {
+      threads_.emplace_back([this, port, path, body] {
+        while (!stop_) {
+          testing::HttpReply reply = testing::HttpCall(port, "POST", path, "", body);
+          std::lock_guard<std::mutex> lock(mutex_);
+          if (reply.status != 200) {
+            if (failures++ == 0) first_failure = std::to_string(reply.status) + " " + reply.body;
+            continue;
+          }
+          ++answered;
+          seen.insert(nlohmann::json::parse(reply.body)["version"].get<int>());
+        }
+      });
+    }
   }
+  ~PredictLoad() { Stop(); }
+  // Joins the clients; the figures below are final after it.
+  void Stop() {
+    stop_ = true;
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+
+  std::atomic<int> failures{0};
+  std::atomic<int> answered{0};
+  std::set<int> seen;         // read after Stop()
+  std::string first_failure;  // read after Stop()
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::vector<std::thread> threads_;
 };
 
 TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * testing::Timeout(180)) {
@@ -190,26 +222,7 @@ TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * testing::Timeout(180)) 
   CHECK(HttpCall(port, "GET", predict).status == 405);
 
   // Load from 4 clients while production moves to v2, then to the broken v3.
-  Clients clients;
-  std::atomic<int> failures{0};
-  std::atomic<int> answered{0};
-  std::mutex seen_mutex;
-  std::set<int> seen;
-  std::string first_failure;
-  for (int c = 0; c < 4; ++c) {
-    clients.threads.emplace_back([&] {
-      while (!clients.stop) {
-        testing::HttpReply reply = HttpCall(port, "POST", predict, "", one);
-        std::lock_guard<std::mutex> lock(seen_mutex);
-        if (reply.status != 200) {
-          if (failures++ == 0) first_failure = std::to_string(reply.status) + " " + reply.body;
-          continue;
-        }
-        ++answered;
-        seen.insert(json::parse(reply.body)["version"].get<int>());
-      }
-    });
-  }
+  PredictLoad load(port, predict, one);
   auto serving = [&] {
     return json::parse(HttpCall(port, "GET", "/api/v1/models/breast_cancer/serving").body);
   };
@@ -217,8 +230,8 @@ TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * testing::Timeout(180)) 
                      "--state-dir", state})
               .exit_code == 0);
   CHECK(testing::WaitFor([&] { return serving()["aliases"]["production"]["version"] == 2; }));
-  const int before = answered;
-  CHECK(testing::WaitFor([&] { return answered > before + 100; }));
+  const int before = load.answered;
+  CHECK(testing::WaitFor([&] { return load.answered > before + 100; }));
   REQUIRE(RunSluice({"models", "promote", "breast_cancer", "3", "--alias", "production",
                      "--state-dir", state})
               .exit_code == 0);
@@ -226,14 +239,12 @@ TEST_CASE("Serving.PredictBadRequestsAndSwapUnderLoad" * testing::Timeout(180)) 
     return serving()["aliases"]["production"].value("failed", json::object()).value("version", 0) ==
            3;
   }));
-  const int after = answered;
-  CHECK(testing::WaitFor([&] { return answered > after + 100; }));
-  clients.stop = true;
-  for (std::thread& t : clients.threads) t.join();
-  clients.threads.clear();
+  const int after = load.answered;
+  CHECK(testing::WaitFor([&] { return load.answered > after + 100; }));
+  load.Stop();
 
-  CHECK_MESSAGE(failures == 0, first_failure);
-  CHECK(seen == std::set<int>{1, 2});  // never 3
+  CHECK_MESSAGE(load.failures == 0, load.first_failure);
+  CHECK(load.seen == std::set<int>{1, 2});  // never 3
   const json status = serving();
   CHECK(status["aliases"]["production"]["version"] == 2);
   CHECK(status["aliases"]["production"]["failed"]["error"].get<std::string>().find("cannot load") !=
@@ -409,41 +420,20 @@ TEST_CASE("Serving.PythonModelSwapsUnderLoadWithNoFailedRequest" * testing::Time
   CHECK(r.status == 400);
 
   // Load from 4 clients while production moves to v2.
-  Clients clients;
-  std::atomic<int> failures{0};
-  std::atomic<int> answered{0};
-  std::mutex seen_mutex;
-  std::set<int> seen;
-  std::string first_failure;
-  for (int c = 0; c < 4; ++c) {
-    clients.threads.emplace_back([&] {
-      while (!clients.stop) {
-        testing::HttpReply reply = HttpCall(port, "POST", predict, "", one);
-        std::lock_guard<std::mutex> lock(seen_mutex);
-        if (reply.status != 200) {
-          if (failures++ == 0) first_failure = std::to_string(reply.status) + " " + reply.body;
-          continue;
-        }
-        ++answered;
-        seen.insert(json::parse(reply.body)["version"].get<int>());
-      }
-    });
-  }
+  PredictLoad load(port, predict, one);
   auto serving = [&] {
     return json::parse(HttpCall(port, "GET", "/api/v1/models/wine_sklearn/serving").body);
   };
-  CHECK(testing::WaitFor([&] { return answered > 100; }));
+  CHECK(testing::WaitFor([&] { return load.answered > 100; }));
   REQUIRE(RunSluice({"models", "promote", "wine_sklearn", "2", "--alias", "production",
                      "--state-dir", state})
               .exit_code == 0);
   CHECK(testing::WaitFor([&] { return serving()["aliases"]["production"]["version"] == 2; }));
-  const int before = answered;
-  CHECK(testing::WaitFor([&] { return answered > before + 100; }));
-  clients.stop = true;
-  for (std::thread& t : clients.threads) t.join();
-  clients.threads.clear();
-  CHECK_MESSAGE(failures == 0, first_failure);
-  CHECK(seen == std::set<int>{1, 2});
+  const int before = load.answered;
+  CHECK(testing::WaitFor([&] { return load.answered > before + 100; }));
+  load.Stop();
+  CHECK_MESSAGE(load.failures == 0, load.first_failure);
+  CHECK(load.seen == std::set<int>{1, 2});
   // v1's Python processes are gone once it is unloaded: one per worker serves v2.
   CHECK(testing::WaitFor([&] { return PythonServers(state) == 2; }));
 
