@@ -496,7 +496,7 @@ HttpResponse Api::ListDags() {
       dag["schedule"] = spec.schedule ? json(*spec.schedule) : json();
       dag["tasks"] = entry.dag->size();
       dag["active_runs"] = runner_->active_runs(spec.id);
-      dag["paused"] = scheduler_->paused(spec.id);
+      dag["paused"] = scheduler_->paused(spec);
     } else {
       dag["id"] = nullptr;
     }

@@ -81,9 +81,13 @@ Status Scheduler::LoadControl() {
 
 bool Scheduler::paused(const std::string& dag_id) const {
   if (paused_.count(dag_id) > 0) return true;
-  if (unpaused_.count(dag_id) > 0) return false;
   const DagEntry* entry = FindDag(dag_id);
-  return entry != nullptr && entry->dag->spec().paused;
+  return entry != nullptr && paused(entry->dag->spec());
+}
+
+bool Scheduler::paused(const DagSpec& spec) const {
+  if (paused_.count(spec.id) > 0) return true;
+  return spec.paused && unpaused_.count(spec.id) == 0;
 }
 
 Status Scheduler::SetPaused(const std::string& dag_id, bool pause, const std::string& actor) {
@@ -321,7 +325,7 @@ bool Scheduler::AdvanceBackfill(json& backfill) {
   const size_t limit = backfill.value("max_active_runs", 1);
   bool changed = false;
   const DagEntry* entry = FindDag(dag_id);
-  const bool can_start = !paused(dag_id) && entry != nullptr;
+  const bool can_start = entry != nullptr && !paused(entry->dag->spec());
   // The DAG's own max_active_runs caps all of its runs together: scheduled, manual, and every
   // backfill's. The backfill's limit can only be lower.
   size_t dag_active = runner_->active_runs(dag_id);

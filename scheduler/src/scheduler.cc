@@ -198,7 +198,7 @@ size_t Scheduler::PrepareDue(sys_seconds at) {
   backfill_runs_when_prepared_ = backfill_runs_made_;
   for (auto& [path, entry] : dags_) {
     if (!entry.dag || !entry.dag->spec().cron || entry.zone == nullptr) continue;
-    if (!entry.next_fire || *entry.next_fire != at || paused(entry.dag->id())) continue;
+    if (!entry.next_fire || *entry.next_fire != at || paused(entry.dag->spec())) continue;
     std::optional<sys_seconds> next_due;
     bool full = false;
     for (const DataInterval& interval : OwedIntervals(entry, at, &next_due, &full)) {
@@ -314,7 +314,7 @@ std::vector<DataInterval> Scheduler::OwedIntervals(const DagEntry& entry, sys_se
 void Scheduler::ScheduleDag(DagEntry* entry, sys_seconds now) {
   if (!entry->dag || !entry->dag->spec().cron) return;
   const DagSpec& spec = entry->dag->spec();
-  if (paused(spec.id)) {
+  if (paused(spec)) {
     entry->next_fire.reset();  // nothing to wake for; unpause looks afresh
     return;
   }

@@ -105,6 +105,8 @@ class Scheduler {
   // says `paused = true` is paused until it is unpaused once; that unpause is kept too.
   Status SetPaused(const std::string& dag_id, bool paused, const std::string& actor);
   bool paused(const std::string& dag_id) const;
+  // The same for a loaded DAG at hand, without looking it up by id (the per-fire loop).
+  bool paused(const DagSpec& spec) const;
 
   // Backfills: the daemon creates (or reruns) the runs of a date range itself, at most
   // max_active_runs at a time, and keeps going across restarts.
