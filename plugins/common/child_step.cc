@@ -279,6 +279,69 @@ std::string FindOnPath(const std::string& program, const std::string& path) {
   return "";
 }
 
+SpawnLauncher::~SpawnLauncher() {
+  if (exit_fd_ >= 0) close(exit_fd_);
+  if (pid_ > 0) {  // never waited for: RunChild threw in between; do not leave a zombie
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+pid_t SpawnLauncher::Start(const std::string& program, const std::vector<std::string>& argv,
+                           const std::vector<std::string>& env, const std::string& dir, int out,
+                           int err) {
+  if (exit_fd_ >= 0) close(exit_fd_);
+  exit_fd_ = -1;
+  std::vector<char*> argp;
+  argp.reserve(argv.size() + 1);
+  for (const std::string& a : argv) argp.push_back(const_cast<char*>(a.c_str()));
+  argp.push_back(nullptr);
+  std::vector<char*> envp;
+  envp.reserve(env.size() + 1);
+  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  // posix_spawn, not fork: glibc starts the child with vfork semantics (no copy of the
+  // worker's page tables), so a short command costs one exec, not a fork of a large process.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out, STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err, STDERR_FILENO);
+  // The step gets its stdio and nothing else the worker holds (it reaches the worker through
+  // SLUICE_STEP_SOCKET, by path).
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // Default signal handling and no blocked signals, whatever the worker has set.
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGCHLD}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, program.c_str(), &actions, &attr, argp.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return -rc;
+  pid_ = pid;
+  exit_fd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  return pid;
+}
+
+bool SpawnLauncher::Wait(int* status, bool block) {
+  if (pid_ <= 0) return true;
+  pid_t got;
+  while ((got = waitpid(pid_, status, block ? 0 : WNOHANG)) < 0 && errno == EINTR) {
+  }
+  if (got != pid_) return false;
+  pid_ = -1;
+  return true;
+}
+
 ChildResult RunChild(Context& ctx, const ChildCommand& command) {
   Listener listener;
   std::vector<std::string> env = command.env;
@@ -298,20 +361,10 @@ ChildResult RunChild(Context& ctx, const ChildCommand& command) {
                     self.parent_path().string());
     }
   }
-  std::vector<std::string> env_strings = Environment(env);
-  std::vector<char*> envp;
-  envp.reserve(env_strings.size() + 1);
-  for (std::string& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> words = command.argv;
-  std::vector<char*> argv;
-  if (command.shell) {
-    for (const char* a : {"sh", "-c"}) argv.push_back(const_cast<char*>(a));
-    argv.push_back(const_cast<char*>(command.command.c_str()));
-  } else {
-    for (std::string& w : words) argv.push_back(w.data());
-  }
-  argv.push_back(nullptr);
+  const std::vector<std::string> env_strings = Environment(env);
+  const std::vector<std::string>& words = command.argv;
+  const std::vector<std::string> argv_words =
+      command.shell ? std::vector<std::string>{"sh", "-c", command.command} : words;
 
   int out[2];
   int err[2];
@@ -322,42 +375,21 @@ ChildResult RunChild(Context& ctx, const ChildCommand& command) {
     close(out[1]);
     throw StepError(std::string("cannot create pipes: ") + std::strerror(errno));
   }
-  // posix_spawn, not fork: glibc starts the child with vfork semantics (no copy of the
-  // worker's page tables), so a short command costs one exec, not a fork of a large process.
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
-  // The step gets its stdio and nothing else the worker holds (it reaches the worker through
-  // SLUICE_STEP_SOCKET, by path).
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  posix_spawn_file_actions_addchdir_np(&actions, command.working_dir.c_str());
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // Default signal handling and no blocked signals, whatever the worker has set.
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGCHLD}) sigaddset(&defaults, sig);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  pid_t pid = -1;
   // A program is searched on the child's PATH (posix_spawnp would search the worker's).
   std::string child_path = "/usr/bin:/bin";
   for (const std::string& e : env_strings) {
     if (e.rfind("PATH=", 0) == 0) child_path = e.substr(5);
   }
   const std::string program = command.shell ? "/bin/sh" : FindOnPath(words[0], child_path);
-  const int rc = program.empty() ? ENOENT
-                                 : posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(),
-                                               envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  SpawnLauncher spawner;
+  Launcher& launcher = command.launcher != nullptr ? *command.launcher : spawner;
+  const pid_t pid = program.empty() ? -ENOENT
+                                    : launcher.Start(program, argv_words, env_strings,
+                                                     command.working_dir, out[1], err[1]);
   close(out[1]);
   close(err[1]);
-  if (rc != 0) {
+  if (pid < 0) {
+    const int rc = -pid;
     close(out[0]);
     close(err[0]);
     std::error_code ec;
@@ -379,9 +411,10 @@ ChildResult RunChild(Context& ctx, const ChildCommand& command) {
   bool exited = false;
   bool cancelled = false;
   std::chrono::steady_clock::time_point killed_at{};
-  // The child's exit wakes the poll (a pidfd): its pipes close a moment before it can be
-  // reaped, and without this the loop would sleep out a poll timeout after every step.
-  const int exit_fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  // The child's exit wakes the poll (a pidfd, or the fork server's socket): its pipes close a
+  // moment before it can be reaped, and without this the loop would sleep out a poll timeout
+  // after every step.
+  const int exit_fd = launcher.exit_fd();
   while (!exited || pipes[0] >= 0 || pipes[1] >= 0) {
     std::vector<pollfd> fds;
     for (int fd : pipes) fds.push_back({fd, POLLIN, 0});  // a negative fd is ignored
@@ -424,7 +457,7 @@ ChildResult RunChild(Context& ctx, const ChildCommand& command) {
     clients.erase(
         std::remove_if(clients.begin(), clients.end(), [](const Client& c) { return c.fd < 0; }),
         clients.end());
-    if (!exited && waitpid(pid, &status, WNOHANG) == pid) exited = true;
+    if (!exited && launcher.Wait(&status, false)) exited = true;
     if (!exited && !cancelled && ctx.cancelled()) {
       cancelled = true;
       killed_at = std::chrono::steady_clock::now();
@@ -434,15 +467,11 @@ ChildResult RunChild(Context& ctx, const ChildCommand& command) {
       kill(pid, SIGKILL);
     }
   }
-  if (exit_fd >= 0) close(exit_fd);
   for (int fd : pipes) {
     if (fd >= 0) close(fd);
   }
   for (const Client& c : clients) close(c.fd);
-  if (!exited) {
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
+  if (!exited) launcher.Wait(&status, true);
   if (cancelled) {
     throw StepError(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL
                         ? "cancelled; the command ignored SIGTERM and was killed after " +

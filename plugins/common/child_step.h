@@ -7,12 +7,48 @@
 #define SLUICE_PLUGINS_COMMON_CHILD_STEP_H_
 
 #include <sluice/step.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <string>
 #include <vector>
 
 namespace sluice::plugins {
+
+// How RunChild starts its child and learns how it ended. The default spawns the program
+// (SpawnLauncher); the python plugin forks a waiting interpreter instead (fork_server.h).
+class Launcher {
+ public:
+  virtual ~Launcher() = default;
+  // Starts `program` with `argv` and the whole environment `env` in `dir`, with stdout and
+  // stderr on `out` and `err`. Returns its pid, or an errno value as -errno when it cannot.
+  virtual pid_t Start(const std::string& program, const std::vector<std::string>& argv,
+                      const std::vector<std::string>& env, const std::string& dir, int out,
+                      int err) = 0;
+  // An fd that polls readable once the child may have ended, or -1 (Wait is then polled).
+  virtual int exit_fd() const = 0;
+  // True with the wait status once the child has ended; with `block`, waits for that.
+  // Throws StepError when how it ended cannot be known.
+  virtual bool Wait(int* status, bool block) = 0;
+};
+
+// posix_spawn with default signal handling and only stdio inherited.
+class SpawnLauncher : public Launcher {
+ public:
+  SpawnLauncher() = default;
+  ~SpawnLauncher() override;
+  SpawnLauncher(const SpawnLauncher&) = delete;
+  SpawnLauncher& operator=(const SpawnLauncher&) = delete;
+  pid_t Start(const std::string& program, const std::vector<std::string>& argv,
+              const std::vector<std::string>& env, const std::string& dir, int out,
+              int err) override;
+  int exit_fd() const override { return exit_fd_; }
+  bool Wait(int* status, bool block) override;
+
+ private:
+  pid_t pid_ = -1;
+  int exit_fd_ = -1;
+};
 
 struct ChildCommand {
   // Run with /bin/sh -c when `shell` is set, else argv[0] is searched on PATH.
@@ -24,6 +60,8 @@ struct ChildCommand {
   std::string working_dir;
   // After a cancel's SIGTERM, how long the child has to exit before SIGKILL.
   std::chrono::milliseconds grace{5000};
+  // Who starts it; nullptr: a SpawnLauncher. Not owned.
+  Launcher* launcher = nullptr;
 };
 
 struct ChildResult {

@@ -339,7 +339,7 @@ params = { script = "steps/broken.py" }
         0);
   const testing::CommandResult run =
       RunSluice({"run", dir.file("p.toml"), "--state-dir", dir.file("state")});
-  CHECK(run.exit_code == 2);
+  CHECK(run.exit_code == 1);
   CHECK_FALSE(std::filesystem::exists(dir.file("steps/train.py.ran")));
 }
 
@@ -389,6 +389,85 @@ def stubborn(ctx, pids):
   CHECK(testing::WaitFor([&] { return gone(python) && gone(child); }));
   const std::string log = RunSluice({"logs", tries["s"]["run_id"], "s", "--state-dir", state}).out;
   CHECK(log.find("ignoring SIGTERM") != std::string::npos);
+}
+
+// The fork server (plugins/python/fork_server.h): the tries of one worker are forked from
+// one waiting interpreter, and each is still the process a fresh interpreter would be: its
+// own pid, folder, socket and argv; atexit handlers run; exit codes and signals are
+// reported. A fresh_interpreter task is spawned by the worker itself, and a server killed
+// during a try fails that try saying so.
+TEST_CASE("Cli.PythonStep.ForkServedTriesAreFreshProcesses" * testing::Timeout(120)) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.file("probe.py"), R"PY(import atexit, json, os, signal, sys, time
+from sluice import step
+
+@step(params={"out": "", "mode": "ok"})
+def probe(ctx, out, mode):
+    with open(f"/proc/{os.getppid()}/stat") as f:
+        grandparent = int(f.read().rpartition(")")[2].split()[1])
+    info = {"pid": os.getpid(), "ppid": os.getppid(), "grandparent": grandparent,
+            "argv": sys.argv, "in_scratch": os.getcwd() == ctx.scratch_dir,
+            "socket": os.environ["SLUICE_STEP_SOCKET"]}
+    with open(out, "w") as f:
+        json.dump(info, f)
+    atexit.register(lambda: open(out + ".atexit", "w").write("ran"))
+    print("probed", flush=True)
+    if mode == "exit3":
+        sys.exit(3)
+    if mode == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "lose":
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(0.5)
+)PY");
+  auto task = [&](const std::string& id, const std::string& extra) {
+    return "[[task]]\nid = \"" + id + "\"\nplugin = \"python.function\"\n" +
+           "params = { script = \"probe.py\", out = \"" + dir.file(id + ".json") + "\"" + extra +
+           " }\n";
+  };
+  testing::WriteFile(dir.file("p.toml"), "[dag]\nid = \"probe\"\n" + task("a", "") + task("b", "") +
+                                             task("fresh", ", fresh_interpreter = true") +
+                                             task("exit3", ", mode = \"exit3\"") +
+                                             task("kill", ", mode = \"kill\""));
+  const std::string state = dir.file("state");
+  const testing::CommandResult r =
+      RunSluice({"run", dir.file("p.toml"), "--state-dir", state, "--workers", "1"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);  // exit3 and kill fail
+  std::map<std::string, json> tries = Tries(state);
+  CHECK(tries["a"]["state"] == "success");
+  CHECK(tries["b"]["state"] == "success");
+  CHECK(tries["fresh"]["state"] == "success");
+  CHECK_MESSAGE(tries["exit3"]["reason"].get<std::string>().find("code 3") != std::string::npos,
+                tries["exit3"].dump());
+  CHECK_MESSAGE(tries["kill"]["reason"].get<std::string>().find("signal 9") != std::string::npos,
+                tries["kill"].dump());
+  std::map<std::string, json> probe;
+  for (const char* id : {"a", "b", "fresh", "exit3", "kill"}) {
+    probe[id] = json::parse(testing::ReadFile(dir.file(std::string(id) + ".json")));
+    CHECK(probe[id]["argv"] == json::array({"-c", dir.file("probe.py"), ""}));
+    CHECK(probe[id]["in_scratch"] == true);
+  }
+  const json worker = probe["fresh"]["ppid"];  // spawned by the worker itself
+  CHECK(probe["a"]["pid"] != probe["b"]["pid"]);
+  CHECK(probe["a"]["socket"] != probe["b"]["socket"]);
+  CHECK(probe["a"]["ppid"] == probe["b"]["ppid"]);  // one server forked both
+  CHECK(probe["a"]["ppid"] != worker);
+  CHECK(probe["a"]["grandparent"] == worker);  // and it is the worker's child
+  CHECK(std::filesystem::exists(dir.file("a.json.atexit")));
+  CHECK(std::filesystem::exists(dir.file("exit3.json.atexit")));
+  CHECK_FALSE(std::filesystem::exists(dir.file("kill.json.atexit")));
+  const std::string log = RunSluice({"logs", tries["a"]["run_id"], "a", "--state-dir", state}).out;
+  CHECK(log.find("probed") != std::string::npos);
+
+  testing::WriteFile(dir.file("lose.toml"),
+                     "[dag]\nid = \"lose\"\n" + task("lose", ", mode = \"lose\""));
+  const std::string lost_state = dir.file("lost");
+  const testing::CommandResult lost =
+      RunSluice({"run", dir.file("lose.toml"), "--state-dir", lost_state});
+  CHECK(lost.exit_code == 1);
+  const std::string why = Tries(lost_state)["lose"]["reason"].get<std::string>();
+  CHECK_MESSAGE(why.find("fork server died") != std::string::npos, why);
 }
 
 // Issue 16: sluice.client from a notebook, against a real daemon: trigger with params and

@@ -16,7 +16,8 @@ except ImportError:
 import sys
 
 # Keys of the python step's own params, never handed to the function.
-STEP_KEYS = {"script", "function", "python", "code_files", "kill_grace_seconds"}
+STEP_KEYS = {"script", "function", "python", "code_files", "kill_grace_seconds",
+             "fresh_interpreter"}
 
 
 def _fail(message):
