@@ -93,7 +93,7 @@ int RunValidate(const ValidateOptions& options, const GlobalOptions& global) {
     } else {
       for (DagLoadResult& r : results) {
         if (!r.ok()) continue;
-        CheckDagAgainstPlugins(*r.dag, *catalog, /*missing_step_is_error=*/false, &r.diagnostics);
+        CheckDagAgainstPlugins(*r.dag, *catalog, &r.diagnostics);
         if (r.diagnostics.has_errors()) r.dag.reset();
       }
     }

@@ -352,7 +352,7 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
   StatusOr<std::unique_ptr<StateStore>> opened = OpenStateStore(options.state_dir);
   if (!opened.ok()) {
     std::fprintf(stderr, "sluice run: %s\n", opened.status().message().c_str());
-    return kExitUsage;
+    return kExitFailed;
   }
   std::unique_ptr<StateStore> store = std::move(*opened);
 
@@ -370,7 +370,7 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
     DagLoadResult loaded = LoadDagText(run->dag_source, run->dag_path);
     if (!loaded.ok()) {
       PrintDiagnostics(loaded.diagnostics, loaded.source, color_err);
-      return kExitUsage;
+      return kExitFailed;
     }
     dag = std::move(loaded.dag);
   } else {
@@ -383,7 +383,7 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
       PrintDiagnostics(loaded.diagnostics, loaded.source, color_err);
       std::fprintf(stderr, "sluice run: %s is not a valid DAG; nothing was run\n",
                    options.dag_file.c_str());
-      return kExitUsage;
+      return kExitFailed;
     }
     dag_source = loaded.source;
     dag = std::move(loaded.dag);
@@ -444,13 +444,13 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
 
   if (!StartWithPlugins(pool, io, options.plugin_dirs, "run", &catalog, &exit_code, [&] {
         Diagnostics problems;
-        CheckDagAgainstPlugins(*dag, catalog, /*missing_step_is_error=*/true, &problems);
+        CheckDagAgainstPlugins(*dag, catalog, &problems);
         if (problems.has_errors()) {
           PrintDiagnostics(problems, options.resume.empty() ? dag_source : resumed.dag_source,
                            color_err);
           std::fprintf(stderr,
                        "sluice run: the DAG does not fit the installed plugins; nothing was run\n");
-          exit_code = kExitUsage;
+          exit_code = kExitFailed;
           io.stop();
           return;
         }

@@ -168,21 +168,22 @@ void CheckAgainstScript(const Dag& dag, const TaskSpec& task, const StepManifest
 }  // namespace
 
 void CheckDagAgainstPlugins(const Dag& dag, const PluginCatalog& catalog,
-                            bool missing_step_is_error, Diagnostics* diagnostics) {
+                            Diagnostics* diagnostics) {
   const std::string& file = dag.spec().source_path;
   const std::vector<std::string> steps = catalog.StepNames();
   for (const TaskSpec& task : dag.tasks()) {
     const StepManifest* step = catalog.FindStep(task.plugin);
     if (step == nullptr) {
       std::string hint = DidYouMean(task.plugin, steps);
-      if (hint.empty())
-        hint = "`sluice plugins list` shows the installed plugins; SLUICE_PLUGIN_PATH adds folders";
-      std::string message =
-          "task \"" + task.id + "\": no installed plugin provides step \"" + task.plugin + "\"";
-      if (missing_step_is_error)
-        diagnostics->Error(file, task.plugin_pos, message, hint);
-      else
-        diagnostics->Warning(file, task.plugin_pos, message, hint);
+      if (hint.empty()) {
+        hint =
+            "`sluice plugins list` shows the installed plugins; --plugin-dir or "
+            "SLUICE_PLUGIN_PATH adds folders (`dag validate --no-plugins` skips this check)";
+      }
+      diagnostics->Error(
+          file, task.plugin_pos,
+          "task \"" + task.id + "\": no installed plugin provides step \"" + task.plugin + "\"",
+          hint);
       continue;
     }
     std::vector<std::string> declared;

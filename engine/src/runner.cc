@@ -21,6 +21,12 @@ namespace sluice {
 using nlohmann::json;
 using std::chrono::system_clock;
 
+namespace {
+// How a task's reason starts when its `when` could not be evaluated ("... is false" is a
+// skip, not this).
+constexpr char kWhenUnevaluable[] = "`when` condition \"";
+}  // namespace
+
 // ---------------------------------------------------------------------------------------------
 // Params
 
@@ -863,8 +869,10 @@ void Runner::Decide(RunRt* run, size_t task) {
           return json(*node);
         });
     if (!go.ok()) {
+      // A bug in the DAG, not a data outcome: it fails the run (FinishRunIfDone), whatever
+      // the leaves did.
       EndTask(run, task, TaskState::kFailed,
-              "`when` condition \"" + spec.when->text() + "\": " + go.status().message());
+              kWhenUnevaluable + spec.when->text() + "\": " + go.status().message());
       return;
     }
     if (!*go) {
@@ -1187,14 +1195,25 @@ void Runner::FinishRunIfDone(RunRt* run) {
       break;
     }
   }
+  // A `when` that could not be evaluated fails the run even when an all_done leaf succeeded.
+  std::string bad_when;
+  for (size_t i = 0; i < dag.size() && bad_when.empty(); ++i) {
+    const TaskRt& t = run->tasks[i];
+    if (t.state == TaskState::kFailed && t.record.reason.rfind(kWhenUnevaluable, 0) == 0) {
+      bad_when = dag.tasks()[i].id;
+    }
+  }
   const RunState from = run->record.state;
-  run->record.state =
-      failed_leaf.empty() && run->cancelled_by.empty() ? RunState::kSuccess : RunState::kFailed;
+  run->record.state = failed_leaf.empty() && bad_when.empty() && run->cancelled_by.empty()
+                          ? RunState::kSuccess
+                          : RunState::kFailed;
   run->record.ended_at = Now();
   RecordRun(run, from,
             !run->cancelled_by.empty() ? "cancelled by " + run->cancelled_by
-            : failed_leaf.empty()      ? "every task ended without a failed leaf"
-                                       : "leaf task \"" + failed_leaf + "\" did not succeed");
+            : !bad_when.empty()
+                ? "task \"" + bad_when + "\": its `when` could not be evaluated (a bug in the DAG)"
+            : failed_leaf.empty() ? "every task ended without a failed leaf"
+                                  : "leaf task \"" + failed_leaf + "\" did not succeed");
 }
 
 void Runner::ScheduleRetry(RunRt* run, size_t task, Duration delay) {

@@ -232,8 +232,7 @@ void Scheduler::Scan() {
     entry.size = size;
     DagLoadResult loaded = LoadDagFile(path);
     if (loaded.ok()) {
-      CheckDagAgainstPlugins(*loaded.dag, *catalog_, /*missing_step_is_error=*/true,
-                             &loaded.diagnostics);
+      CheckDagAgainstPlugins(*loaded.dag, *catalog_, &loaded.diagnostics);
       if (loaded.diagnostics.has_errors()) loaded.dag.reset();
     }
     if (!loaded.ok()) {

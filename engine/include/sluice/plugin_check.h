@@ -10,10 +10,10 @@
 
 namespace sluice {
 
-// `missing_step_is_error`: false for `sluice dag validate` (the plugin may be installed where
-// the DAG runs: a warning), true for `sluice run` (it cannot run: an error).
-void CheckDagAgainstPlugins(const Dag& dag, const PluginCatalog& catalog,
-                            bool missing_step_is_error, Diagnostics* diagnostics);
+// A step no installed plugin provides is an error everywhere (validate, run, the daemon):
+// the DAG cannot run here. `sluice dag validate --no-plugins` checks a DAG meant for
+// another machine's plugins without this.
+void CheckDagAgainstPlugins(const Dag& dag, const PluginCatalog& catalog, Diagnostics* diagnostics);
 
 }  // namespace sluice
 
