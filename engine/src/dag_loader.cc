@@ -798,7 +798,8 @@ void Loader::ParseTask(const toml::table& t, size_t index, const TaskSettings& d
                 "write \"TASK.OUTPUT\", e.g. \"prepare.train\"");
           continue;
         }
-        task->inputs.push_back({name, ref.substr(0, dot), ref.substr(dot + 1)});
+        task->inputs.push_back(
+            {name, ref.substr(0, dot), ref.substr(dot + 1), PosInString(v, dot + 1)});
         source.input_refs.emplace_back(&v, name);
       }
     }
@@ -816,6 +817,9 @@ void Loader::ParseTask(const toml::table& t, size_t index, const TaskSettings& d
         Error(PosInString(*when, error.offset), where + ": bad `when` condition: " + error.message,
               "conditions look like \"prepare.rows > 1000 and not check.skip\"");
       } else {
+        for (const Expression::Reference& ref : expr->references()) {
+          task->when_ref_pos.push_back(PosInString(*when, ref.offset));
+        }
         task->when = std::move(expr);
         source.when_node = when;
       }

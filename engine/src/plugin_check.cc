@@ -65,8 +65,9 @@ bool Contains(const std::vector<std::string>& names, const std::string& name) {
 
 // A task of a step whose script declares its params (python.function): checks the task's
 // other params and its inputs against the script's declaration, read without running it.
+// `outputs` gets the outputs the script declares, when it could be read.
 void CheckAgainstScript(const Dag& dag, const TaskSpec& task, const StepManifest& step,
-                        Diagnostics* diagnostics) {
+                        std::vector<std::string>* outputs, Diagnostics* diagnostics) {
   const std::string& file = dag.spec().source_path;
   const json& given = task.params.value(step.script_manifest_param, json());
   if (!given.is_string()) return;  // the step's own check reports a missing script param
@@ -114,6 +115,7 @@ void CheckAgainstScript(const Dag& dag, const TaskSpec& task, const StepManifest
         "task \"" + task.id + "\": " + where + " " + m.error, hint);
     return;
   }
+  *outputs = m.outputs;
   const std::string fn = m.function + "() in " + script;
   std::vector<std::string> declared;
   for (const ScriptManifest::Param& p : m.params) declared.push_back(p.name);
@@ -165,13 +167,52 @@ void CheckAgainstScript(const Dag& dag, const TaskSpec& task, const StepManifest
   }
 }
 
+// Inputs and `when` conditions name outputs their upstream steps declare.
+void CheckReferences(const Dag& dag, const std::vector<std::vector<std::string>>& outputs,
+                     Diagnostics* diagnostics) {
+  const std::string& file = dag.spec().source_path;
+  auto check = [&](const TaskSpec& task, const std::string& what, const std::string& from,
+                   const std::string& output, SourcePos pos) {
+    const int64_t upstream = dag.IndexOf(from);
+    if (upstream < 0) return;
+    const std::vector<std::string>& declared = outputs[static_cast<size_t>(upstream)];
+    if (declared.empty() || Contains(declared, output)) return;
+    const TaskSpec& up = dag.tasks()[static_cast<size_t>(upstream)];
+    std::string hint = DidYouMean(output, declared);
+    if (hint.empty()) hint = "it declares: " + Joined(declared);
+    diagnostics->Error(file, pos,
+                       "task \"" + task.id + "\" " + what + " reads \"" + from + "." + output +
+                           "\", but step \"" + up.plugin + "\" of task \"" + from +
+                           "\" declares no output \"" + output + "\"",
+                       hint);
+  };
+  for (const TaskSpec& task : dag.tasks()) {
+    for (const TaskSpec::Input& in : task.inputs) {
+      check(task, "input \"" + in.name + "\"", in.task, in.output, in.output_pos);
+    }
+    if (!task.when) continue;
+    const std::vector<Expression::Reference>& refs = task.when->references();
+    for (size_t k = 0; k < refs.size(); ++k) {
+      const std::vector<std::string>& path = refs[k].path;
+      if (path.size() < 2 || path[0] == "params") continue;
+      SourcePos pos = k < task.when_ref_pos.size() ? task.when_ref_pos[k] : task.pos;
+      if (pos.known()) pos.column += static_cast<uint32_t>(path[0].size() + 1);
+      check(task, "`when`", path[0], path[1], pos);
+    }
+  }
+}
+
 }  // namespace
 
 void CheckDagAgainstPlugins(const Dag& dag, const PluginCatalog& catalog,
                             Diagnostics* diagnostics) {
   const std::string& file = dag.spec().source_path;
   const std::vector<std::string> steps = catalog.StepNames();
-  for (const TaskSpec& task : dag.tasks()) {
+  // Each task's declared outputs; empty when its step declares none (core.shell publishes
+  // what its command says): those are not checked.
+  std::vector<std::vector<std::string>> outputs(dag.size());
+  for (size_t index = 0; index < dag.size(); ++index) {
+    const TaskSpec& task = dag.tasks()[index];
     const StepManifest* step = catalog.FindStep(task.plugin);
     if (step == nullptr) {
       std::string hint = DidYouMean(task.plugin, steps);
@@ -215,7 +256,10 @@ void CheckDagAgainstPlugins(const Dag& dag, const PluginCatalog& catalog,
             param->doc.empty() ? std::string() : "\"" + item.key() + "\": " + param->doc);
       }
     }
-    if (!step->script_manifest_command.empty()) CheckAgainstScript(dag, task, *step, diagnostics);
+    for (const StepManifest::Output& o : step->outputs) outputs[index].push_back(o.name);
+    if (!step->script_manifest_command.empty()) {
+      CheckAgainstScript(dag, task, *step, &outputs[index], diagnostics);
+    }
     for (const ParamManifest& param : step->params) {
       if (param.required && !task.params.contains(param.name)) {
         diagnostics->Error(
@@ -254,6 +298,7 @@ void CheckDagAgainstPlugins(const Dag& dag, const PluginCatalog& catalog,
       }
     }
   }
+  CheckReferences(dag, outputs, diagnostics);
   diagnostics->Sort();
 }
 

@@ -248,6 +248,59 @@ plugin = "vendor.thing"
   CHECK(run.err.find("no installed plugin provides step \"vendor.thing\"") != std::string::npos);
 }
 
+// Issue 17: inputs and `when` conditions are checked against the outputs their upstream
+// steps declare (C++ manifests and a Python script's @step), with did-you-mean, at the
+// output's position; a step that declares none (core.shell) is not checked.
+TEST_CASE("Cli.DagValidate.ReferencesAreCheckedAgainstDeclaredOutputs" * testing::Timeout(60)) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.file("score.py"),
+                     "from sluice import step\n\n@step(outputs=[\"auc\"])\n"
+                     "def score(ctx):\n    return {\"auc\": 0.9}\n");
+  testing::WriteFile(dir.file("refs.toml"), R"([dag]
+id = "refs"
+[[task]]
+id = "prepare"
+plugin = "dataprep.csv"
+params = { path = "x.csv", target = "y" }
+[[task]]
+id = "train"
+plugin = "train.logistic"
+inputs = { dataset = "prepare.datset" }
+[[task]]
+id = "evaluate"
+plugin = "evaluate.classifier"
+inputs = { model = "train.model", dataset = "prepare.dataset" }
+[[task]]
+id = "deploy"
+plugin = "core.noop"
+depends_on = ["evaluate", "score", "sh"]
+when = "evaluate.metrics.auc > 0.9 and score.acu > 0.5 and sh.anything == 1"
+[[task]]
+id = "score"
+plugin = "python.function"
+params = { script = "score.py" }
+[[task]]
+id = "sh"
+plugin = "core.shell"
+params = { command = "true" }
+)");
+  auto r = RunSluice({"dag", "validate", dir.file("refs.toml")});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find(dir.file("refs.toml") +
+                   ":10:31: error: task \"train\" input \"dataset\" reads \"prepare.datset\", "
+                   "but step \"dataprep.csv\" of task \"prepare\" declares no output "
+                   "\"datset\"") != std::string::npos);
+  CHECK(r.out.find("hint: did you mean \"dataset\"?") != std::string::npos);
+  CHECK(r.out.find(":19:46: error: task \"deploy\" `when` reads \"score.acu\", but step "
+                   "\"python.function\" of task \"score\" declares no output \"acu\"") !=
+        std::string::npos);
+  CHECK(r.out.find("did you mean \"auc\"?") != std::string::npos);
+  CHECK(r.out.find("reads \"evaluate.metrics") == std::string::npos);
+  CHECK(r.out.find("reads \"sh.anything") == std::string::npos);
+  CHECK(r.out.find("2 errors") != std::string::npos);
+}
+
 TEST_CASE("Cli.Run.Kill9ThenResumeFinishesWithoutRedoingSuccess" * testing::Timeout(120)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");

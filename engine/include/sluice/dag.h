@@ -89,6 +89,7 @@ struct TaskSpec {
     std::string name;
     std::string task;
     std::string output;
+    SourcePos output_pos;  // where OUTPUT is written in the file
   };
   std::vector<Input> inputs;
   int retries = 0;
@@ -101,6 +102,8 @@ struct TaskSpec {
   bool cache = false;
   ResourceLimits limits;
   std::shared_ptr<const Expression> when;  // null = always run
+  // Where each of when->references() starts in the file, in the same order.
+  std::vector<SourcePos> when_ref_pos;
 
   // Where things were written, for messages that point back into the file.
   SourcePos pos;                                               // the [[task]] header
