@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "sluice/plugin_abi.h"
 #include "sluice/suggest.h"
 
 namespace {
@@ -93,7 +94,11 @@ int main(int argc, char** argv) {
       "Sluice: workflow orchestration for machine-learning pipelines.\n"
       "Pipelines are DAGs written in TOML; see docs/dag-format.md.",
       "sluice"};
-  app.set_version_flag("--version", std::string("sluice ") + SLUICE_VERSION);
+  // The plugin ABI is the SDK's version too (the SluiceSDK CMake package's).
+  static const std::string version_line = std::string("sluice ") + SLUICE_VERSION +
+                                          " (plugin ABI " + std::to_string(SLUICE_ABI_MAJOR) + "." +
+                                          std::to_string(SLUICE_ABI_MINOR) + ")";
+  app.set_version_flag("--version", version_line);
   app.require_subcommand(1);
   app.fallthrough();
   app.footer(
@@ -129,7 +134,7 @@ int main(int argc, char** argv) {
 
   // `sluice version` and `sluice help [COMMAND...]`, as git and kubectl have them.
   CLI::App* version = app.add_subcommand("version", "Print the version of Sluice");
-  version->callback([] { std::printf("sluice %s\n", SLUICE_VERSION); });
+  version->callback([] { std::printf("%s\n", version_line.c_str()); });
   std::vector<std::string> help_words;
   CLI::App* help = app.add_subcommand("help", "Describe a command: sluice help runs list");
   help->add_option("command", help_words, "The command (and subcommand)");

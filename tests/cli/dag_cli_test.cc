@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "sluice/plugin_abi.h"
 #include "test_util.h"
 
 namespace sluice {
@@ -61,6 +62,9 @@ TEST_CASE("Cli.Usage.TyposGetDidYouMeanAndHelpAndVersionAreCommands" * testing::
   auto version = RunSluice({"version"});
   CHECK(version.exit_code == 0);
   CHECK(version.out.rfind("sluice ", 0) == 0);
+  // One version for the SDK, from plugin_abi.h: the CMake package's, and printed here.
+  CHECK(version.out.find("(plugin ABI " + std::to_string(SLUICE_ABI_MAJOR) + "." +
+                         std::to_string(SLUICE_ABI_MINOR) + ")") != std::string::npos);
   CHECK(version.out == RunSluice({"--version"}).out);
   auto help = RunSluice({"help", "runs", "list"});
   CHECK(help.exit_code == 0);

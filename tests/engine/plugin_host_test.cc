@@ -122,8 +122,12 @@ TEST_CASE("PluginHost.Refuses.WithFileAndReason") {
   };
   const std::string speaks = "built for plugin ABI 2.0, but this Sluice speaks ABI 1." +
                              std::to_string(SLUICE_ABI_MINOR) + " (the major versions differ)";
+  const std::string sdk_speaks = "built for plugin ABI 2." + std::to_string(SLUICE_ABI_MINOR) +
+                                 ", but this Sluice speaks ABI 1." +
+                                 std::to_string(SLUICE_ABI_MINOR) + " (the major versions differ)";
   const Case cases[] = {
       {"abi_major", speaks.c_str()},
+      {"sdk_abi_major", sdk_speaks.c_str()},
       {"abi_minor_newer", "built against a newer SDK (ABI 1.99)"},
       {"no_entry", "not a Sluice plugin: it does not export \"sluice_plugin_entry_v1\""},
       {"bad_manifest", "manifest is not valid JSON"},

@@ -14,6 +14,12 @@ cmake --install "$build" --prefix "$work/prefix" >/dev/null
 test -f "$work/prefix/include/sluice/plugin_abi.h"
 test -f "$work/prefix/lib/cmake/SluiceSDK/SluiceSDKConfig.cmake"
 test -f "$work/prefix/lib/sluice/plugins/core.so"
+# One version from one place: the package's version is the plugin ABI in plugin_abi.h, and
+# `sluice version` prints it.
+header="$src/sdk/include/sluice/plugin_abi.h"
+abi="$(sed -n 's/^#define SLUICE_ABI_MAJOR \([0-9]*\)$/\1/p' "$header").$(sed -n 's/^#define SLUICE_ABI_MINOR \([0-9]*\)$/\1/p' "$header")"
+grep -q "set(PACKAGE_VERSION \"$abi\")" "$work/prefix/lib/cmake/SluiceSDK/SluiceSDKConfigVersion.cmake"
+"$work/prefix/bin/sluice" version | grep -q "(plugin ABI $abi)"
 
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
@@ -21,6 +27,14 @@ cmake -S "$src/examples/plugin-template" -B "$work/plugin" -DCMAKE_PREFIX_PATH="
   -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
 cmake --build "$work/plugin" -j 2 >/dev/null
 test -f "$work/plugin/textstats.so"
+# Only the entry point is exported, by an outside plugin and by the shipped ones.
+for so in "$work/plugin/textstats.so" "$work/prefix/lib/sluice/plugins/"*.so; do
+  exported=$(nm -D --defined-only "$so" | awk '{print $3}' | sort -u | tr '\n' ' ')
+  if [ "$exported" != "sluice_plugin_entry_v1 " ]; then
+    echo "$so exports more than its entry point: $exported" >&2
+    exit 1
+  fi
+done
 
 sluice="$work/prefix/bin/sluice"
 export SLUICE_PLUGIN_PATH="$work/plugin"

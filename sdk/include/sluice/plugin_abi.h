@@ -15,8 +15,13 @@
  *   `const void*` pointing to a function of type sluice_plugin_entry_fn (this is what
  *   BOOST_DLL_ALIAS produces; SLUICE_PLUGIN in <sluice/step.h> does it for you).
  * - The host calls the entry function first, passing its own ABI version. The plugin MUST
- *   return a pointer to a sluice_plugin table that stays valid while the library is loaded,
- *   or NULL if it cannot work with that host.
+ *   return a pointer to a sluice_plugin table that stays valid while the library is loaded.
+ *   A plugin that cannot work with the host's major version SHOULD return a table that
+ *   holds only the version: struct_size = offsetof(sluice_plugin, abi_minor) +
+ *   sizeof(uint32_t), its own abi_major and abi_minor, everything else NULL; the host then
+ *   says which ABI the plugin wants ("built for plugin ABI 2.0, but this Sluice speaks
+ *   ABI 1.2") and reads nothing more. SLUICE_PLUGIN does this. NULL also refuses, without
+ *   saying why.
  * - The host checks the table before anything else: it refuses a plugin whose abi_major
  *   differs from its own, or whose abi_minor is newer than its own, and it never reads past
  *   struct_size bytes. New members are only ever appended (and abi_minor bumped), so an

@@ -688,42 +688,53 @@ class Plugin {
 
 // Exports a plugin described by `describe_fn`, a function returning sluice::sdk::Plugin.
 // Use it once per shared library, at namespace scope.
-#define SLUICE_PLUGIN(describe_fn)                                                      \
-  namespace {                                                                           \
-  const ::sluice::sdk::Plugin& SluiceSdkPluginInstance() {                              \
-    static const ::sluice::sdk::Plugin plugin = describe_fn();                          \
-    return plugin;                                                                      \
-  }                                                                                     \
-  int SluiceSdkRun(const char* step, const char* request, const sluice_host* host,      \
-                   char** message_out) {                                                \
-    return SluiceSdkPluginInstance().Run(step, request, host, message_out);             \
-  }                                                                                     \
-  void SluiceSdkFree(char* message) { ::sluice::sdk::Plugin::FreeMessage(message); }    \
-  int SluiceSdkLoadModel(const char* predictor, const char* dir, void** model_out,      \
-                         char** message_out) {                                          \
-    return SluiceSdkPluginInstance().LoadModel(predictor, dir, model_out, message_out); \
-  }                                                                                     \
-  const sluice_plugin* SluiceSdkEntry(uint32_t host_major, uint32_t /*host_minor*/) {   \
-    if (host_major != SLUICE_ABI_MAJOR) return nullptr;                                 \
-    try {                                                                               \
-      static const std::string manifest = SluiceSdkPluginInstance().ManifestJson();     \
-      static const sluice_plugin table = {sizeof(sluice_plugin),                        \
-                                          SLUICE_ABI_MAJOR,                             \
-                                          SLUICE_ABI_MINOR,                             \
-                                          SluiceSdkPluginInstance().name().c_str(),     \
-                                          SluiceSdkPluginInstance().version().c_str(),  \
-                                          manifest.c_str(),                             \
-                                          &SluiceSdkRun,                                \
-                                          &SluiceSdkFree,                               \
-                                          &SluiceSdkLoadModel,                          \
-                                          &::sluice::sdk::Plugin::PredictModel,         \
-                                          &::sluice::sdk::Plugin::FreeModel};           \
-      return &table;                                                                    \
-    } catch (...) {                                                                     \
-      return nullptr;                                                                   \
-    }                                                                                   \
-  }                                                                                     \
-  }                                                                                     \
+#define SLUICE_PLUGIN(describe_fn)                                                        \
+  namespace {                                                                             \
+  const ::sluice::sdk::Plugin& SluiceSdkPluginInstance() {                                \
+    static const ::sluice::sdk::Plugin plugin = describe_fn();                            \
+    return plugin;                                                                        \
+  }                                                                                       \
+  int SluiceSdkRun(const char* step, const char* request, const sluice_host* host,        \
+                   char** message_out) {                                                  \
+    return SluiceSdkPluginInstance().Run(step, request, host, message_out);               \
+  }                                                                                       \
+  void SluiceSdkFree(char* message) { ::sluice::sdk::Plugin::FreeMessage(message); }      \
+  int SluiceSdkLoadModel(const char* predictor, const char* dir, void** model_out,        \
+                         char** message_out) {                                            \
+    return SluiceSdkPluginInstance().LoadModel(predictor, dir, model_out, message_out);   \
+  }                                                                                       \
+  const sluice_plugin* SluiceSdkEntry(uint32_t host_major, uint32_t /*host_minor*/) {     \
+    if (host_major != SLUICE_ABI_MAJOR) {                                                 \
+      /* Only the version, so that the host can say which ABI this plugin speaks. */      \
+      static const sluice_plugin version_only = [] {                                      \
+        sluice_plugin t{};                                                                \
+        t.struct_size =                                                                   \
+            static_cast<uint32_t>(offsetof(sluice_plugin, abi_minor) + sizeof(uint32_t)); \
+        t.abi_major = SLUICE_ABI_MAJOR;                                                   \
+        t.abi_minor = SLUICE_ABI_MINOR;                                                   \
+        return t;                                                                         \
+      }();                                                                                \
+      return &version_only;                                                               \
+    }                                                                                     \
+    try {                                                                                 \
+      static const std::string manifest = SluiceSdkPluginInstance().ManifestJson();       \
+      static const sluice_plugin table = {sizeof(sluice_plugin),                          \
+                                          SLUICE_ABI_MAJOR,                               \
+                                          SLUICE_ABI_MINOR,                               \
+                                          SluiceSdkPluginInstance().name().c_str(),       \
+                                          SluiceSdkPluginInstance().version().c_str(),    \
+                                          manifest.c_str(),                               \
+                                          &SluiceSdkRun,                                  \
+                                          &SluiceSdkFree,                                 \
+                                          &SluiceSdkLoadModel,                            \
+                                          &::sluice::sdk::Plugin::PredictModel,           \
+                                          &::sluice::sdk::Plugin::FreeModel};             \
+      return &table;                                                                      \
+    } catch (...) {                                                                       \
+      return nullptr;                                                                     \
+    }                                                                                     \
+  }                                                                                       \
+  }                                                                                       \
   BOOST_DLL_ALIAS(SluiceSdkEntry, sluice_plugin_entry_v1)
 
 #endif  // SLUICE_STEP_H_
