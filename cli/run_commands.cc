@@ -42,6 +42,7 @@ struct RunOptions {
   std::vector<std::string> plugin_dirs;
   std::vector<std::string> pools;
   bool quiet = false;
+  bool logs = false;
   bool no_cache = false;
   std::vector<std::string> tags;
   std::string note;
@@ -68,18 +69,40 @@ const char* StateColor(TaskState s) {
 // Prints task transitions as they happen; on a terminal, keeps a status line at the bottom.
 class ProgressPrinter : public RunObserver {
  public:
-  ProgressPrinter(size_t task_count, bool tty, bool color, bool quiet)
+  // `logs`: print every line the tasks log, prefixed with the task (as docker compose does).
+  // Without it a terminal's status line shows the last line a running task wrote.
+  ProgressPrinter(size_t task_count, bool tty, bool color, bool quiet, bool logs)
       : task_count_(task_count),
         tty_(tty),
         color_(color),
         quiet_(quiet),
+        logs_(logs),
         start_(std::chrono::steady_clock::now()) {}
+
+  void OnTaskLog(const RunRecord& /*run*/, const TryRecord& t, int /*level*/,
+                 std::string_view line) override {
+    if (quiet_) return;
+    if (logs_) {
+      const std::string prefix = t.task_id + " | ";
+      Print(Elapsed() + "  " + (color_ ? "\033[2m" + prefix + "\033[0m" : prefix) +
+            OneLine(line, 0));
+      return;
+    }
+    if (!tty_) return;
+    last_task_ = t.task_id;
+    last_line_ = std::string(line);
+    // A task that floods its log redraws the status line at most 20 times a second.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_drawn_ < std::chrono::milliseconds(50)) return;
+    StatusLine();
+  }
 
   void OnTaskChanged(const RunRecord& /*run*/, const TryRecord& t) override {
     auto previous = states_.find(t.task_id);
     if (previous != states_.end()) --counts_[previous->second];
     states_[t.task_id] = t.state;
     ++counts_[t.state];
+    if (t.task_id == last_task_ && t.state != TaskState::kRunning) last_line_.clear();
     if (quiet_ || t.state == TaskState::kQueued || t.state == TaskState::kPending) return;
     // Big DAGs print only what needs attention; small ones print every step.
     const bool notable = t.state != TaskState::kRunning && t.state != TaskState::kSuccess;
@@ -140,17 +163,30 @@ class ProgressPrinter : public RunObserver {
     size_t ended = counts_[TaskState::kSuccess] + counts_[TaskState::kFailed] +
                    counts_[TaskState::kSkipped] + counts_[TaskState::kUpstreamFailed];
     status += "  (" + std::to_string(ended) + "/" + std::to_string(task_count_) + " done)";
+    // The last line a running task wrote, cut to what the terminal has left.
+    const size_t width = TerminalWidth(stdout);
+    if (!last_line_.empty() && (width == 0 || status.size() + last_task_.size() + 8 < width)) {
+      const std::string head = "  " + last_task_ + ": ";
+      const size_t room = width == 0 ? 0 : width - 1 - status.size() - head.size();
+      std::string tail = head + OneLine(last_line_, room);
+      status += color_ ? "\033[2m" + tail + "\033[0m" : tail;
+    }
     std::printf("\r\033[K%s", status.c_str());
     std::fflush(stdout);
     status_shown_ = true;
+    last_drawn_ = std::chrono::steady_clock::now();
   }
 
   size_t task_count_;
   bool tty_;
   bool color_;
   bool quiet_;
+  bool logs_;
   bool announced_ = false;
   bool status_shown_ = false;
+  std::string last_task_;
+  std::string last_line_;
+  std::chrono::steady_clock::time_point last_drawn_{};
   std::chrono::steady_clock::time_point start_;
   std::map<std::string, TaskState> states_;
   std::map<TaskState, size_t> counts_;
@@ -422,7 +458,8 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
   pool_options.workers = options.workers;
   LocalWorkerPool pool(io, pool_options, &runner);
   runner.AttachExecutor(&pool);
-  ProgressPrinter progress(dag->size(), tty, UseColor(color_mode, stdout), options.quiet);
+  ProgressPrinter progress(dag->size(), tty, UseColor(color_mode, stdout), options.quiet,
+                           options.logs);
   if (!options.quiet) runner.SetObserver(&progress);  // quiet: the summary reads the store
 
   int exit_code = kExitFailed;
@@ -544,6 +581,9 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, int* exit_code) 
   run->add_option("--pool", options->pools,
                   "Limit a pool: NAME=SLOTS (pools not given have no limit)");
   run->add_flag("-q,--quiet", options->quiet, "Print nothing but a failure summary");
+  run->add_flag("--logs", options->logs,
+                "Print every line the tasks log as it is written, prefixed with the task "
+                "(without it a terminal shows a running task's last line)");
   run->add_flag("--no-cache", options->no_cache,
                 "Recompute tasks with cache = true instead of reusing earlier results (the new "
                 "results replace the cached ones)");

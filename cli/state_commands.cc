@@ -1,6 +1,7 @@
 // Commands that read the state directory: runs, tasks, logs, events. They open the store
 // read-only, so they work while `sluice run` or the daemon owns it; `runs list` and
-// `logs -f` ask the daemon when one owns the state dir (or --server names one).
+// `logs -f` ask the daemon when one owns the state dir (or --server names one), and read the
+// state dir otherwise.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -149,6 +150,64 @@ int FollowLog(const StateOptions& o, const ServerTarget& daemon) {
   }
 }
 
+// `logs -f` on a state dir (`sluice run` owns it, or nobody): prints what the try's log file
+// gains as the run writes it, until the try has ended (read from the store, reopened
+// read-only each second). A try that has not started yet is waited for. When no process has
+// the store open any more and the try never ended, its run was interrupted: says so.
+int FollowLocalLog(const StateOptions& o) {
+  using Clock = std::chrono::steady_clock;
+  std::string path;
+  int try_number = o.try_number;
+  bool ended = false;
+  bool writer = true;
+  uint64_t offset = 0;
+  Clock::time_point checked{};
+  for (;;) {
+    if (path.empty() || Clock::now() - checked >= std::chrono::seconds(1)) {
+      checked = Clock::now();
+      writer = StateStore::HasWriter(o.state_dir);  // before reading: the end is then seen
+      auto store = OpenStore(o);
+      if (!store.ok()) return Fail("logs", store.status());
+      auto run = FindRun(**store, o);
+      if (!run.ok()) return Fail("logs", run.status());
+      StatusOr<TryRecord> t = (*store)->FindTry(run->dag_id, run->run_id, o.task_id, try_number);
+      if (t.ok()) {
+        path = t->log_path;
+        try_number = t->try_number;
+        ended = IsTerminal(t->state) || t->state == TaskState::kUpForRetry;
+      } else if (run->state == RunState::kSuccess || run->state == RunState::kFailed || !writer ||
+                 t.status().message().find("has no task") != std::string::npos) {
+        return Fail("logs", Status::NotFound(t.status().message() + " (`sluice tasks list " +
+                                             run->run_id + "` lists the tries)"));
+      }
+    }
+    bool grew = false;
+    if (!path.empty()) {
+      if (FILE* f = std::fopen(path.c_str(), "rb")) {
+        if (fseeko(f, static_cast<off_t>(offset), SEEK_SET) == 0) {
+          char buf[65536];
+          for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) {
+            std::fwrite(buf, 1, n, stdout);
+            offset += n;
+            grew = true;
+          }
+        }
+        std::fclose(f);
+        std::fflush(stdout);
+      }
+    }
+    if (ended && !grew) return kExitOk;
+    if (!writer && !ended && !grew) {
+      std::fprintf(stderr,
+                   "sluice logs: try %d of task \"%s\" did not end, and no process has %s open: "
+                   "its run was interrupted (`sluice run --resume %s` continues it)\n",
+                   try_number, o.task_id.c_str(), o.state_dir.c_str(), o.run_id.c_str());
+      return kExitFailed;
+    }
+    if (!grew) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 int TasksList(const StateOptions& o) {
   auto store = OpenStore(o);
   if (!store.ok()) return Fail("tasks list", store.status());
@@ -181,13 +240,8 @@ int TasksList(const StateOptions& o) {
 
 int Logs(const StateOptions& o) {
   if (o.follow) {
-    std::optional<ServerTarget> daemon = Daemon(o);
-    if (!daemon) {
-      return Fail("logs", Status::FailedPrecondition(
-                              "-f follows a log through the daemon, and no daemon owns " +
-                              o.state_dir + "; start `sluice serve` or pass --server URL"));
-    }
-    return FollowLog(o, *daemon);
+    if (std::optional<ServerTarget> daemon = Daemon(o)) return FollowLog(o, *daemon);
+    return FollowLocalLog(o);
   }
   auto store = OpenStore(o);
   if (!store.ok()) return Fail("logs", store.status());
@@ -274,7 +328,8 @@ void AddStateCommands(CLI::App& app, int* exit_code) {
   logs->add_option("task", o->task_id, "Task id")->required();
   logs->add_option("--try", o->try_number, "Try number (1 for the first)");
   logs->add_flag("-f,--follow", o->follow,
-                 "Keep printing what the try writes until it ends (through the daemon)");
+                 "Keep printing what the try writes until it ends (through the daemon that "
+                 "owns the state dir, else from the state dir: a `sluice run` in progress)");
   logs->add_option("--server", o->server,
                    "Daemon URL (default: $SLUICE_SERVER or the state "
                    "dir's daemon)");

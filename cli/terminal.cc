@@ -1,5 +1,6 @@
 #include "terminal.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -14,6 +15,36 @@ bool UseColor(ColorMode mode, FILE* stream) {
   const char* term = std::getenv("TERM");
   if (term == nullptr || std::strcmp(term, "dumb") == 0) return false;
   return isatty(fileno(stream)) == 1;
+}
+
+size_t TerminalWidth(FILE* stream) {
+  winsize size{};
+  if (isatty(fileno(stream)) == 1 && ioctl(fileno(stream), TIOCGWINSZ, &size) == 0 &&
+      size.ws_col > 0) {
+    return size.ws_col;
+  }
+  const char* columns = std::getenv("COLUMNS");
+  if (columns != nullptr) {
+    char* end = nullptr;
+    const long n = std::strtol(columns, &end, 10);
+    if (end != columns && *end == '\0' && n > 0) return static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+std::string OneLine(std::string_view text, size_t width) {
+  std::string line;
+  line.reserve(text.size());
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    line.push_back(u < 0x20 || u == 0x7f ? ' ' : c);
+  }
+  if (width == 0 || line.size() <= width) return line;
+  size_t cut = width > 3 ? width - 3 : 0;
+  // Not inside a UTF-8 character: back up over continuation bytes (10xxxxxx).
+  while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
+  line.resize(cut);
+  return line + (width > 3 ? "..." : "");
 }
 
 bool ParseColorMode(const std::string& text, ColorMode* mode) {

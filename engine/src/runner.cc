@@ -1315,6 +1315,22 @@ void Runner::OnLog(const std::string& key, int level, std::string_view line) {
   const std::string stamp = FormatTimestamp(clock_->Now());
   std::fprintf(t.log, "%s %.*s %.*s\n", stamp.c_str(), static_cast<int>(LevelName(level).size()),
                LevelName(level).data(), static_cast<int>(line.size()), line.data());
+  // The log streams: what arrived in one read from the worker is written out once it has
+  // all been handled (one write for a burst of lines), so that `logs -f` sees it at once.
+  if (logs_written_.empty()) boost::asio::post(io_, [this] { FlushLogs(); });
+  if (logs_written_.empty() || logs_written_.back() != key) logs_written_.push_back(key);
+  if (observer_) observer_->OnTaskLog(it->second.run->record, t.record, level, line);
+}
+
+void Runner::FlushLogs() {
+  std::vector<std::string> keys;
+  keys.swap(logs_written_);
+  for (const std::string& key : keys) {
+    auto it = running_.find(key);
+    if (it == running_.end()) continue;  // ended: its log was closed, which flushed it
+    TaskRt& t = it->second.run->tasks[it->second.task];
+    if (t.log != nullptr) std::fflush(t.log);
+  }
 }
 
 void Runner::OnMetric(const std::string& key, const std::string& name, double value, int64_t step) {

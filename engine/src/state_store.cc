@@ -1,10 +1,12 @@
 #include "sluice/state_store.h"
 
+#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/utilities/options_util.h>
 #include <rocksdb/wal_filter.h>
 #include <rocksdb/write_batch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -1063,6 +1065,20 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string
   store->warnings_ = DescribeDrops(dir, log->drops(), *replayed);
   store->impl_->replayed = std::move(replayed);
   return store;
+}
+
+bool StateStore::HasWriter(const std::string& dir) {
+  // RocksDB locks db/LOCK with fcntl; F_GETLK asks who holds it without taking it, so a
+  // writer starting now is never refused because of this.
+  const std::string lock = (std::filesystem::path(dir) / "db" / "LOCK").string();
+  const int fd = open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  const bool held = fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+  close(fd);
+  return held;
 }
 
 Status StateStore::Repair(const std::string& dir) {

@@ -65,6 +65,9 @@ class RunObserver {
   virtual ~RunObserver() = default;
   virtual void OnTaskChanged(const RunRecord& /*run*/, const TryRecord& /*task*/) {}
   virtual void OnRunChanged(const RunRecord& /*run*/) {}
+  // A line a running try wrote to its log (level: SLUICE_LOG_*), as it arrives.
+  virtual void OnTaskLog(const RunRecord& /*run*/, const TryRecord& /*task*/, int /*level*/,
+                         std::string_view /*line*/) {}
 };
 
 struct TriggerRequest {
@@ -198,6 +201,7 @@ class Runner : public ExecutorListener {
 
  private:
   void MarkDirty();
+  void FlushLogs();
   void Flush();
   void Dispatch();
   void StartRun(std::unique_ptr<RunRt> run);
@@ -265,6 +269,8 @@ class Runner : public ExecutorListener {
   std::vector<std::pair<RunRt*, size_t>> changed_tasks_;  // to tell the observer
   std::vector<RunRt*> changed_runs_;
   bool flush_posted_ = false;
+  // Try keys whose log gained lines since the last FlushLogs, which is posted once.
+  std::vector<std::string> logs_written_;
   bool dispatching_ = true;
   std::string acting_;  // who the current API call acts for; empty: options_.actor
   Status fatal_;

@@ -256,6 +256,10 @@ class StateStore {
   // files are lost. Must not run while another process has the store open.
   static Status Repair(const std::string& dir);
 
+  // Whether a process has the store at `dir` open for writing (`sluice run`, the daemon):
+  // it holds the database's lock, which this only tests and never takes.
+  static bool HasWriter(const std::string& dir);
+
   // Writes the batch durably (fsync unless Options::sync is off) and clears it. With
   // `durable` false it is written without an fsync of its own: it becomes durable with the
   // next durable commit (the log is one sequence), or is lost in a crash before that.

@@ -1,0 +1,115 @@
+// Embedded mode's logs (issue 17): a running try's output reaches its log file as it is
+// written, `sluice logs -f` follows it from the state dir with no daemon, `sluice run --logs`
+// prints it, and a follower of a run whose process was killed says so.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+using testing::RunSluice;
+
+// A task that writes a line, waits until `gate` exists, then writes another.
+std::string GatedDag(const testing::TempDir& dir) {
+  const std::string gate = dir.file("gate");
+  testing::WriteFile(dir.file("gated.toml"),
+                     "[dag]\nid = \"gated\"\n[[task]]\nid = \"talk\"\nplugin = \"core.shell\"\n"
+                     "params = { command = \"echo first line; while [ ! -e " +
+                         gate + " ]; do sleep 0.05; done; echo second line\" }\n");
+  return dir.file("gated.toml");
+}
+
+// The id of the one run in `state`, once it is recorded.
+std::string RunId(const std::string& state) {
+  std::string id;
+  testing::WaitFor([&] {
+    auto r = RunSluice({"runs", "list", "--json", "--state-dir", state});
+    if (r.exit_code != 0) return false;
+    json runs = json::parse(r.out, nullptr, false);
+    if (!runs.is_array() || runs.empty()) return false;
+    id = runs[0]["run_id"];
+    return true;
+  });
+  return id;
+}
+
+// What `path` holds so far ("" before the spawned process has created it).
+std::string Text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+int Wait(int pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST_CASE("Cli.Logs.StreamWhileTheTryRunsAndFollowWithoutADaemon" * testing::Timeout(90)) {
+  testing::TempDir dir;
+  const std::string dag = GatedDag(dir);
+  const std::string state = dir.file("state");
+  const int run =
+      testing::SpawnSluice({"run", dag, "--state-dir", state, "--logs"}, dir.file("run.out"));
+  const std::string run_id = RunId(state);
+  REQUIRE_FALSE(run_id.empty());
+  // The log file has the first line while the try still waits for the gate.
+  CHECK(testing::WaitFor([&] {
+    return RunSluice({"logs", run_id, "talk", "--state-dir", state}).out.find("first line") !=
+           std::string::npos;
+  }));
+  // logs -f, with no daemon: prints what there is, then what comes, and ends with the try.
+  const int follow = testing::SpawnSluice({"logs", "-f", run_id, "talk", "--state-dir", state},
+                                          dir.file("follow.out"));
+  CHECK(testing::WaitFor(
+      [&] { return Text(dir.file("follow.out")).find("first line") != std::string::npos; }));
+  CHECK(Text(dir.file("follow.out")).find("second line") == std::string::npos);
+  CHECK(kill(follow, 0) == 0);  // still following
+  testing::WriteFile(dir.file("gate"), "");
+  CHECK(Wait(follow) == 0);
+  const std::string followed = Text(dir.file("follow.out"));
+  CHECK(followed.find("INFO  first line") != std::string::npos);
+  CHECK(followed.find("INFO  second line") != std::string::npos);
+  CHECK(Wait(run) == 0);
+  // --logs printed each line as the task wrote it, prefixed with the task.
+  const std::string printed = Text(dir.file("run.out"));
+  CHECK_MESSAGE(printed.find("talk | first line") != std::string::npos, printed);
+  CHECK(printed.find("talk | second line") != std::string::npos);
+  CHECK(printed.find("talk | first line") < printed.find("talk  success"));
+}
+
+TEST_CASE("Cli.Logs.FollowingARunWhoseProcessWasKilledSaysSo" * testing::Timeout(90)) {
+  testing::TempDir dir;
+  const std::string dag = GatedDag(dir);
+  const std::string state = dir.file("state");
+  const int run = testing::SpawnSluice({"run", dag, "--state-dir", state}, dir.file("run.out"));
+  const std::string run_id = RunId(state);
+  REQUIRE_FALSE(run_id.empty());
+  CHECK(testing::WaitFor([&] {
+    return RunSluice({"logs", run_id, "talk", "--state-dir", state}).out.find("first line") !=
+           std::string::npos;
+  }));
+  const int follow = testing::SpawnSluice({"logs", "-f", run_id, "talk", "--state-dir", state},
+                                          dir.file("follow.out"));
+  CHECK(testing::WaitFor(
+      [&] { return Text(dir.file("follow.out")).find("first line") != std::string::npos; }));
+  kill(run, SIGKILL);
+  Wait(run);
+  CHECK(Wait(follow) == 1);
+  const std::string said = Text(dir.file("follow.out"));
+  CHECK_MESSAGE(
+      said.find("its run was interrupted (`sluice run --resume " + run_id) != std::string::npos,
+      said);
+  testing::WriteFile(dir.file("gate"), "");  // lets an orphaned command end
+}
+
+}  // namespace
+}  // namespace sluice
