@@ -136,6 +136,12 @@ std::string FormatTimeUtc(TimePoint t) {
 }
 
 std::optional<std::chrono::sys_seconds> ParseTimeUtc(const std::string& text) {
+  std::optional<std::chrono::system_clock::time_point> t = ParseTimeUtcPrecise(text);
+  if (!t) return std::nullopt;
+  return std::chrono::floor<std::chrono::seconds>(*t);
+}
+
+std::optional<std::chrono::system_clock::time_point> ParseTimeUtcPrecise(const std::string& text) {
   int y, mo, d, h = 0, mi = 0, sec = 0;
   char rest[32] = "";
   int n = std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d%31s", &y, &mo, &d, &h, &mi, &sec, rest);
@@ -150,9 +156,15 @@ std::optional<std::chrono::sys_seconds> ParseTimeUtc(const std::string& text) {
                                  date::day(static_cast<unsigned>(d))};
   if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
   std::string zone = rest;
-  if (!zone.empty() && zone[0] == '.') {  // fractional seconds: dropped
+  std::chrono::microseconds fraction{0};
+  if (!zone.empty() && zone[0] == '.') {  // fractional seconds, to the microsecond
     size_t k = 1;
-    while (k < zone.size() && std::isdigit(static_cast<unsigned char>(zone[k]))) ++k;
+    int64_t scale = 100000;
+    while (k < zone.size() && std::isdigit(static_cast<unsigned char>(zone[k]))) {
+      fraction += std::chrono::microseconds((zone[k] - '0') * scale);
+      scale /= 10;
+      ++k;
+    }
     zone = zone.substr(k);
   }
   int offset_minutes = 0;
@@ -164,9 +176,10 @@ std::optional<std::chrono::sys_seconds> ParseTimeUtc(const std::string& text) {
   } else {
     return std::nullopt;
   }
-  return std::chrono::sys_seconds(date::sys_days(ymd).time_since_epoch()) + std::chrono::hours(h) +
-         std::chrono::minutes(mi) + std::chrono::seconds(sec) -
-         std::chrono::minutes(offset_minutes);
+  const std::chrono::sys_seconds whole =
+      std::chrono::sys_seconds(date::sys_days(ymd).time_since_epoch()) + std::chrono::hours(h) +
+      std::chrono::minutes(mi) + std::chrono::seconds(sec) - std::chrono::minutes(offset_minutes);
+  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(whole) + fraction;
 }
 
 }  // namespace sluice
@@ -214,6 +227,7 @@ nlohmann::json DagToJson(const Dag& dag) {
       task["retry_backoff"] = false;
     }
     task["timeout"] = t.timeout ? json(FormatDuration(*t.timeout)) : json();
+    task["timeout_grace"] = t.timeout_grace ? json(FormatDuration(*t.timeout_grace)) : json();
     task["trigger_rule"] = TriggerRuleName(t.trigger_rule);
     task["pool"] = t.pool;
     task["priority"] = t.priority;

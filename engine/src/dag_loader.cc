@@ -170,9 +170,9 @@ const std::vector<std::string> kDagKeys = {
     "schedule", "timezone",        "start_date",     "end_date",
     "catchup",  "max_active_runs", "dagrun_timeout", "paused"};
 // Settings a task may inherit from [defaults].
-const std::vector<std::string> kDefaultsKeys = {"retries",  "retry_delay",  "retry_backoff",
-                                                "timeout",  "trigger_rule", "pool",
-                                                "priority", "cache",        "limits"};
+const std::vector<std::string> kDefaultsKeys = {
+    "retries",      "retry_delay", "retry_backoff", "timeout", "timeout_grace",
+    "trigger_rule", "pool",        "priority",      "cache",   "limits"};
 const std::vector<std::string> kLimitKeys = {"memory", "cpu_time", "open_files"};
 const std::vector<std::string> kTaskOnlyKeys = {"id",     "plugin", "description", "depends_on",
                                                 "params", "inputs", "when"};
@@ -217,6 +217,7 @@ struct TaskSettings {
   std::optional<Duration> retry_delay;
   std::optional<RetryBackoff> retry_backoff;
   std::optional<Duration> timeout;
+  std::optional<Duration> timeout_grace;
   std::optional<TriggerRule> trigger_rule;
   std::optional<std::string> pool;
   std::optional<int> priority;
@@ -551,6 +552,7 @@ TaskSettings Loader::ParseSettings(const toml::table& t, std::string_view where)
   s.retry_delay = GetDuration(t, "retry_delay", where, true);
   s.retry_backoff = GetBackoff(t, where);
   s.timeout = GetDuration(t, "timeout", where, false);
+  s.timeout_grace = GetDuration(t, "timeout_grace", where, true);
   if (auto rule = GetString(t, "trigger_rule", where)) {
     if (auto parsed = ParseTriggerRule(*rule)) {
       s.trigger_rule = *parsed;
@@ -832,6 +834,7 @@ void Loader::ParseTask(const toml::table& t, size_t index, const TaskSettings& d
       own.retry_delay.value_or(defaults.retry_delay.value_or(std::chrono::seconds(30)));
   task->retry_backoff = own.retry_backoff.value_or(defaults.retry_backoff.value_or(RetryBackoff{}));
   task->timeout = own.timeout ? own.timeout : defaults.timeout;
+  task->timeout_grace = own.timeout_grace ? own.timeout_grace : defaults.timeout_grace;
   task->trigger_rule =
       own.trigger_rule.value_or(defaults.trigger_rule.value_or(TriggerRule::kAllSuccess));
   task->pool = own.pool.value_or(defaults.pool.value_or("default"));

@@ -326,6 +326,11 @@ void LocalWorkerPool::Impl::HandleFrame(const std::shared_ptr<Worker>& w, Type t
       if (it == w->assigned.end()) return;
       w->assigned.erase(it);
       if (key == w->key) DrainOutput(w, true);
+      if (key == w->key && w->forced && w->forced->kind == TaskOutcome::Kind::kTimedOut) {
+        // A timed-out step that stopped: its worker goes with what the step started.
+        Kill(w, *w->forced);
+        return;
+      }
       int code = body.value("code", SLUICE_RESULT_FAILED);
       std::string message = body.value("message", "");
       TaskOutcome outcome;
@@ -538,13 +543,28 @@ void LocalWorkerPool::Impl::StartFront(const std::shared_ptr<Worker>& w) {
   if (cancelled.count(key)) {
     // Cancelled while it waited: the worker skips it and answers at once.
   } else if (front.timeout) {
+    // Airflow's on_kill: past its timeout the step is cancelled (it sees cancelled(); a
+    // command gets SIGTERM) and has the grace period to stop; then, or once it has stopped,
+    // the worker's process group is killed, with whatever the step left running.
     auto self = shared_from_this();
     const Duration limit = *front.timeout;
+    const Duration grace = front.timeout_grace.value_or(options.cancel_grace);
     w->timeout_timer.expires_after(limit);
-    w->timeout_timer.async_wait([self, w, key, limit](boost::system::error_code ec) {
+    w->timeout_timer.async_wait([self, w, key, limit, grace](boost::system::error_code ec) {
       if (ec || w->dead || w->key != key) return;
-      self->Kill(w, {TaskOutcome::Kind::kTimedOut, "timed out after " + FormatDuration(limit) +
-                                                       "; the worker's process group was killed"});
+      const std::string what = "timed out after " + FormatDuration(limit);
+      w->forced =
+          TaskOutcome{TaskOutcome::Kind::kTimedOut, what + "; the step stopped when cancelled"};
+      self->Send(w, Type::kCancel, json{{"key", key}}.dump());
+      w->cancel_timer.expires_after(grace);
+      w->cancel_timer.async_wait([self, w, key, what, grace](boost::system::error_code ec2) {
+        if (ec2 || w->dead || w->key != key) return;
+        w->forced =
+            TaskOutcome{TaskOutcome::Kind::kTimedOut,
+                        what + "; the step did not stop within its " + FormatDuration(grace) +
+                            " grace period and the worker's process group was killed"};
+        self->Kill(w, *w->forced);
+      });
     });
   }
   listener->OnStarted(key, w->pid);

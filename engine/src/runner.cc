@@ -776,7 +776,9 @@ void Runner::ArmRunTimeout(RunRt* run) {
   const std::optional<Duration>& timeout = run->dag->spec().dagrun_timeout;
   if (!timeout) return;
   Duration left = *timeout;
-  if (std::optional<std::chrono::sys_seconds> started = ParseTimeUtc(run->record.started_at)) {
+  // From the start to the microsecond: whole seconds made a 2 s timeout fire after 1.6 s.
+  if (std::optional<system_clock::time_point> started =
+          ParseTimeUtcPrecise(run->record.started_at)) {
     left -= std::chrono::duration_cast<Duration>(clock_->Now() - *started);
   }
   const std::string dag_id = run->record.dag_id;
@@ -1096,6 +1098,7 @@ void Runner::PrepareAndLaunch(RunRt* run, size_t task) {
   launch.plugin_file = plugin ? plugin->file : "";
   launch.artifact_dir = artifact_root_;
   launch.timeout = spec.timeout;
+  launch.timeout_grace = spec.timeout_grace;
   launch.limits = spec.limits;
   launch.request = {{"params", std::move(params)},
                     {"inputs", std::move(inputs)},

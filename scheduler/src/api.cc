@@ -619,7 +619,8 @@ HttpResponse Api::Trigger(const std::string& dag_id, const HttpRequest& request,
   if (Status s = CheckTags(trigger.tags); !s.ok()) return Error(400, "bad_request", s.message());
   trigger.note = body.value("note", "");
   if (body.contains("logical_date")) {
-    std::optional<std::chrono::sys_seconds> when = ParseTimeUtc(body["logical_date"]);
+    std::optional<std::chrono::system_clock::time_point> when =
+        ParseTimeUtcPrecise(body["logical_date"]);
     if (!when) {
       return Error(400, "bad_request",
                    "logical_date \"" + body["logical_date"].get<std::string>() +

@@ -391,6 +391,34 @@ def stubborn(ctx, pids):
   CHECK(log.find("ignoring SIGTERM") != std::string::npos);
 }
 
+// Issue 17: a timeout cancels the try rather than kill it at once (Airflow's on_kill): the
+// Python step gets SIGTERM, its finally block runs, and the try says it stopped.
+TEST_CASE("Cli.PythonStep.ATimeoutCancelsTheStepAndItsFinallyBlockRuns" * testing::Timeout(60)) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.file("slow.py"), R"PY(import time
+from sluice import step
+
+@step(params={"marker": ""})
+def slow(ctx, marker):
+    try:
+        time.sleep(60)
+    finally:
+        with open(marker, "w") as f:
+            f.write("cleaned up")
+)PY");
+  testing::WriteFile(dir.file("p.toml"),
+                     "[dag]\nid = \"slow\"\n[[task]]\nid = \"s\"\nplugin = \"python.function\"\n"
+                     "timeout = \"1s\"\ntimeout_grace = \"20s\"\n"
+                     "params = { script = \"slow.py\", marker = \"" +
+                         dir.file("marker") + "\" }\n");
+  const std::string state = dir.file("state");
+  const testing::CommandResult r = RunSluice({"run", dir.file("p.toml"), "--state-dir", state});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(Tries(state)["s"]["reason"] == "timed out after 1s; the step stopped when cancelled");
+  CHECK(testing::ReadFile(dir.file("marker")) == "cleaned up");
+}
+
 // The fork server (plugins/python/fork_server.h): the tries of one worker are forked from
 // one waiting interpreter, and each is still the process a fresh interpreter would be: its
 // own pid, folder, socket and argv; atexit handlers run; exit codes and signals are

@@ -532,5 +532,33 @@ TEST_CASE("Runner.DagrunTimeout.CancelsTheRun" * testing::Timeout(30)) {
         "cancelled by dagrun_timeout (10s)");
 }
 
+// Issue 17: `dagrun_timeout = "2s"` fired 1.6 s after the start: the deadline was computed
+// from the start time cut to whole seconds. A run that starts at .9 of a second is cancelled
+// at 2 s, not at 1.1 s.
+TEST_CASE("Runner.DagrunTimeout.CountsFromTheStartToTheMicrosecond" * testing::Timeout(30)) {
+  Harness h;
+  h.clock_.Advance(std::chrono::milliseconds(900));
+  h.Trigger("[dag]\nid = \"t\"\ndagrun_timeout = \"2s\"\n" + Task("slow"));
+  h.clock_.Advance(std::chrono::milliseconds(1500));
+  h.Settle();
+  CHECK(h.executor_.cancelled.empty());
+  h.clock_.Advance(std::chrono::milliseconds(499));
+  h.Settle();
+  CHECK(h.executor_.cancelled.empty());
+  h.clock_.Advance(std::chrono::milliseconds(1));
+  h.Settle();
+  CHECK(h.executor_.cancelled.size() == 1);
+}
+
+TEST_CASE("Dag.ParseTimeUtcPrecise.KeepsFractionalSeconds") {
+  const auto base = std::chrono::sys_days(std::chrono::year(2026) / 1 / 1);
+  CHECK(ParseTimeUtcPrecise("2026-01-01T00:00:01.250000Z") ==
+        base + std::chrono::milliseconds(1250));
+  CHECK(ParseTimeUtcPrecise("2026-01-01T01:00:00.5+01:00") ==
+        base + std::chrono::milliseconds(500));
+  CHECK(ParseTimeUtc("2026-01-01T00:00:01.999Z") == base + std::chrono::seconds(1));
+  CHECK_FALSE(ParseTimeUtcPrecise("2026-01-01T00:00:01.5X").has_value());
+}
+
 }  // namespace
 }  // namespace sluice

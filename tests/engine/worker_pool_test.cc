@@ -70,12 +70,14 @@ class PoolHarness {
   }
 
   void Launch(const std::string& key, const std::string& step, json params,
-              std::optional<Duration> timeout = std::nullopt) {
+              std::optional<Duration> timeout = std::nullopt,
+              std::optional<Duration> timeout_grace = std::nullopt) {
     TaskLaunch launch;
     launch.key = key;
     launch.plugin_file = std::string(SLUICE_PLUGIN_DIR) + "/core.so";
     launch.step = step;
     launch.timeout = timeout;
+    launch.timeout_grace = timeout_grace;
     launch.request = {
         {"params", std::move(params)},
         {"inputs", json::object()},
@@ -152,7 +154,10 @@ TEST_CASE("WorkerPool.Run.CrashesAreFailedTriesAndWorkersAreReplaced" * testing:
   CHECK(h.collector.pids["after"] != h.collector.pids["segv"]);
 }
 
-TEST_CASE("WorkerPool.Run.TimeoutKillsTheProcessGroup" * testing::Timeout(60)) {
+// Issue 17: a timeout cancels the step (Airflow's on_kill), gives it a grace period (the
+// pool's, or the task's timeout_grace), then kills the worker's process group, with whatever
+// the step left running; a step that stops when cancelled says so.
+TEST_CASE("WorkerPool.Run.TimeoutCancelsThenKillsTheProcessGroup" * testing::Timeout(60)) {
   PoolHarness h(1);
   // A shell that leaves a grandchild behind: the whole group must die with the worker.
   const std::string marker = h.dir.file("grandchild-alive");
@@ -160,9 +165,19 @@ TEST_CASE("WorkerPool.Run.TimeoutKillsTheProcessGroup" * testing::Timeout(60)) {
            std::chrono::milliseconds(300));
   TaskOutcome outcome = h.Wait("hang");
   CHECK(outcome.kind == TaskOutcome::Kind::kTimedOut);
-  CHECK(outcome.message == "timed out after 300ms; the worker's process group was killed");
-  h.Launch("hang2", "core.fail", {{"mode", "hang"}}, std::chrono::milliseconds(200));
-  CHECK(h.Wait("hang2").kind == TaskOutcome::Kind::kTimedOut);
+  CHECK(outcome.message ==
+        "timed out after 300ms; the step did not stop within its 500ms grace period and the "
+        "worker's process group was killed");
+  h.Launch("hang2", "core.fail", {{"mode", "hang"}}, std::chrono::milliseconds(200),
+           std::chrono::milliseconds(100));
+  TaskOutcome hung = h.Wait("hang2");
+  CHECK(hung.kind == TaskOutcome::Kind::kTimedOut);
+  CHECK(hung.message.find("within its 100ms grace period") != std::string::npos);
+  // core.sleep checks for cancellation: it stops, and the try says so.
+  h.Launch("sleepy", "core.sleep", {{"seconds", 30}}, std::chrono::milliseconds(200));
+  TaskOutcome stopped = h.Wait("sleepy");
+  CHECK(stopped.kind == TaskOutcome::Kind::kTimedOut);
+  CHECK(stopped.message == "timed out after 200ms; the step stopped when cancelled");
   // Give the orphan the time it would have needed, then check that it never ran.
   boost::asio::steady_timer wait(h.io, std::chrono::milliseconds(3500));
   bool waited = false;

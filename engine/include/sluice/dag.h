@@ -96,6 +96,9 @@ struct TaskSpec {
   Duration retry_delay = std::chrono::seconds(30);
   RetryBackoff retry_backoff;
   std::optional<Duration> timeout;  // none = no limit
+  // After a timeout, how long the cancelled step has to stop before its worker's process
+  // group is killed; none = the executor's default (10 s).
+  std::optional<Duration> timeout_grace;
   TriggerRule trigger_rule = TriggerRule::kAllSuccess;
   std::string pool = "default";
   int priority = 1;  // higher runs first among ready tasks
@@ -175,6 +178,9 @@ std::string FormatTimeUtc(TimePoint t);
 // An ISO 8601 instant: "2026-01-01T03:00:00Z", "2026-01-01T04:00:00+01:00", "2026-01-01T03:00"
 // (UTC) or "2026-01-01" (midnight UTC). Fractional seconds are dropped. Null when malformed.
 std::optional<std::chrono::sys_seconds> ParseTimeUtc(const std::string& text);
+// The same, keeping fractional seconds (to the microsecond): for deadlines computed from a
+// recorded time, such as a run's start.
+std::optional<std::chrono::system_clock::time_point> ParseTimeUtcPrecise(const std::string& text);
 
 // The resolved DAG as JSON (defaults applied; durations as text, times as ISO 8601 UTC), with
 // its topological order and layers. The shape is documented in docs/dag-format.md.

@@ -28,6 +28,9 @@ struct TaskLaunch {
   std::string step;         // the step name, e.g. "core.shell"
   nlohmann::json request;   // see sluice_plugin.run in plugin_abi.h
   std::optional<Duration> timeout;
+  // After the timeout the step is cancelled, and killed if still running this much later;
+  // none: the executor's own grace (LocalWorkerPool::Options::cancel_grace).
+  std::optional<Duration> timeout_grace;
   ResourceLimits limits;  // applied to the worker process while the try runs
   // The artifact store (artifacts.h) outputs go into; empty: outputs stay where they are.
   std::string artifact_dir;
@@ -38,7 +41,7 @@ struct TaskOutcome {
     kSuccess,
     kFailed,    // the step reported failure (message from the step)
     kSkipped,   // the step skipped itself (message: why)
-    kTimedOut,  // passed its timeout; the worker's process group was killed
+    kTimedOut,  // passed its timeout: cancelled, then its worker's process group was killed
     kCrashed,   // the worker died during the try (signal or exit)
     kLost,      // the worker stopped responding (no heartbeat) and was killed
     kCancelled,
