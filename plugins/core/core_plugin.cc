@@ -73,7 +73,8 @@ class Shell : public sluice::sdk::Step {
     child.command = ctx.Param<std::string>("command");
     const json env = ctx.Param<json>("env");
     child.working_dir = ctx.Param<std::string>("working_dir", "");
-    if (child.working_dir.empty()) child.working_dir = ctx.scratch_dir().string();
+    child.working_dir = child.working_dir.empty() ? ctx.scratch_dir().string()
+                                                  : ctx.DagPath(child.working_dir).string();
     for (const auto& [key, value] : env.items()) {
       child.env.push_back(key + "=" +
                           (value.is_string() ? value.get<std::string>() : value.dump()));
@@ -150,7 +151,8 @@ class Shell : public sluice::sdk::Step {
 class Touch : public sluice::sdk::Step {
  public:
   void Run(Context& ctx) override {
-    const std::string path = ctx.Param<std::string>("path");
+    const std::string given = ctx.Param<std::string>("path");
+    const std::string path = given.empty() || given[0] == '/' ? given : ctx.DagPath(given).string();
     const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0666);
     if (fd < 0) throw StepError("cannot touch " + path + ": " + std::strerror(errno));
     const int rc = futimens(fd, nullptr);
@@ -232,17 +234,22 @@ sluice::sdk::Plugin Describe() {
       .Param("outputs", ParamType::kObject, "Values to publish as outputs, by name",
              json::object());
   plugin.Add<Touch>("core.touch", "Creates a file or updates its modification time, in process")
-      .Param("path", ParamType::kString, "The file");
+      .Param("path", ParamType::kString, "The file (relative: to the DAG file's folder)");
   plugin
       .Add<Shell>("core.shell",
                   "Runs a shell command; stdout and stderr stream into the task log, and the "
                   "command reaches the step's context (metrics, outputs, tags, skip, the model "
                   "registry) with `sluice step` or the socket in $SLUICE_STEP_SOCKET "
-                  "(docs/step-protocol.md)")
+                  "(docs/step-protocol.md). Its environment also has SLUICE_DAG_ID, "
+                  "SLUICE_RUN_ID, SLUICE_TASK_ID, SLUICE_TRY_NUMBER, SLUICE_IDEMPOTENCY_KEY, "
+                  "SLUICE_OUTPUT_DIR, SLUICE_BIN, and SLUICE_INPUT_<NAME> for each input (a "
+                  "file's or folder's read-only path, or a value's JSON)")
       .Param("command", ParamType::kString, "The command, run with /bin/sh -c")
       .Param("env", ParamType::kObject, "Extra environment variables", json::object())
       .Param("working_dir", ParamType::kString,
-             "Directory to run in (default: the try's scratch directory)", "")
+             "Directory to run in, relative to the DAG file's folder (default: the try's "
+             "scratch directory)",
+             "")
       .Param("outputs", ParamType::kObject,
              "Files or directories the command writes, published as outputs: name -> path "
              "(relative to the working directory)",

@@ -166,7 +166,7 @@ class Csv : public sluice::sdk::Step {
     const json& given = ctx.params()["path"];
     for (const json& p : given.is_array() ? given : json::array({given})) {
       if (!p.is_string()) throw StepError("param \"path\" must be a file path or a list of them");
-      paths.push_back(std::filesystem::path(p.get<std::string>()).lexically_normal());
+      paths.push_back(ctx.DagPath(p.get<std::string>()));
     }
     if (paths.empty()) throw StepError("param \"path\" lists no file");
     const std::filesystem::path path = paths[0];
@@ -434,7 +434,8 @@ sluice::sdk::Plugin Describe() {
   sluice::sdk::Plugin plugin("dataprep", "1.0.0", "Data preparation for the ML pipeline");
   plugin.Add<Csv>("dataprep.csv", "Load, validate, split, scale and profile a CSV file")
       .Param("path", ParamType::kAny,
-             "The CSV file (header row first), or a list of files with the same header")
+             "The CSV file (header row first), or a list of files with the same header; "
+             "relative paths are relative to the DAG file's folder")
       .Param("target", ParamType::kString, "The label column")
       .Param("task", ParamType::kString, "auto, binary, multiclass or regression", "auto")
       .Param("features", ParamType::kArray, "Feature columns (default: all but target and drop)",

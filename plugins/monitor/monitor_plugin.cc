@@ -196,7 +196,7 @@ class Drift : public sluice::sdk::Step {
     if (!given.is_null()) {
       for (const json& p : given.is_array() ? given : json::array({given})) {
         if (!p.is_string()) throw StepError("param \"path\" must be a file path or a list of them");
-        paths.emplace_back(p.get<std::string>());
+        paths.push_back(ctx.DagPath(p.get<std::string>()));
       }
     }
     if (paths.empty()) throw StepError("give the new data: param \"path\" or input \"batch\"");
@@ -221,7 +221,9 @@ sluice::sdk::Plugin Describe() {
              "A registered model: compare with the data its `alias` version was trained on",
              nullptr)
       .Param("alias", ParamType::kString, "Which version of `model`", "production")
-      .Param("path", ParamType::kAny, "The new data: a CSV file or a list of them", nullptr)
+      .Param("path", ParamType::kAny,
+             "The new data: a CSV file or a list of them (relative: to the DAG file's folder)",
+             nullptr)
       .Param("psi_threshold", ParamType::kNumber, "A numeric feature drifts above this PSI", 0.25)
       .Param("ks_threshold", ParamType::kNumber,
              "... or above this Kolmogorov-Smirnov statistic when its p-value is below alpha", 0.2)

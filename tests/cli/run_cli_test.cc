@@ -180,6 +180,30 @@ params = { path = "{{ dag.folder }}/no/such/dir/file" }
 
 // Exit codes, as `sluice --help` says: 1 for an invalid DAG (or one the plugins refuse), as
 // `dag validate` exits; 2 for bad usage (a param the DAG does not declare).
+// Issue 17: one rule for paths in params: relative to the DAG file's folder, wherever
+// `sluice run` was started (core.touch resolved against the caller's folder, core.shell's
+// working_dir likewise).
+TEST_CASE("Cli.Run.RelativePathsInParamsAreRelativeToTheDagFolder" * testing::Timeout(60)) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.file("project/work"));
+  testing::WriteFile(dir.file("project/paths.toml"), R"([dag]
+id = "paths"
+[[task]]
+id = "touch"
+plugin = "core.touch"
+params = { path = "touched" }
+[[task]]
+id = "sh"
+plugin = "core.shell"
+params = { command = "pwd > where", working_dir = "work" }
+)");
+  auto r = RunSluice({"run", dir.file("project/paths.toml"), "--state-dir", dir.file("state")});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(std::filesystem::exists(dir.file("project/touched")));
+  CHECK(testing::ReadFile(dir.file("project/work/where")) == dir.file("project/work") + "\n");
+}
+
 TEST_CASE("Cli.Run.InvalidDagExitsOneBadUsageTwoAndNothingIsRecorded" * testing::Timeout(60)) {
   testing::TempDir dir;
   const std::string state = dir.file("state");

@@ -16,9 +16,8 @@ class Count : public sluice::sdk::Step {
  public:
   void Run(Context& ctx) override {
     // An input wins over the `path` param, so the step works alone and inside a pipeline.
-    const std::filesystem::path path = ctx.HasInput("text")
-                                           ? ctx.InputPath("text")
-                                           : std::filesystem::path(ctx.Param<std::string>("path"));
+    const std::filesystem::path path =
+        ctx.HasInput("text") ? ctx.InputPath("text") : ctx.DagPath(ctx.Param<std::string>("path"));
     std::ifstream in(path);
     if (!in) throw sluice::sdk::StepError("cannot read " + path.string());
 

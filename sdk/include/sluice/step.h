@@ -250,6 +250,16 @@ class Context {
   std::filesystem::path dag_dir() const {
     return std::filesystem::path(request_.value("dag_dir", ""));
   }
+  // A path a task's params give, as a step should read it: a relative one is relative to the
+  // DAG file's folder (as Make and Snakemake read paths), never to where Sluice was started.
+  std::filesystem::path DagPath(const std::string& path) const {
+    std::filesystem::path p(path);
+    if (p.is_relative() && !p.empty()) {
+      const std::filesystem::path dir = dag_dir();
+      if (!dir.empty()) p = dir / p;
+    }
+    return p.lexically_normal();
+  }
 
   void OutputFile(const std::string& name, const std::filesystem::path& path) {
     Output(name, SLUICE_OUTPUT_FILE, path.string());
