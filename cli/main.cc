@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,84 @@ std::string UnknownWord(CLI::App& app, int argc, char** argv) {
   return "";
 }
 
+constexpr const char* kExitCodes =
+    "Exit codes: 0 ok, 1 failed (invalid DAG, failed run), 2 bad usage.";
+
+// The examples of commands that do not set their own footer where they are made.
+const std::map<std::string, std::string>& Examples() {
+  static const std::map<std::string, std::string> examples = {
+      {"runs",
+       "  sluice runs list --dag hello         the latest runs of one DAG\n"
+       "  sluice runs show RUN                 a run and its tasks\n"
+       "  sluice runs compare RUN_A RUN_B      params, metrics and tags side by side"},
+      {"runs list",
+       "  sluice runs list -n 5 --state failed\n"
+       "  sluice runs list --dag hello --json"},
+      {"runs show", "  sluice runs show manual__2026-11-27T15:39:40.512849Z --dag hello"},
+      {"runs cancel", "  sluice runs cancel RUN --dag nightly     (through the daemon)"},
+      {"runs delete", "  sluice runs delete RUN --dag hello && sluice gc"},
+      {"runs compare",
+       "  sluice runs compare RUN_A RUN_B RUN_C --only-diff\n"
+       "  sluice runs compare RUN_A RUN_B --json"},
+      {"tasks", "  sluice tasks list RUN\n  sluice tasks clear RUN -t train --downstream"},
+      {"tasks list", "  sluice tasks list RUN --json"},
+      {"logs",
+       "  sluice logs RUN train               the latest try's log\n"
+       "  sluice logs RUN train --try 1       the first try's\n"
+       "  sluice logs -f RUN train            follow it while it runs (daemon or sluice run)\n"
+       "  sluice logs RUN train --json        its lines as JSON"},
+      {"events", "  sluice events RUN\n  sluice events RUN --json"},
+      {"state", "  sluice state repair --state-dir .sluice"},
+      {"state repair", "  sluice state repair --state-dir .sluice     (stop the daemon first)"},
+      {"plugins", "  sluice plugins list\n  sluice plugins show core.shell --json"},
+      {"plugins list", "  sluice plugins list --plugin-dir build/plugins"},
+      {"plugins show", "  sluice plugins show train.xgboost\n  sluice plugins show core --json"},
+      {"cron", "  sluice cron next \"0 3 * * *\" --tz Europe/Berlin --count 5"},
+      {"dags",
+       "  sluice dags list\n  sluice dags pause nightly\n  sluice dags unpause drift_watch"},
+      {"dags list", "  sluice dags list --json"},
+      {"dags pause", "  sluice dags pause nightly     (no new scheduled runs until unpaused)"},
+      {"dags unpause", "  sluice dags unpause nightly   (missed intervals follow its catchup)"},
+      {"backfills",
+       "  sluice backfills list\n  sluice backfills show ID\n  sluice backfills cancel ID"},
+      {"backfills list", "  sluice backfills list --json"},
+      {"backfills show", "  sluice backfills show ID --json"},
+      {"backfills cancel", "  sluice backfills cancel ID"},
+      {"tokens",
+       "  sluice tokens create ci --role operator\n  sluice tokens list\n  sluice tokens revoke "
+       "ci"},
+      {"tokens list", "  sluice tokens list --json"},
+      {"tokens revoke", "  sluice tokens revoke ci"},
+      {"metrics",
+       "  sluice metrics RUN                  a summary per task and metric\n"
+       "  sluice metrics RUN train --steps    every point of the learning curves\n"
+       "  sluice metrics RUN --csv > m.csv    for a spreadsheet or pandas"},
+      {"gc", "  sluice gc --dry-run\n  sluice gc --json"},
+      {"version", "  sluice version"},
+      {"help", "  sluice help\n  sluice help runs list"},
+  };
+  return examples;
+}
+
+// Every command's --help ends with its own examples. CLI11 copies the top-level footer
+// into each command made after it is set, so without this every group ended with the same
+// eight. A command with none of its own gets its group's.
+void SetFooters(CLI::App* app, const std::string& path, const std::string& root,
+                const std::string& inherited) {
+  for (CLI::App* sub : app->get_subcommands([](const CLI::App*) { return true; })) {
+    const std::string name = path.empty() ? sub->get_name() : path + " " + sub->get_name();
+    if (sub->get_footer() == root) {
+      auto it = Examples().find(name);
+      sub->footer(it != Examples().end()
+                      ? std::string(it->second.find('\n') != std::string::npos ? "Examples:\n"
+                                                                               : "Example:\n") +
+                            it->second + "\n\n" + kExitCodes
+                      : inherited);
+    }
+    SetFooters(sub, name, root, sub->get_footer() == root ? inherited : sub->get_footer());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -159,6 +238,8 @@ int main(int argc, char** argv) {
     for (const std::string& word : help_words) name += " " + word;
     std::printf("%s", at->get_formatter()->make_help(at, name, CLI::AppFormatMode::Normal).c_str());
   });
+
+  SetFooters(&app, "", app.get_footer(), kExitCodes);
 
   if (std::string unknown = UnknownWord(app, argc, argv); !unknown.empty()) {
     std::fprintf(stderr, "%s\n", unknown.c_str());

@@ -561,8 +561,9 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, int* exit_code) 
       "run",
       "Run a DAG once, to completion, in this process (embedded mode: no daemon).\n"
       "Tasks run in a pool of worker processes; every state change is recorded in the state\n"
-      "directory before it is acted on. Exit code 0 when the run succeeds, 1 when it fails,\n"
-      "2 when the DAG, a --param or the plugins are wrong (then nothing runs).");
+      "directory before it is acted on. Exit code 0 when the run succeeds; 1 when it fails,\n"
+      "or the DAG is invalid or does not fit the plugins; 2 for bad usage, such as a --param\n"
+      "the DAG does not declare (an invalid DAG or bad usage runs nothing).");
   run->add_option("dag", options->dag_file, "DAG file")->check(CLI::ExistingFile);
   run->add_option(
       "-p,--param", options->params,

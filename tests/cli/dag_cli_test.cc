@@ -66,6 +66,27 @@ TEST_CASE("Cli.Usage.TyposGetDidYouMeanAndHelpAndVersionAreCommands" * testing::
   CHECK(version.out.find("(plugin ABI " + std::to_string(SLUICE_ABI_MAJOR) + "." +
                          std::to_string(SLUICE_ABI_MINOR) + ")") != std::string::npos);
   CHECK(version.out == RunSluice({"--version"}).out);
+  // Each command's --help ends with its own examples, not the top level's eight.
+  for (const std::vector<std::string> command : {std::vector<std::string>{"runs"},
+                                                 {"runs", "list"},
+                                                 {"runs", "compare"},
+                                                 {"tasks"},
+                                                 {"logs"},
+                                                 {"events"},
+                                                 {"metrics"},
+                                                 {"models", "versions"},
+                                                 {"dags", "pause"},
+                                                 {"backfills"},
+                                                 {"tokens", "list"},
+                                                 {"gc"},
+                                                 {"step", "metric"}}) {
+    std::vector<std::string> args = command;
+    args.emplace_back("--help");
+    const std::string out = RunSluice(args).out;
+    CHECK_MESSAGE(out.find("print a DAG with its defaults applied") == std::string::npos,
+                  command[0]);
+    CHECK_MESSAGE(out.find("  sluice " + command[0]) != std::string::npos, command[0]);
+  }
   auto help = RunSluice({"help", "runs", "list"});
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("Usage: sluice runs list [OPTIONS]") != std::string::npos);
