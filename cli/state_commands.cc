@@ -239,6 +239,10 @@ int TasksList(const StateOptions& o) {
 }
 
 int Logs(const StateOptions& o) {
+  if (o.follow && o.json) {
+    return Fail("logs", Status::InvalidArgument(
+                            "--json prints a finished log; -f follows one as text (use one)"));
+  }
   if (o.follow) {
     if (std::optional<ServerTarget> daemon = Daemon(o)) return FollowLog(o, *daemon);
     return FollowLocalLog(o);
@@ -253,6 +257,30 @@ int Logs(const StateOptions& o) {
                                          run->run_id + "` lists the tries)"));
   }
   std::ifstream in(chosen->log_path, std::ios::binary);
+  if (o.json) {
+    // Each line "TIME LEVEL text" (the level padded to 5) as {time, level, text}.
+    json lines = json::array();
+    for (std::string line; in && std::getline(in, line);) {
+      const size_t space = line.find(' ');
+      if (space == std::string::npos || line.size() < space + 7 || line[space + 6] != ' ') {
+        lines.push_back({{"text", line}});
+        continue;
+      }
+      std::string level = line.substr(space + 1, 5);
+      while (!level.empty() && level.back() == ' ') level.pop_back();
+      lines.push_back(
+          {{"time", line.substr(0, space)}, {"level", level}, {"text", line.substr(space + 7)}});
+    }
+    json out = {{"dag_id", run->dag_id},
+                {"run_id", run->run_id},
+                {"task_id", chosen->task_id},
+                {"try_number", chosen->try_number},
+                {"state", std::string(TaskStateName(chosen->state))},
+                {"log_path", chosen->log_path},
+                {"lines", std::move(lines)}};
+    std::printf("%s\n", out.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+    return kExitOk;
+  }
   if (!in) {
     std::fprintf(stderr, "(try %d of %s wrote no log lines)\n", chosen->try_number,
                  o.task_id.c_str());
@@ -335,6 +363,8 @@ void AddStateCommands(CLI::App& app, int* exit_code) {
                    "dir's daemon)");
   logs->add_option("--token", o->token, "API token (default: $SLUICE_TOKEN)");
   logs->add_option("--dag", o->dag, "The run's DAG, when several DAGs have a run with this id");
+  logs->add_flag("--json", o->json,
+                 "Print the try and its lines as JSON: {time, level, text} each (not with -f)");
   AddStateDir(logs, o.get());
   logs->callback([o, exit_code] { *exit_code = Logs(*o); });
 
