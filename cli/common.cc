@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "sluice/local_executor.h"
 #include "sluice/state_store.h"
+#include "terminal.h"
 
 namespace sluice::cli {
 
@@ -108,13 +109,38 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
     for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
   }
+  // On a terminal (or with $COLUMNS), the widest columns give way until the table fits; their
+  // cells end in "...". Piped into a program, cells stay whole.
+  const size_t width = TerminalWidth(stdout);
+  size_t total = widths.empty() ? 0 : 2 * (widths.size() - 1);
+  for (size_t w : widths) total += w;
+  bool cut = false;
+  constexpr size_t kNarrowest = 12;
+  while (width > 0 && total > width) {
+    const auto widest = std::max_element(widths.begin(), widths.end());
+    if (widest == widths.end() || *widest <= kNarrowest) break;
+    size_t second = kNarrowest;
+    for (size_t w : widths) {
+      if (w < *widest) second = std::max(second, w);
+    }
+    const size_t shrink = std::min(total - width, *widest - second);
+    *widest -= std::max<size_t>(shrink, 1);
+    total -= std::max<size_t>(shrink, 1);
+    cut = true;
+  }
   for (const auto& row : rows) {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+      const std::string cell = row[i].size() > widths[i] ? OneLine(row[i], widths[i]) : row[i];
+      line += cell;
+      if (i + 1 < row.size()) line += std::string(widths[i] - cell.size() + 2, ' ');
     }
     std::printf("%s\n", line.c_str());
+  }
+  if (cut) {
+    std::printf(
+        "(cut to the terminal's %zu columns: --json, or a wider terminal, shows it whole)\n",
+        width);
   }
 }
 

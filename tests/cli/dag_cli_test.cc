@@ -67,19 +67,19 @@ TEST_CASE("Cli.Usage.TyposGetDidYouMeanAndHelpAndVersionAreCommands" * testing::
                          std::to_string(SLUICE_ABI_MINOR) + ")") != std::string::npos);
   CHECK(version.out == RunSluice({"--version"}).out);
   // Each command's --help ends with its own examples, not the top level's eight.
-  for (const std::vector<std::string> command : {std::vector<std::string>{"runs"},
-                                                 {"runs", "list"},
-                                                 {"runs", "compare"},
-                                                 {"tasks"},
-                                                 {"logs"},
-                                                 {"events"},
-                                                 {"metrics"},
-                                                 {"models", "versions"},
-                                                 {"dags", "pause"},
-                                                 {"backfills"},
-                                                 {"tokens", "list"},
-                                                 {"gc"},
-                                                 {"step", "metric"}}) {
+  for (const std::vector<std::string>& command : {std::vector<std::string>{"runs"},
+                                                  {"runs", "list"},
+                                                  {"runs", "compare"},
+                                                  {"tasks"},
+                                                  {"logs"},
+                                                  {"events"},
+                                                  {"metrics"},
+                                                  {"models", "versions"},
+                                                  {"dags", "pause"},
+                                                  {"backfills"},
+                                                  {"tokens", "list"},
+                                                  {"gc"},
+                                                  {"step", "metric"}}) {
     std::vector<std::string> args = command;
     args.emplace_back("--help");
     const std::string out = RunSluice(args).out;

@@ -123,6 +123,19 @@ TEST_CASE("Cli.Json.EveryCommandWithJsonPrintsJson" * testing::Timeout(240)) {
   check("models rollback", {"models", "rollback", "breast_cancer"});
   check("gc", {"gc", "--dry-run"});
 
+  // Tables fit a terminal's width (issue 17: `models versions` printed 366 columns); the
+  // JSON of the same command is whole.
+  setenv("COLUMNS", "100", 1);
+  const std::string table =
+      RunSluice({"models", "versions", "breast_cancer", "--state-dir", state}).out;
+  unsetenv("COLUMNS");
+  std::istringstream lines(table);
+  for (std::string line; std::getline(lines, line);) CHECK_MESSAGE(line.size() <= 100, line);
+  CHECK(table.find("...") != std::string::npos);
+  CHECK(table.find("(cut to the terminal's 100 columns") != std::string::npos);
+  CHECK(RunSluice({"models", "versions", "breast_cancer", "--state-dir", state}).out.find("...") ==
+        std::string::npos);
+
   // Through the daemon that owns the state dir.
   const int daemon = testing::SpawnSluice(
       {"serve", "--dags", dir.file("dags"), "--state-dir", state, "--listen", "127.0.0.1:0"},
