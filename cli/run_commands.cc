@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -71,8 +72,10 @@ class ProgressPrinter : public RunObserver {
  public:
   // `logs`: print every line the tasks log, prefixed with the task (as docker compose does).
   // Without it a terminal's status line shows the last line a running task wrote.
-  ProgressPrinter(size_t task_count, bool tty, bool color, bool quiet, bool logs)
-      : task_count_(task_count),
+  ProgressPrinter(boost::asio::io_context& io, size_t task_count, bool tty, bool color, bool quiet,
+                  bool logs)
+      : redraw_(io),
+        task_count_(task_count),
         tty_(tty),
         color_(color),
         quiet_(quiet),
@@ -91,10 +94,19 @@ class ProgressPrinter : public RunObserver {
     if (!tty_) return;
     last_task_ = t.task_id;
     last_line_ = std::string(line);
-    // A task that floods its log redraws the status line at most 20 times a second.
+    // A task that floods its log redraws the status line at most 20 times a second; a line
+    // held back is drawn when the 50 ms are up.
     const auto now = std::chrono::steady_clock::now();
-    if (now - last_drawn_ < std::chrono::milliseconds(50)) return;
-    StatusLine();
+    if (now - last_drawn_ >= std::chrono::milliseconds(50)) {
+      StatusLine();
+    } else if (!redraw_pending_) {
+      redraw_pending_ = true;
+      redraw_.expires_at(last_drawn_ + std::chrono::milliseconds(50));
+      redraw_.async_wait([this](boost::system::error_code ec) {
+        redraw_pending_ = false;
+        if (!ec) StatusLine();
+      });
+    }
   }
 
   void OnTaskChanged(const RunRecord& /*run*/, const TryRecord& t) override {
@@ -102,7 +114,10 @@ class ProgressPrinter : public RunObserver {
     if (previous != states_.end()) --counts_[previous->second];
     states_[t.task_id] = t.state;
     ++counts_[t.state];
-    if (t.task_id == last_task_ && t.state != TaskState::kRunning) last_line_.clear();
+    // A line can arrive before the try is reported running: only its end takes it away.
+    if (t.task_id == last_task_ && (IsTerminal(t.state) || t.state == TaskState::kUpForRetry)) {
+      last_line_.clear();
+    }
     if (quiet_ || t.state == TaskState::kQueued || t.state == TaskState::kPending) return;
     // Big DAGs print only what needs attention; small ones print every step.
     const bool notable = t.state != TaskState::kRunning && t.state != TaskState::kSuccess;
@@ -135,6 +150,7 @@ class ProgressPrinter : public RunObserver {
   }
 
   void Finish() {
+    redraw_.cancel();
     if (tty_ && status_shown_) std::fputs("\r\033[K", stdout);
     std::fflush(stdout);
   }
@@ -177,6 +193,8 @@ class ProgressPrinter : public RunObserver {
     last_drawn_ = std::chrono::steady_clock::now();
   }
 
+  boost::asio::steady_timer redraw_;
+  bool redraw_pending_ = false;
   size_t task_count_;
   bool tty_;
   bool color_;
@@ -458,7 +476,7 @@ int RunRun(const RunOptions& options, const GlobalOptions& global) {
   pool_options.workers = options.workers;
   LocalWorkerPool pool(io, pool_options, &runner);
   runner.AttachExecutor(&pool);
-  ProgressPrinter progress(dag->size(), tty, UseColor(color_mode, stdout), options.quiet,
+  ProgressPrinter progress(io, dag->size(), tty, UseColor(color_mode, stdout), options.quiet,
                            options.logs);
   if (!options.quiet) runner.SetObserver(&progress);  // quiet: the summary reads the store
 

@@ -3,6 +3,7 @@
 // prints it, and a follower of a run whose process was killed says so.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 
 #include <filesystem>
@@ -84,6 +85,32 @@ TEST_CASE("Cli.Logs.StreamWhileTheTryRunsAndFollowWithoutADaemon" * testing::Tim
   CHECK_MESSAGE(printed.find("talk | first line") != std::string::npos, printed);
   CHECK(printed.find("talk | second line") != std::string::npos);
   CHECK(printed.find("talk | first line") < printed.find("talk  success"));
+}
+
+// On a terminal (a real pty, from script(1)), `sluice run`'s status line shows the last line
+// a running task wrote, as docker and kubectl show them.
+TEST_CASE("Cli.Logs.TheStatusLineOnATerminalShowsARunningTasksLastLine" * testing::Timeout(90)) {
+  testing::TempDir dir;
+  const std::string dag = GatedDag(dir);
+  const std::string typescript = dir.file("typescript");
+  const std::string command =
+      std::string(SLUICE_BINARY) + " run " + dag + " --state-dir " + dir.file("state");
+  std::vector<std::string> words = {"script", "-q", "-f", "-e", "-c", command, typescript};
+  std::vector<char*> argv;
+  for (std::string& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  std::string term = "TERM=xterm";
+  std::vector<char*> envp = {term.data()};
+  std::string path = "PATH=/usr/bin:/bin";
+  envp.push_back(path.data());
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  REQUIRE(posix_spawn(&pid, "/usr/bin/script", nullptr, nullptr, argv.data(), envp.data()) == 0);
+  CHECK(testing::WaitFor(
+      [&] { return Text(typescript).find("talk: first line") != std::string::npos; }));
+  testing::WriteFile(dir.file("gate"), "");
+  CHECK(Wait(pid) == 0);
+  CHECK(Text(typescript).find("talk  success") != std::string::npos);
 }
 
 TEST_CASE("Cli.Logs.FollowingARunWhoseProcessWasKilledSaysSo" * testing::Timeout(90)) {
