@@ -88,6 +88,32 @@ TEST_CASE("Docs.EveryDagValidatesAndTheMarkedOnesRun" * testing::Timeout(300)) {
   CHECK(runs >= 2);
 }
 
+// Every ```python block parses (Python's own ast, without running it).
+TEST_CASE("Docs.EveryPythonBlockParses" * testing::Timeout(120)) {
+  testing::TempDir dir;
+  int blocks = 0;
+  for (const std::string& file : DocFiles()) {
+    for (const Block& b : Blocks(file)) {
+      if (b.lang != "python") continue;
+      const std::string where = file + ":" + std::to_string(b.line);
+      CAPTURE(where);
+      const std::string path = dir.file("block" + std::to_string(blocks++) + ".py");
+      testing::WriteFile(path, b.text);
+      const std::string command =
+          "/usr/bin/python3 -c \"import ast, sys; "
+          "ast.parse(open(sys.argv[1]).read(), sys.argv[1])\" " +
+          path + " 2>&1";
+      FILE* p = popen(command.c_str(), "r");
+      REQUIRE(p != nullptr);
+      std::string out;
+      char buf[512];
+      for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+      CHECK_MESSAGE(pclose(p) == 0, out);
+    }
+  }
+  CHECK(blocks >= 3);
+}
+
 // The words of a shell line, up to the first that the shell would treat specially.
 std::vector<std::string> Words(const std::string& line) {
   std::vector<std::string> words;
