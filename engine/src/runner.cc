@@ -564,26 +564,14 @@ StatusOr<RunRecord> Runner::Resume(const std::string& dag_id, const std::string&
   // Tries that were in flight died with the previous process: each is a failed try.
   for (size_t i = 0; i < dag->size(); ++i) {
     TaskRt& t = r->tasks[i];
-    const TaskSpec& spec = dag->tasks()[i];
     if (t.state == TaskState::kRunning || t.state == TaskState::kQueued) {
       t.decided = true;
       const TaskState from = t.state;
       t.record.ended_at = Now();
-      const std::string reason =
-          "interrupted: the process running this try stopped (crash, kill or reboot) before it "
-          "finished";
-      const int tries = t.record.try_number - t.record.retry_base;
-      if (tries <= spec.retries) {
-        t.state = TaskState::kUpForRetry;
-        t.record.state = t.state;
-        t.record.reason = reason;
-        const Duration delay = RetryDelay(spec.retry_delay, spec.retry_backoff, tries,
-                                          std::uniform_real_distribution<double>(0, 1)(rng_));
-        ScheduleRetry(r, i, delay);
-        RecordTask(r, i, from, reason + "; retry in " + FormatDuration(delay));
-      } else {
-        EndTask(r, i, TaskState::kFailed, reason);
-      }
+      RetryOrFail(r, i, from,
+                  "interrupted: the process running this try stopped (crash, kill or reboot) "
+                  "before it finished",
+                  /*may_retry=*/true);
     } else if (t.state == TaskState::kUpForRetry) {
       // Its retry delay ran out while no process was there to act on it, or is partly
       // spent: the retry goes ahead now.
@@ -1593,26 +1581,33 @@ void Runner::OnFinished(const std::string& key, TaskOutcome outcome) {
     EndTask(run, task, TaskState::kFailed, "run cancelled by " + run->cancelled_by + ": " + reason);
     return;
   }
+  RetryOrFail(run, task, t.state, reason,
+              /*may_retry=*/outcome.kind != TaskOutcome::Kind::kCancelled);
+}
+
+void Runner::RetryOrFail(RunRt* run, size_t task, TaskState from, const std::string& reason,
+                         bool may_retry) {
+  TaskRt& t = run->tasks[task];
+  const TaskSpec& spec = run->dag->tasks()[task];
   const int tries = t.record.try_number - t.record.retry_base;
-  if (tries <= spec.retries && outcome.kind != TaskOutcome::Kind::kCancelled) {
-    const TaskState from = t.state;
-    t.state = TaskState::kUpForRetry;
-    t.record.state = t.state;
-    t.record.reason = reason;
-    if (t.log) {
-      std::fclose(t.log);
-      t.log = nullptr;
-    }
-    const Duration delay = RetryDelay(spec.retry_delay, spec.retry_backoff, tries,
-                                      std::uniform_real_distribution<double>(0, 1)(rng_));
-    ScheduleRetry(run, task, delay);
-    RecordTask(run, task, from,
-               reason + "; try " + std::to_string(tries + 1) + " of " +
-                   std::to_string(spec.retries + 1) + " in " + FormatDuration(delay));
-    MarkDirty();
+  if (!may_retry || tries > spec.retries) {
+    EndTask(run, task, TaskState::kFailed, reason);
     return;
   }
-  EndTask(run, task, TaskState::kFailed, reason);
+  t.state = TaskState::kUpForRetry;
+  t.record.state = t.state;
+  t.record.reason = reason;
+  if (t.log) {
+    std::fclose(t.log);
+    t.log = nullptr;
+  }
+  const Duration delay = RetryDelay(spec.retry_delay, spec.retry_backoff, tries,
+                                    std::uniform_real_distribution<double>(0, 1)(rng_));
+  ScheduleRetry(run, task, delay);
+  RecordTask(run, task, from,
+             reason + "; try " + std::to_string(tries + 1) + " of " +
+                 std::to_string(spec.retries + 1) + " in " + FormatDuration(delay));
+  MarkDirty();
 }
 
 }  // namespace sluice

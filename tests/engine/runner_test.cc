@@ -329,6 +329,13 @@ TEST_CASE("Runner.Resume.InFlightTriesAreFailedTriesAndSucceededTasksStay" * tes
   CHECK(h.executor_.running["b"].request["run"]["try_number"] == 2);
   CHECK(h.State("once") == TaskState::kFailed);  // no retry left
   CHECK(h.Latest("once").reason.find("interrupted") != std::string::npos);
+  // An interrupted try and a failed one are retried by the same code, and read the same.
+  bool said = false;
+  for (const Event& e : testing::Must(h.store_->ListEvents("crash", run_id))) {
+    said |= e.task_id == "b" && e.reason.find("interrupted") == 0 &&
+            e.reason.find("; try 2 of 2 in 0s") != std::string::npos;
+  }
+  CHECK(said);
   h.Finish("b", Kind::kSuccess);
   h.Finish("c", Kind::kSuccess);
   REQUIRE(h.finished_.has_value());

@@ -220,6 +220,11 @@ class Runner : public ExecutorListener {
   void EndTask(RunRt* run, size_t task, TaskState state, const std::string& reason);
   void Cascade(RunRt* run, size_t task);
   void FinishRunIfDone(RunRt* run);
+  // A try that did not succeed (`from`: its state until now): the next try after the retry
+  // delay while retries remain and `may_retry`, else the task fails. The one place for it,
+  // so that every failed try closes its log and reads the same ("...; try 2 of 3 in 30s").
+  void RetryOrFail(RunRt* run, size_t task, TaskState from, const std::string& reason,
+                   bool may_retry);
   void ScheduleRetry(RunRt* run, size_t task, Duration delay);
   void RecordTask(RunRt* run, size_t task, TaskState from, const std::string& reason);
   void RecordRun(RunRt* run, RunState from, const std::string& reason);
