@@ -25,6 +25,21 @@ namespace {
 // How a task's reason starts when its `when` could not be evaluated ("... is false" is a
 // skip, not this).
 constexpr char kWhenUnevaluable[] = "`when` condition \"";
+
+// The value at path[from], path[from + 1], ... inside `root` (a dotted path into JSON), or
+// null with the first name that is not there in `missing`.
+const json* Descend(const json& root, const std::vector<std::string>& path, size_t from,
+                    std::string* missing) {
+  const json* node = &root;
+  for (size_t k = from; k < path.size(); ++k) {
+    if (!node->is_object() || !node->contains(path[k])) {
+      *missing = path[k];
+      return nullptr;
+    }
+    node = &(*node)[path[k]];
+  }
+  return node;
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -827,15 +842,10 @@ void Runner::Decide(RunRt* run, size_t task) {
     const Dag& dag = *run->dag;
     StatusOr<bool> go =
         spec.when->EvaluateCondition([&](const std::vector<std::string>& path) -> StatusOr<json> {
-          const json* node = nullptr;
+          std::string missing;
           if (path[0] == "params") {
-            node = &run->record.params;
-            for (size_t k = 1; k < path.size(); ++k) {
-              if (!node->is_object() || !node->contains(path[k])) {
-                return Status::NotFound("param \"" + path[k] + "\" has no value");
-              }
-              node = &(*node)[path[k]];
-            }
+            const json* node = Descend(run->record.params, path, 1, &missing);
+            if (node == nullptr) return Status::NotFound("param \"" + missing + "\" has no value");
             return *node;
           }
           int64_t up = dag.IndexOf(path[0]);
@@ -847,16 +857,14 @@ void Runner::Decide(RunRt* run, size_t task) {
                                     std::string(TaskStateName(ut.state)) + ") has no output \"" +
                                     path[1] + "\"");
           }
-          json value = out->contains("value") ? (*out)["value"] : json(out->value("path", ""));
-          node = &value;
-          for (size_t k = 2; k < path.size(); ++k) {
-            if (!node->is_object() || !node->contains(path[k])) {
-              return Status::NotFound("output \"" + path[0] + "." + path[1] + "\" has no field \"" +
-                                      path[k] + "\"");
-            }
-            node = &(*node)[path[k]];
+          const json value =
+              out->contains("value") ? (*out)["value"] : json(out->value("path", ""));
+          const json* node = Descend(value, path, 2, &missing);
+          if (node == nullptr) {
+            return Status::NotFound("output \"" + path[0] + "." + path[1] + "\" has no field \"" +
+                                    missing + "\"");
           }
-          return json(*node);
+          return *node;
         });
     if (!go.ok()) {
       // A bug in the DAG, not a data outcome: it fails the run (FinishRunIfDone), whatever

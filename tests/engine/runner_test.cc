@@ -227,8 +227,17 @@ TEST_CASE("Runner.When.SkipsRunsOrFailsOnUpstreamOutputs" * testing::Timeout(30)
   h.Trigger("[dag]\nid = \"when\"\n[params]\nmin = 0.9\n" + Task("eval") +
             Task("deploy", "depends_on = [\"eval\"]\nwhen = \"eval.auc >= params.min\"\n") +
             Task("report", "depends_on = [\"eval\"]\nwhen = \"eval.auc < params.min\"\n") +
-            Task("broken", "depends_on = [\"eval\"]\nwhen = \"eval.missing > 1\"\n"));
-  h.Finish("eval", Kind::kSuccess, json{{"auc", {{"kind", "value"}, {"value", 0.95}}}});
+            Task("broken", "depends_on = [\"eval\"]\nwhen = \"eval.missing > 1\"\n") +
+            Task("deep", "depends_on = [\"eval\"]\nwhen = \"eval.metrics.f1.macro > 0.5\"\n") +
+            Task("nofield", "depends_on = [\"eval\"]\nwhen = \"eval.metrics.recall > 0.5\"\n"));
+  h.Finish("eval", Kind::kSuccess,
+           json{{"auc", {{"kind", "value"}, {"value", 0.95}}},
+                {"metrics", {{"kind", "value"}, {"value", {{"f1", {{"macro", 0.8}}}}}}}});
+  // Dotted paths reach into a JSON value; a field that is not there is named.
+  CHECK(h.IsRunning("deep"));
+  CHECK(h.State("nofield") == TaskState::kFailed);
+  CHECK(h.Latest("nofield").reason.find("output \"eval.metrics\" has no field \"recall\"") !=
+        std::string::npos);
   CHECK(h.IsRunning("deploy"));
   CHECK(h.State("report") == TaskState::kSkipped);
   CHECK(h.Latest("report").reason == "`when` condition is false: eval.auc < params.min");
