@@ -288,11 +288,9 @@ SpawnLauncher::~SpawnLauncher() {
   }
 }
 
-pid_t SpawnLauncher::Start(const std::string& program, const std::vector<std::string>& argv,
-                           const std::vector<std::string>& env, const std::string& dir, int out,
-                           int err) {
-  if (exit_fd_ >= 0) close(exit_fd_);
-  exit_fd_ = -1;
+pid_t Spawn(const std::string& program, const std::vector<std::string>& argv,
+            const std::vector<std::string>& env, const std::string& dir,
+            const std::vector<std::pair<int, int>>& fds) {
   std::vector<char*> argp;
   argp.reserve(argv.size() + 1);
   for (const std::string& a : argv) argp.push_back(const_cast<char*>(a.c_str()));
@@ -305,11 +303,13 @@ pid_t SpawnLauncher::Start(const std::string& program, const std::vector<std::st
   // worker's page tables), so a short command costs one exec, not a fork of a large process.
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out, STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err, STDERR_FILENO);
-  // The step gets its stdio and nothing else the worker holds (it reaches the worker through
-  // SLUICE_STEP_SOCKET, by path).
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  int keep = STDERR_FILENO;
+  for (const auto& [from, to] : fds) {
+    posix_spawn_file_actions_adddup2(&actions, from, to);
+    keep = std::max(keep, to);
+  }
+  // The child gets the fds it is given and nothing else the worker holds.
+  posix_spawn_file_actions_addclosefrom_np(&actions, keep + 1);
   posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -326,7 +326,18 @@ pid_t SpawnLauncher::Start(const std::string& program, const std::vector<std::st
   const int rc = posix_spawn(&pid, program.c_str(), &actions, &attr, argp.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  if (rc != 0) return -rc;
+  return rc != 0 ? -rc : pid;
+}
+
+pid_t SpawnLauncher::Start(const std::string& program, const std::vector<std::string>& argv,
+                           const std::vector<std::string>& env, const std::string& dir, int out,
+                           int err) {
+  if (exit_fd_ >= 0) close(exit_fd_);
+  exit_fd_ = -1;
+  // The step gets its stdio and nothing else (it reaches the worker through
+  // SLUICE_STEP_SOCKET, by path).
+  const pid_t pid = Spawn(program, argv, env, dir, {{out, STDOUT_FILENO}, {err, STDERR_FILENO}});
+  if (pid < 0) return pid;
   pid_ = pid;
   exit_fd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   return pid;

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sluice::plugins {
@@ -32,7 +33,14 @@ class Launcher {
   virtual bool Wait(int* status, bool block) = 0;
 };
 
-// posix_spawn with default signal handling and only stdio inherited.
+// Starts `program` with `argv` and the whole environment `env` in `dir`, with default signal
+// handling, no blocked signals, and only the fds in `fds` ({from, to}: `from` becomes `to`)
+// besides stdin. Returns the pid, or -errno.
+pid_t Spawn(const std::string& program, const std::vector<std::string>& argv,
+            const std::vector<std::string>& env, const std::string& dir,
+            const std::vector<std::pair<int, int>>& fds);
+
+// Spawn with the step's stdout and stderr.
 class SpawnLauncher : public Launcher {
  public:
   SpawnLauncher() = default;

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -28,15 +27,6 @@ constexpr const char* kServeCode =
     "from sluice._run import main; main(argv)";
 
 constexpr const char* kSocketVar = "SLUICE_STEP_SOCKET=";
-
-bool Utf8(const std::string& s) {
-  try {
-    (void)nlohmann::json(s).dump();
-    return true;
-  } catch (const nlohmann::json::exception&) {
-    return false;
-  }
-}
 
 bool SendAll(int fd, const char* data, size_t size) {
   while (size > 0) {
@@ -86,42 +76,14 @@ bool ForkServer::Launch(const std::string& program, const std::vector<std::strin
   for (const std::string& e : env) {
     if (e.rfind(kSocketVar, 0) != 0) server_env.push_back(e);
   }
-  std::vector<char*> envp;
-  envp.reserve(server_env.size() + 1);
-  for (std::string& e : server_env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string python = program;
-  std::string dash_c = "-c";
-  std::string code = kServeCode;
-  char* argv[] = {python.data(), dash_c.data(), code.data(), nullptr};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, sv[1], 3);
-  if (null >= 0) {
-    // The server's own stdout and stderr: nothing of a try goes there, and a server that
-    // fails to start is replaced by a spawned try, which shows why in the task log.
-    posix_spawn_file_actions_adddup2(&actions, null, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, null, STDERR_FILENO);
-  }
-  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
-  posix_spawn_file_actions_addchdir_np(&actions, "/");
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGCHLD}) sigaddset(&defaults, sig);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, program.c_str(), &actions, &attr, argv, envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  // The server's own stdout and stderr are /dev/null: nothing of a try goes there, and a
+  // server that fails to start is replaced by a spawned try, which shows why in the task log.
+  std::vector<std::pair<int, int>> fds = {{sv[1], 3}};
+  if (null >= 0) fds.insert(fds.begin(), {{null, STDOUT_FILENO}, {null, STDERR_FILENO}});
+  const pid_t pid = plugins::Spawn(program, {program, "-c", kServeCode}, server_env, "/", fds);
   if (null >= 0) close(null);
   close(sv[1]);
-  if (rc != 0) {
+  if (pid < 0) {
     close(sv[0]);
     return false;
   }
@@ -185,12 +147,20 @@ pid_t ForkServer::Start(const std::string& program, const std::vector<std::strin
   child_ = -1;
   if (child_fd_ >= 0) close(child_fd_);
   child_fd_ = -1;
-  const bool ours = argv.size() >= 3 && argv[1] == "-c" && argv[2] == kRunCode;
-  bool plain = ours && Utf8(dir);
-  for (size_t i = 3; plain && i < argv.size(); ++i) plain = Utf8(argv[i]);
-  for (size_t i = 0; plain && i < env.size(); ++i) plain = Utf8(env[i]);
-  const std::string key = plain ? Key(program, env) : "";
-  if (!plain || failed_.count(key) != 0) return spawn_.Start(program, argv, env, dir, out, err);
+  if (argv.size() < 3 || argv[1] != "-c" || argv[2] != kRunCode) {
+    return spawn_.Start(program, argv, env, dir, out, err);
+  }
+  // The request is JSON: a folder, argument or variable that is not UTF-8 is spawned.
+  std::string body;
+  try {
+    nlohmann::json request = {{"argv", nlohmann::json::array({"-c"})}, {"env", env}, {"cwd", dir}};
+    for (size_t i = 3; i < argv.size(); ++i) request["argv"].push_back(argv[i]);
+    body = request.dump();
+  } catch (const nlohmann::json::exception&) {
+    return spawn_.Start(program, argv, env, dir, out, err);
+  }
+  const std::string key = Key(program, env);
+  if (failed_.count(key) != 0) return spawn_.Start(program, argv, env, dir, out, err);
   const bool fresh = key != key_ || fd_ < 0;
   if (fresh) {
     Stop();
@@ -200,9 +170,6 @@ pid_t ForkServer::Start(const std::string& program, const std::vector<std::strin
     }
     key_ = key;
   }
-  nlohmann::json request = {{"argv", nlohmann::json::array({"-c"})}, {"env", env}, {"cwd", dir}};
-  for (size_t i = 3; i < argv.size(); ++i) request["argv"].push_back(argv[i]);
-  const std::string body = request.dump();
   std::string message(4, '\0');
   const auto size = static_cast<uint32_t>(body.size());
   for (int i = 0; i < 4; ++i) message[static_cast<size_t>(i)] = static_cast<char>(size >> (8 * i));

@@ -54,24 +54,38 @@ int Wait(int pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-TEST_CASE("Cli.Logs.StreamWhileTheTryRunsAndFollowWithoutADaemon" * testing::Timeout(90)) {
-  testing::TempDir dir;
-  const std::string dag = GatedDag(dir);
-  const std::string state = dir.file("state");
-  const int run =
-      testing::SpawnSluice({"run", dag, "--state-dir", state, "--logs"}, dir.file("run.out"));
-  const std::string run_id = RunId(state);
-  REQUIRE_FALSE(run_id.empty());
+// A gated run in the background, its first line in the log file while the try waits, and a
+// `logs -f` of it that has printed that line.
+struct FollowedRun {
+  int run = -1;
+  int follow = -1;
+  std::string run_id;
+};
+
+FollowedRun StartAndFollow(const testing::TempDir& dir, const std::string& state,
+                           const std::vector<std::string>& run_flags) {
+  FollowedRun f;
+  std::vector<std::string> args = {"run", GatedDag(dir), "--state-dir", state};
+  args.insert(args.end(), run_flags.begin(), run_flags.end());
+  f.run = testing::SpawnSluice(args, dir.file("run.out"));
+  f.run_id = RunId(state);
+  REQUIRE_FALSE(f.run_id.empty());
   // The log file has the first line while the try still waits for the gate.
   CHECK(testing::WaitFor([&] {
-    return RunSluice({"logs", run_id, "talk", "--state-dir", state}).out.find("first line") !=
+    return RunSluice({"logs", f.run_id, "talk", "--state-dir", state}).out.find("first line") !=
            std::string::npos;
   }));
-  // logs -f, with no daemon: prints what there is, then what comes, and ends with the try.
-  const int follow = testing::SpawnSluice({"logs", "-f", run_id, "talk", "--state-dir", state},
-                                          dir.file("follow.out"));
+  // logs -f, with no daemon: prints what there is, then what comes.
+  f.follow = testing::SpawnSluice({"logs", "-f", f.run_id, "talk", "--state-dir", state},
+                                  dir.file("follow.out"));
   CHECK(testing::WaitFor(
       [&] { return Text(dir.file("follow.out")).find("first line") != std::string::npos; }));
+  return f;
+}
+
+TEST_CASE("Cli.Logs.StreamWhileTheTryRunsAndFollowWithoutADaemon" * testing::Timeout(90)) {
+  testing::TempDir dir;
+  const auto [run, follow, run_id] = StartAndFollow(dir, dir.file("state"), {"--logs"});
   CHECK(Text(dir.file("follow.out")).find("second line") == std::string::npos);
   CHECK(kill(follow, 0) == 0);  // still following
   testing::WriteFile(dir.file("gate"), "");
@@ -115,19 +129,7 @@ TEST_CASE("Cli.Logs.TheStatusLineOnATerminalShowsARunningTasksLastLine" * testin
 
 TEST_CASE("Cli.Logs.FollowingARunWhoseProcessWasKilledSaysSo" * testing::Timeout(90)) {
   testing::TempDir dir;
-  const std::string dag = GatedDag(dir);
-  const std::string state = dir.file("state");
-  const int run = testing::SpawnSluice({"run", dag, "--state-dir", state}, dir.file("run.out"));
-  const std::string run_id = RunId(state);
-  REQUIRE_FALSE(run_id.empty());
-  CHECK(testing::WaitFor([&] {
-    return RunSluice({"logs", run_id, "talk", "--state-dir", state}).out.find("first line") !=
-           std::string::npos;
-  }));
-  const int follow = testing::SpawnSluice({"logs", "-f", run_id, "talk", "--state-dir", state},
-                                          dir.file("follow.out"));
-  CHECK(testing::WaitFor(
-      [&] { return Text(dir.file("follow.out")).find("first line") != std::string::npos; }));
+  const auto [run, follow, run_id] = StartAndFollow(dir, dir.file("state"), {});
   kill(run, SIGKILL);
   Wait(run);
   CHECK(Wait(follow) == 1);
